@@ -1,0 +1,119 @@
+# Tazamun - offline-first sync engine.  Plain make; `make help` lists targets.
+#
+#   make            build the library and the programs into build/
+#   make test       install missing Debian packages (as root), build, run every test
+#   make test SAN=1 the same under AddressSanitizer + UndefinedBehaviorSanitizer (build-san/)
+#   make demo       a short scripted scenario on a scratch directory
+#   make bench      benchmarks (bench/README.md)
+
+PREFIX  ?= /usr/local
+DESTDIR ?=
+CC      ?= cc
+PKGS    := sqlite3 libgit2 libzstd libsodium zlib libcrypto
+
+ifeq ($(SAN),1)
+BUILD   ?= build-san
+SANFLAGS := -fsanitize=address,undefined -fno-sanitize-recover=all -fno-omit-frame-pointer
+OPT     ?= -O1 -g
+else
+BUILD   ?= build
+SANFLAGS :=
+OPT     ?= -O2 -g
+endif
+
+WARN    := -Wall -Wextra -Wshadow -Wstrict-prototypes -Wformat=2 -Wvla -Wundef \
+           -Wmissing-prototypes -Wpointer-arith -Wcast-qual -Werror
+PKG_CFLAGS := $(shell pkg-config --cflags $(PKGS) 2>/dev/null)
+PKG_LIBS   := $(shell pkg-config --libs $(PKGS) 2>/dev/null)
+CFLAGS  ?= $(OPT)
+ALL_CFLAGS := -std=c11 -D_DEFAULT_SOURCE -I. $(WARN) $(SANFLAGS) $(PKG_CFLAGS) $(CFLAGS) -MMD -MP
+LDLIBS  := $(PKG_LIBS) -lpthread
+
+LIB_SRC := $(wildcard store/*.c conflict/*.c syncd/*.c)
+LIB_OBJ := $(LIB_SRC:%.c=$(BUILD)/%.o)
+LIB     := $(BUILD)/libtazamun.a
+TOOL_COMMON := $(filter-out tools/syncctl.c tools/syncd.c,$(wildcard tools/*.c))
+TOOL_COMMON_OBJ := $(TOOL_COMMON:%.c=$(BUILD)/%.o)
+PROGS   := $(BUILD)/syncctl $(BUILD)/syncd
+
+UNIT_SRC  := $(wildcard tests/unit/test_*.c)
+UNIT_BIN  := $(UNIT_SRC:tests/unit/%.c=$(BUILD)/tests/%)
+FUZZ_SRC  := $(wildcard tests/fuzz/fuzz_*.c)
+FUZZ_BIN  := $(FUZZ_SRC:tests/fuzz/%.c=$(BUILD)/tests/%)
+BENCH_SRC := $(wildcard bench/*.c)
+BENCH_BIN := $(BENCH_SRC:bench/%.c=$(BUILD)/bench/%)
+
+.PHONY: all test demo bench bench-quick fuzz install uninstall clean deps help check-pkgs
+all: check-pkgs $(PROGS)
+
+check-pkgs:
+	@pkg-config --exists $(PKGS) || { echo "missing libraries; run: sh tools/deps.sh" >&2; exit 1; }
+
+$(BUILD)/%.o: %.c
+	@mkdir -p $(dir $@)
+	$(CC) $(ALL_CFLAGS) -c -o $@ $<
+
+$(LIB): $(LIB_OBJ)
+	@mkdir -p $(dir $@)
+	rm -f $@ && ar rcs $@ $^
+
+$(BUILD)/syncctl: $(BUILD)/tools/syncctl.o $(TOOL_COMMON_OBJ) $(LIB)
+	$(CC) $(SANFLAGS) -o $@ $^ $(LDLIBS)
+
+$(BUILD)/syncd: $(BUILD)/tools/syncd.o $(LIB)
+	$(CC) $(SANFLAGS) -o $@ $^ $(LDLIBS)
+
+$(BUILD)/tests/test_%: $(BUILD)/tests/unit/test_%.o $(LIB)
+	@mkdir -p $(dir $@)
+	$(CC) $(SANFLAGS) -o $@ $^ $(LDLIBS)
+
+# Each fuzz target is linked with a plain driver that replays its corpus
+# (tests/fuzz/driver.c); `make fuzz` links the same target with libFuzzer.
+$(BUILD)/tests/fuzz_%: $(BUILD)/tests/fuzz/fuzz_%.o $(BUILD)/tests/fuzz/driver.o $(LIB)
+	@mkdir -p $(dir $@)
+	$(CC) $(SANFLAGS) -o $@ $^ $(LDLIBS)
+
+$(BUILD)/bench/%: $(BUILD)/bench/%.o $(LIB)
+	@mkdir -p $(dir $@)
+	$(CC) $(SANFLAGS) -o $@ $^ $(LDLIBS)
+
+deps:
+	@sh tools/deps.sh
+
+test: deps
+	@$(MAKE) --no-print-directory all tests-build
+	@sh tests/run.sh $(BUILD)
+
+.PHONY: tests-build
+tests-build: $(UNIT_BIN) $(FUZZ_BIN)
+
+demo: deps
+	@$(MAKE) --no-print-directory all
+	@sh tools/demo.sh $(BUILD)
+
+bench: deps
+	@$(MAKE) --no-print-directory all $(BENCH_BIN)
+	@sh bench/run.sh $(BUILD)
+
+bench-quick: deps
+	@$(MAKE) --no-print-directory all $(BENCH_BIN)
+	@sh bench/run.sh $(BUILD) --quick
+
+FUZZ_TIME ?= 60
+fuzz: deps
+	@sh tests/fuzz/run-libfuzzer.sh $(FUZZ_TIME)
+
+install: all
+	install -d $(DESTDIR)$(PREFIX)/bin
+	install -m 0755 $(BUILD)/syncctl $(BUILD)/syncd $(DESTDIR)$(PREFIX)/bin/
+
+uninstall:
+	rm -f $(DESTDIR)$(PREFIX)/bin/syncctl $(DESTDIR)$(PREFIX)/bin/syncd
+
+clean:
+	rm -rf build build-san build-fuzz
+
+help:
+	@sed -n '1,9p' Makefile
+
+-include $(shell find $(BUILD) -name '*.d' 2>/dev/null)

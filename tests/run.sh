@@ -1,0 +1,172 @@
+#!/bin/sh
+# tests/run.sh BUILD_DIR - the test runner of `make test`.
+#
+# Runs, in this order: tests/check-includes.sh, the unit binaries
+# BUILD/tests/test_*, the fuzz corpus replays BUILD/tests/fuzz_NAME
+# (tests/fuzz/corpus/NAME, --reject tests/fuzz/reject/NAME), and the CLI
+# scripts tests/cli/t*.sh (with bash).  Each program prints TAP; its stdout
+# and stderr go to BUILD/test-logs/NAME.log, and one line per program here:
+#
+#   PASS name (N ok)
+#   FAIL name (N ok, M not ok, exit X)   + its "not ok" lines and log tail
+#   SKIP name (reason)                   the plan was "1..0 # SKIP reason"
+#
+# A program also fails, counting one failure per problem, when it exits
+# non-zero without a "not ok" line, prints no TAP at all, has no plan or a
+# plan that disagrees with its count, bails out, or outlives its timeout.
+# The last line is "N passed, M failed"; the exit status is 1 if M > 0.
+#
+# Environment:
+#   TESTS=pattern    run only the programs whose name contains pattern
+#   TEST_TIMEOUT=S   seconds allowed per program (default 600)
+# Every program gets TZ_BUILD and TZ_SRC: absolute build dir and repo root.
+# BUILD/test-logs/times.txt records each program's run time in seconds.
+set -u
+
+if [ $# -ne 1 ] || [ ! -d "$1" ]; then
+	echo "usage: sh tests/run.sh BUILD_DIR (an existing directory)" >&2
+	exit 2
+fi
+TZ_BUILD=$(cd "$1" && pwd) || exit 2
+TZ_SRC=$(cd "$(dirname "$0")/.." && pwd) || exit 2
+export TZ_BUILD TZ_SRC
+cd "$TZ_SRC" || exit 2
+
+filter=${TESTS:-}
+limit=${TEST_TIMEOUT:-600}
+logs=$TZ_BUILD/test-logs
+mkdir -p "$logs" || exit 2
+rm -f "$logs"/*.log "$logs/times.txt"
+: "${UBSAN_OPTIONS:=print_stacktrace=1}"
+export UBSAN_OPTIONS
+
+passed=0 failed=0 programs=0 current=
+
+# `timeout` puts each program in a process group of its own, so that a
+# timeout also kills whatever the program started; a terminal's Ctrl-C then
+# no longer reaches it, so pass interruptions on ourselves.
+trap 'if [ -n "$current" ]; then kill -TERM "$current" 2>/dev/null; fi
+	echo "tests/run.sh: interrupted" >&2; exit 130' INT TERM HUP
+
+# TAP counts of a log: ok, not ok, skipped, plan (-1: none), any TAP line
+# (0/1), bail out (0/1).
+tap_counts() {
+	awk '
+	/^ok( |$)/      { ok++; tap = 1; if (tolower($0) ~ /# *skip/) skip++ }
+	/^not ok( |$)/  { nok++; tap = 1 }
+	/^1\.\.[0-9]+/  { plan = substr($1, 4) + 0; hasplan = 1; tap = 1 }
+	/^Bail out!/    { bail = 1; tap = 1 }
+	END { printf "%d %d %d %d %d %d\n", ok, nok, skip,
+	      hasplan ? plan : -1, tap, bail }' "$1"
+}
+
+# How a program ended, from the status `timeout` returns.
+describe_exit() {
+	case $1 in
+	124) echo "timed out after ${limit}s" ;;
+	137) echo "killed by SIGKILL (timed out after ${limit}s, or out of memory)" ;;
+	126 | 127) echo "could not be run (exit $1)" ;;
+	*) if [ "$1" -gt 128 ]; then
+		echo "killed by signal $(($1 - 128)) ($(kill -l $(($1 - 128)) 2>/dev/null))"
+	   else
+		echo "exit status $1 without a 'not ok' line"
+	   fi ;;
+	esac
+}
+
+# run NAME COMMAND...: run one program, print its line, add up its counts.
+run() {
+	name=$1
+	shift
+	case $name in *"$filter"*) ;; *) return 0 ;; esac
+	programs=$((programs + 1))
+	log=$logs/$name.log
+	start=$(date +%s)
+	timeout -k 10 "$limit" "$@" >"$log" 2>&1 </dev/null &
+	current=$!
+	# 2>/dev/null: the crash is reported below, not by the shell's notice.
+	wait "$current" 2>/dev/null
+	rc=$?
+	current=
+	echo "$name $(($(date +%s) - start))" >>"$logs/times.txt"
+
+	read -r ok nok skip plan tap bail <<EOF
+$(tap_counts "$log")
+EOF
+	extra=0 problems=
+	if [ "$tap" -eq 0 ]; then
+		extra=1 problems="no TAP output"
+	else
+		if [ "$rc" -ne 0 ] && [ "$nok" -eq 0 ]; then
+			extra=1
+		fi
+		if [ "$bail" -eq 1 ]; then
+			extra=$((extra + 1)) problems="bailed out"
+		elif [ "$plan" -lt 0 ]; then
+			extra=$((extra + 1)) problems="no plan line (1..N)"
+		elif [ "$plan" -ne $((ok + nok)) ]; then
+			extra=$((extra + 1))
+			problems="plan 1..$plan but $((ok + nok)) tests ran"
+		fi
+	fi
+	if [ "$rc" -ge 124 ] || { [ "$rc" -ne 0 ] && [ "$nok" -eq 0 ]; }; then
+		problems="${problems:+$problems; }$(describe_exit "$rc")"
+	fi
+	passed=$((passed + ok))
+	failed=$((failed + nok + extra))
+
+	if [ $((nok + extra)) -eq 0 ]; then
+		why=$(sed -n 's/^1\.\.0 *# *[Ss][Kk][Ii][Pp]:* *//p' "$log")
+		if [ -n "$why" ]; then
+			echo "SKIP $name ($why)"
+		elif [ "$skip" -gt 0 ]; then
+			echo "PASS $name ($ok ok, $skip skipped)"
+		else
+			echo "PASS $name ($ok ok)"
+		fi
+		return 0
+	fi
+	echo "FAIL $name ($ok ok, $nok not ok, exit $rc)"
+	[ -n "$problems" ] && echo "    $problems"
+	grep '^not ok' "$log" | sed -n '1,30s/^/    /p'
+	[ "$nok" -gt 30 ] && echo "    ... $((nok - 30)) more 'not ok' lines"
+	echo "    --- last 20 lines of $log:"
+	tail -n 20 "$log" | sed 's/^/    | /'
+	return 0
+}
+
+run check-includes sh tests/check-includes.sh
+
+for f in "$TZ_BUILD"/tests/test_*; do
+	if [ ! -f "$f" ] || [ ! -x "$f" ]; then continue; fi
+	name=${f##*/}
+	# A binary left over from a removed or renamed test is not a test.
+	[ -f "tests/unit/$name.c" ] || continue
+	run "$name" "$f"
+done
+
+for f in "$TZ_BUILD"/tests/fuzz_*; do
+	if [ ! -f "$f" ] || [ ! -x "$f" ]; then continue; fi
+	name=${f##*/}
+	[ -f "tests/fuzz/$name.c" ] || continue
+	target=${name#fuzz_}
+	if [ -d "tests/fuzz/reject/$target" ]; then
+		run "$name" "$f" "tests/fuzz/corpus/$target" \
+			--reject "tests/fuzz/reject/$target"
+	else
+		run "$name" "$f" "tests/fuzz/corpus/$target"
+	fi
+done
+
+for f in tests/cli/t*.sh; do
+	[ -f "$f" ] || continue
+	name=${f##*/}
+	run "${name%.sh}" bash "$f"
+done
+
+if [ "$programs" -eq 0 ]; then
+	echo "tests/run.sh: no test program to run${filter:+ (TESTS=$filter)}" >&2
+	failed=$((failed + 1))
+fi
+echo "$passed passed, $failed failed"
+[ "$failed" -eq 0 ]
