@@ -1,0 +1,683 @@
+/*
+ * commit.c - seal the change log into one signed commit.
+ *
+ * Order (crash-safe, DESIGN §3):
+ *   1. in a read transaction: read the log, the dirty rows and the schema;
+ *      build the new blobs and trees in memory (only the touched paths);
+ *   2. write them as one pack (fsynced), then the signed commit object;
+ *   3. in one write transaction: delete the consumed log entries and record
+ *      the new head and clock in tz_meta;
+ *   4. move refs/heads/main (tz_store_open redoes it after a crash).
+ * A kill before 3 leaves unreferenced objects (garbage, never
+ * inconsistency) and the log intact; after 3 the commit is durable.
+ * The application keeps writing during 1-2 (WAL): entries past the last
+ * one read stay in the log for the next commit.
+ */
+#include "store/store_int.h"
+
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <time.h>
+
+/* A row that the commit rewrites: its key and where it sits. */
+typedef struct {
+	tz_table *t;
+	char *key;            /* encoded key (owned) */
+	size_t key_len;
+	char *old_part;       /* partition in the head tree, NULL if absent */
+	size_t old_part_len;
+	char *new_part;       /* partition now, NULL if the row is gone */
+	size_t new_part_len;
+	tz_oid oid;           /* the row's blob when new_part != NULL */
+	char fan[2];
+} dirty_row;
+
+typedef struct {
+	tz_store *s;
+	tz_tables ts;
+	tz_staging st;
+	tz_hmap keys;             /* tid(8 bytes) + key -> 1 + index in rows */
+	dirty_row *rows;
+	size_t nrows, caprows;
+	bool *resync;             /* per table index: rebuild whole */
+	tz_buf log;               /* the _log blob */
+	int64_t max_seq;
+	uint64_t entries;
+	uint64_t hlc;
+	int64_t version;          /* schema version read with the schema */
+	tz_buf scratch;
+} commit_ctx;
+
+static void ctx_release(commit_ctx *c)
+{
+	for (size_t i = 0; i < c->nrows; i++) {
+		tz_free(c->rows[i].key);
+		tz_free(c->rows[i].old_part);
+		tz_free(c->rows[i].new_part);
+	}
+	tz_free(c->rows);
+	tz_free(c->resync);
+	tz_hmap__release(&c->keys);
+	tz_staging__release(&c->st);
+	tz_schema__release(&c->ts);
+	tz_buf_release(&c->log);
+	tz_buf_release(&c->scratch);
+}
+
+/* The hybrid logical clock: 48 bits of milliseconds, 16 of counter. */
+static uint64_t hlc_tick(uint64_t prev, int64_t wall_ms)
+{
+	uint64_t pt = wall_ms > 0 ? (uint64_t)wall_ms << 16 : 0;
+
+	return pt > prev ? pt : prev + 1;
+}
+
+static int64_t now_ms(void)
+{
+	struct timespec ts;
+
+	clock_gettime(CLOCK_REALTIME, &ts);
+	return (int64_t)ts.tv_sec * 1000 + ts.tv_nsec / 1000000;
+}
+
+static char *dup_buf(const tz_buf *b, size_t *len)
+{
+	char *p = tz_malloc(b->len + 1);
+
+	if (p) {
+		memcpy(p, b->data ? (const char *)b->data : "", b->len);
+		p[b->len] = '\0';
+		*len = b->len;
+	}
+	return p;
+}
+
+/* Find or add the dirty row (t, key); *row_out NULL-free on success. */
+static int dirty_get(commit_ctx *c, tz_table *t, const tz_buf *key, dirty_row **row_out, bool *added)
+{
+	tz_hmap_slot *sl;
+	int rc;
+
+	tz_buf_clear(&c->scratch);
+	tz_buf_put(&c->scratch, &t->tid, sizeof(t->tid));
+	tz_buf_put(&c->scratch, key->data, key->len);
+	if ((rc = tz_buf_error(&c->scratch)) < 0 ||
+	    (rc = tz_hmap__upsert(&c->keys, c->scratch.data, c->scratch.len, &sl, added)) < 0)
+		return rc;
+	if (!*added) {
+		*row_out = &c->rows[sl->value - 1];
+		return TZ_OK;
+	}
+	if (c->nrows == c->caprows) {
+		size_t cap = c->caprows ? c->caprows * 2 : 256;
+		dirty_row *r = tz_reallocarray(c->rows, cap, sizeof(*r));
+		if (r == NULL)
+			return TZ_ENOMEM;
+		c->rows = r;
+		c->caprows = cap;
+	}
+	*row_out = memset(&c->rows[c->nrows], 0, sizeof(dirty_row));
+	(*row_out)->t = t;
+	if (((*row_out)->key = dup_buf(key, &(*row_out)->key_len)) == NULL)
+		return TZ_ENOMEM;
+	tz_fanout__of((*row_out)->fan, (*row_out)->key, (*row_out)->key_len);
+	sl->value = ++c->nrows;
+	return TZ_OK;
+}
+
+/* One log entry: stamp it, record it in _log, note its key. */
+static int take_entry(commit_ctx *c, sqlite3_stmt *q, tz_buf *key)
+{
+	static const char ops[] = "?iud";
+	tz_table *t = tz_schema__by_tid(&c->ts, sqlite3_column_int64(q, 1));
+	int op = sqlite3_column_int(q, 2);
+	tz_value kv[TZ_KEY_MAX_COLUMNS], po;
+	dirty_row *row;
+	bool added;
+	int rc;
+
+	c->max_seq = sqlite3_column_int64(q, 0);
+	c->entries++;
+	if (t == NULL)
+		return TZ_OK;   /* a table no longer tracked: consumed */
+	for (size_t k = 0; k < t->npk; k++)
+		tz_sql__column_value(q, 5 + (int)k, &kv[k]);
+	tz_buf_clear(key);
+	if ((rc = tz_key_encode(key, kv, t->npk)) < 0)
+		return tz_error_wrap(rc, "change log entry %lld of '%s'", (long long)c->max_seq, t->name);
+	c->hlc = hlc_tick(c->hlc, sqlite3_column_int64(q, 3));
+	tz_buf_printf(&c->log, "%016llx %c %s %s\n", (unsigned long long)c->hlc,
+		      ops[op >= 1 && op <= 3 ? op : 0], t->enc, (const char *)key->data);
+	if (c->resync[t - c->ts.t])
+		return TZ_OK;
+	if ((rc = dirty_get(c, t, key, &row, &added)) < 0)
+		return rc;
+	/* The first entry of a key tells where the head has it: an insert
+	 * means nowhere; otherwise `po` is the owner it had. */
+	if (added && op != 1) {
+		tz_buf part = TZ_BUF_INIT;
+		tz_sql__column_value(q, 4, &po);
+		rc = tz_schema__partition(&part, t, &po);
+		if (rc == TZ_OK && (row->old_part = dup_buf(&part, &row->old_part_len)) == NULL)
+			rc = TZ_ENOMEM;
+		tz_buf_release(&part);
+	}
+	return rc;
+}
+
+static int read_log(commit_ctx *c)
+{
+	sqlite3_stmt *q = NULL;
+	tz_buf key = TZ_BUF_INIT;
+	int rc, step;
+
+	if ((rc = tz_sql__prepare(c->s, &q, "SELECT seq, tid, op, ts, po, k0, k1, k2, k3, k4, k5, k6, k7"
+					    " FROM tz_changes ORDER BY seq")) < 0)
+		return rc;
+	tz_buf_puts(&c->log, "tazamun-log 1\n");
+	while ((step = sqlite3_step(q)) == SQLITE_ROW)
+		if ((rc = take_entry(c, q, &key)) < 0)
+			goto done;
+	rc = step == SQLITE_DONE ? tz_buf_error(&c->log) : tz_sql__error(c->s, step, "cannot read the change log");
+done:
+	tz_buf_release(&key);
+	sqlite3_finalize(q);
+	return rc;
+}
+
+/* Encode the current row of `q` (columns in t->cols order), stage its
+ * blob and note its partition in `row`. */
+static int stage_row(commit_ctx *c, sqlite3_stmt *q, dirty_row *row)
+{
+	tz_buf part = TZ_BUF_INIT;
+	int rc;
+
+	tz_buf_clear(&c->scratch);
+	if ((rc = tz_schema__encode_row(row->t, q, &c->scratch, &part, NULL)) < 0 ||
+	    (rc = tz_staging__add(c->s, &c->st, &row->oid, GIT_OBJECT_BLOB, c->scratch.data, c->scratch.len)) < 0) {
+		tz_error_wrap(rc, "table '%s' key '%s'", row->t->name, row->key);
+		goto done;
+	}
+	if ((row->new_part = dup_buf(&part, &row->new_part_len)) == NULL)
+		rc = TZ_ENOMEM;
+done:
+	tz_buf_release(&part);
+	return rc;
+}
+
+/* Read the current content of every dirty key. */
+static int read_dirty(commit_ctx *c)
+{
+	for (size_t i = 0; i < c->nrows; i++) {
+		dirty_row *row = &c->rows[i];
+		tz_value kv[TZ_KEY_MAX_COLUMNS];
+		uint8_t *arena = NULL;
+		sqlite3_stmt *q;
+		size_t nk;
+		int rc, step;
+
+		if ((rc = tz_key_decode(kv, TZ_KEY_MAX_COLUMNS, &nk, &arena, row->key, row->key_len)) < 0 ||
+		    (rc = tz_schema__select_row(c->s, row->t, &q)) < 0) {
+			tz_free(arena);
+			return rc;
+		}
+		for (size_t k = 0; k < nk; k++)
+			tz_sql__bind_value(q, (int)k + 1, &kv[k]);
+		step = sqlite3_step(q);
+		if (step == SQLITE_ROW)
+			rc = stage_row(c, q, row);
+		else if (step != SQLITE_DONE)
+			rc = tz_sql__error(c->s, step, "cannot read a changed row");
+		sqlite3_reset(q);
+		tz_free(arena);
+		if (rc < 0)
+			return rc;
+		if ((i & 1023) == 0)
+			tz_progress__report(c->s, "reading changed rows", i, c->nrows);
+	}
+	return TZ_OK;
+}
+
+/* Every row of a table marked for rebuild (newly tracked, DDL changed). */
+static int read_whole(commit_ctx *c, tz_table *t)
+{
+	tz_buf sql = TZ_BUF_INIT, key = TZ_BUF_INIT;
+	sqlite3_stmt *q = NULL;
+	uint64_t n = 0;
+	int rc, step;
+
+	/* the row SELECT without its WHERE: same columns, same order */
+	if ((rc = tz_schema__select_row(c->s, t, &q)) < 0)
+		return rc;
+	tz_buf_put(&sql, sqlite3_sql(q), (size_t)(strstr(sqlite3_sql(q), " WHERE ") - sqlite3_sql(q)));
+	if ((rc = tz_buf_error(&sql)) < 0 || (rc = tz_sql__prepare(c->s, &q, (const char *)sql.data)) < 0)
+		goto done;
+	while ((step = sqlite3_step(q)) == SQLITE_ROW) {
+		dirty_row *row;
+		bool added;
+		tz_buf_clear(&key);
+		if ((rc = tz_schema__encode_row(t, q, NULL, NULL, &key)) < 0 ||
+		    (rc = dirty_get(c, t, &key, &row, &added)) < 0 ||
+		    (rc = stage_row(c, q, row)) < 0)
+			goto done;
+		if ((++n & 4095) == 0)
+			tz_progress__report(c->s, "reading rows", n, 0);
+	}
+	rc = step == SQLITE_DONE ? TZ_OK : tz_sql__error(c->s, step, "cannot read table rows");
+done:
+	if (rc < 0)
+		tz_error_wrap(rc, "table '%s'", t->name);
+	sqlite3_finalize(q);
+	tz_buf_release(&sql);
+	tz_buf_release(&key);
+	return rc;
+}
+
+static int load_resync(commit_ctx *c)
+{
+	sqlite3_stmt *q = NULL;
+	int rc, step;
+
+	if ((c->resync = tz_calloc(c->ts.n ? c->ts.n : 1, sizeof(bool))) == NULL)
+		return TZ_ENOMEM;
+	if ((rc = tz_sql__prepare(c->s, &q, "SELECT tid FROM tz_resync")) < 0)
+		return rc;
+	while ((step = sqlite3_step(q)) == SQLITE_ROW) {
+		tz_table *t = tz_schema__by_tid(&c->ts, sqlite3_column_int64(q, 0));
+		if (t)
+			c->resync[t - c->ts.t] = true;
+	}
+	sqlite3_finalize(q);
+	return step == SQLITE_DONE ? TZ_OK : tz_sql__error(c->s, step, "cannot read tz_resync");
+}
+
+/* Turn dirty rows into sorted path changes (a moved row is a deletion at
+ * its old path and an addition at the new one). */
+static int make_changes(commit_ctx *c, tz_path_change **out, size_t *nout)
+{
+	tz_path_change *ch = tz_calloc(c->nrows * 2 + 1, sizeof(*ch));
+	size_t n = 0;
+
+	*out = NULL;
+	*nout = 0;
+	if (ch == NULL)
+		return TZ_ENOMEM;
+	for (size_t i = 0; i < c->nrows; i++) {
+		const dirty_row *r = &c->rows[i];
+		for (int side = 0; side < 2; side++) {
+			const char *part = side ? r->new_part : r->old_part;
+			size_t plen = side ? r->new_part_len : r->old_part_len;
+			if (part == NULL || (side == 0 && r->new_part && plen == r->new_part_len &&
+					     memcmp(part, r->new_part, plen) == 0))
+				continue;   /* absent on that side, or not moved */
+			ch[n] = (tz_path_change){ { r->t->enc, part, &r->fan[0], &r->fan[1], r->key },
+						  { strlen(r->t->enc), plen, 1, 1, r->key_len },
+						  r->oid, side == 0 };
+			n++;
+		}
+	}
+	qsort(ch, n, sizeof(*ch), tz_path_change__cmp);
+	*out = ch;
+	*nout = n;
+	return TZ_OK;
+}
+
+/* Stage a blob from text. */
+static int stage_text(commit_ctx *c, tz_tree_entry *e, const char *name, const tz_buf *b)
+{
+	e->name = name;
+	e->name_len = strlen(name);
+	e->mode = 0100644;
+	if (b->err != TZ_OK)
+		return b->err;
+	return tz_staging__add(c->s, &c->st, &e->oid, GIT_OBJECT_BLOB, b->data ? b->data : (uint8_t *)"", b->len);
+}
+
+/* _schema/tz_track/<table>: each declaration as a canonical row. */
+static int stage_declarations(commit_ctx *c, tz_tree_entry *out)
+{
+	static const char *const names[3] = { "owner_column", "scope", "tbl" };
+	tz_tree_entry *e = tz_calloc(c->ts.n ? c->ts.n : 1, sizeof(*e));
+	sqlite3_stmt *q = NULL;
+	size_t n = 0;
+	int rc, step;
+
+	if (e == NULL)
+		return TZ_ENOMEM;
+	if ((rc = tz_sql__prepare(c->s, &q, "SELECT owner_column, scope, tbl FROM tz_track ORDER BY tbl")) < 0)
+		goto done;
+	while (n < c->ts.n && (step = sqlite3_step(q)) == SQLITE_ROW) {
+		tz_column cols[3];
+		for (int i = 0; i < 3; i++) {
+			cols[i].name = names[i];
+			cols[i].name_len = strlen(names[i]);
+			tz_sql__column_value(q, i, &cols[i].v);
+		}
+		tz_buf_clear(&c->scratch);
+		if ((rc = tz_row_encode(&c->scratch, cols, 3)) < 0 ||
+		    (rc = tz_staging__add(c->s, &c->st, &e[n].oid, GIT_OBJECT_BLOB, c->scratch.data, c->scratch.len)) < 0)
+			goto done;
+		e[n].name = c->ts.t[n].enc;   /* same ORDER BY tbl as tz_schema__load */
+		e[n].name_len = strlen(c->ts.t[n].enc);
+		e[n].mode = 0100644;
+		n++;
+	}
+	out->name = "tz_track";
+	out->name_len = 8;
+	out->mode = 040000;
+	rc = n ? tz_tree__write(c->s, &c->st, &out->oid, e, n) : 1;   /* 1: no entry */
+done:
+	sqlite3_finalize(q);
+	tz_free(e);
+	return rc;
+}
+
+/* The _schema tree: the user DDL, the version, the declarations. */
+static int stage_schema(commit_ctx *c, tz_oid *out)
+{
+	tz_buf ddl = TZ_BUF_INIT, ver = TZ_BUF_INIT;
+	tz_tree_entry e[3];
+	sqlite3_stmt *q = NULL;
+	int64_t version;
+	int rc, step, n = 2;
+
+	if ((rc = tz_meta__get_int(c->s, "schema_version", &version)) < 0 ||
+	    (rc = tz_sql__prepare(c->s, &q, "SELECT sql FROM sqlite_master WHERE sql IS NOT NULL"
+					    " AND name NOT LIKE 'tz\\_%' ESCAPE '\\'"
+					    " AND name NOT LIKE 'sqlite\\_%' ESCAPE '\\' ORDER BY rowid")) < 0)
+		return rc;
+	while ((step = sqlite3_step(q)) == SQLITE_ROW)
+		tz_buf_printf(&ddl, "%s;\n", (const char *)sqlite3_column_text(q, 0));
+	sqlite3_finalize(q);
+	if (step != SQLITE_DONE)
+		rc = tz_sql__error(c->s, step, "cannot read the schema");
+	tz_buf_printf(&ver, "%lld\n", (long long)version);
+	if (rc == TZ_OK && (rc = stage_text(c, &e[0], "ddl.sql", &ddl)) == TZ_OK &&
+	    (rc = stage_text(c, &e[1], "version", &ver)) == TZ_OK &&
+	    (rc = stage_declarations(c, &e[2])) >= 0) {
+		n += rc == TZ_OK;
+		rc = tz_tree__write(c->s, &c->st, out, e, (size_t)n);
+	}
+	tz_buf_release(&ddl);
+	tz_buf_release(&ver);
+	return rc;
+}
+
+/* First change whose table component is >= enc (changes sorted). */
+static size_t lower_bound(const tz_path_change *ch, size_t n, const char *enc, size_t len)
+{
+	size_t lo = 0, hi = n;
+
+	while (lo < hi) {
+		size_t mid = lo + (hi - lo) / 2, m = ch[mid].comp_len[0];
+		int c = memcmp(ch[mid].comp[0], enc, m < len ? m : len);
+		if (c < 0 || (c == 0 && m < len))
+			lo = mid + 1;
+		else
+			hi = mid;
+	}
+	return lo;
+}
+
+/* Build the new root tree's entries (without _log) into e[0..*n). */
+static int build_root(commit_ctx *c, const tz_tree *head, tz_tree_entry *e, size_t *n)
+{
+	tz_path_change *ch = NULL;
+	size_t nch = 0, placed = 0;
+	tz_oid schema;
+	int rc;
+
+	*n = 0;
+	if ((rc = make_changes(c, &ch, &nch)) < 0)
+		goto done;
+	for (size_t ti = 0; ti < c->ts.n; ti++) {
+		tz_table *t = &c->ts.t[ti];
+		size_t len = strlen(t->enc), i = lower_bound(ch, nch, t->enc, len), j = i;
+		const tz_tree_entry *old = head ? tz_tree__find(head, t->enc, len) : NULL;
+		tz_oid base = { { 0 } }, sub;
+		bool empty = false;
+
+		if (old && old->mode == 040000 && !c->resync[ti])
+			base = old->oid;
+		while (j < nch && ch[j].comp_len[0] == len && memcmp(ch[j].comp[0], t->enc, len) == 0)
+			j++;
+		placed += j - i;
+		if (j == i && !c->resync[ti]) {
+			sub = base;
+			empty = tz_oid_is_zero(&base);
+		} else if ((rc = tz_tree__apply(c->s, &c->st, &sub, &empty, &base, 1, ch + i, j - i)) < 0) {
+			goto done;
+		}
+		if (!empty)
+			e[(*n)++] = (tz_tree_entry){ t->enc, len, 040000, sub };
+	}
+	if (placed != nch) {
+		rc = tz_error_set(TZ_EINVAL, "internal: %zu changes left unplaced", nch - placed);
+		goto done;
+	}
+	if ((rc = stage_schema(c, &schema)) == TZ_OK)
+		e[(*n)++] = (tz_tree_entry){ "_schema", 7, 040000, schema };
+done:
+	tz_free(ch);
+	return rc;
+}
+
+/* Does the head's root (less its _log) hold exactly entries e? */
+static bool same_root(const tz_tree *head, tz_tree_entry *e, size_t n)
+{
+	size_t j = 0;
+
+	tz_tree__sort(e, n);
+	for (size_t i = 0; head && i < head->n; i++) {
+		const tz_tree_entry *h = &head->e[i];
+		if (h->name_len == 4 && memcmp(h->name, "_log", 4) == 0)
+			continue;
+		if (j == n || tz_tree__cmp(h, &e[j]) != 0 || h->mode != e[j].mode ||
+		    memcmp(h->oid.id, e[j].oid.id, 20) != 0)
+			return false;
+		j++;
+	}
+	return j == n && (head != NULL || n == 0);
+}
+
+static int count_row(const char *const *comp, const size_t *len, size_t depth, const tz_oid *a,
+		     const tz_oid *b, void *payload)
+{
+	tz_commit_result *r = payload;
+
+	if (depth != TZ_PATH_DEPTH || comp[0][0] == '_' || len[0] == 0)
+		return TZ_OK;   /* _log, _schema/... */
+	if (tz_oid_is_zero(a))
+		r->rows_added++;
+	else if (tz_oid_is_zero(b))
+		r->rows_deleted++;
+	else
+		r->rows_changed++;
+	return TZ_OK;
+}
+
+/* Consume log entries up to max_seq and the processed rebuild marks, and
+ * record the new head (NULL: no commit, the entries cancelled out). */
+static int record(commit_ctx *c, const tz_oid *expect_head, bool had_head, const tz_oid *new_head)
+{
+	tz_store *s = c->s;
+	char sql[128], hex[41];
+	tz_oid cur;
+	bool has;
+	int rc;
+
+	if ((rc = tz_sql__exec(s, "BEGIN IMMEDIATE")) < 0)
+		return rc;
+	if ((rc = tz_head__get(s, &has, &cur)) < 0)
+		goto fail;
+	if (has != had_head || (has && memcmp(&cur, expect_head, sizeof(cur)) != 0)) {
+		rc = tz_error_set(TZ_EBUSY, "the head moved while committing (another commit ran); try again");
+		goto fail;
+	}
+	snprintf(sql, sizeof(sql), "DELETE FROM tz_changes WHERE seq <= %lld", (long long)c->max_seq);
+	if ((rc = tz_sql__exec(s, sql)) < 0)
+		goto fail;
+	for (size_t i = 0; i < c->ts.n; i++) {
+		snprintf(sql, sizeof(sql), "DELETE FROM tz_resync WHERE tid = %lld", (long long)c->ts.t[i].tid);
+		if (c->resync[i] && (rc = tz_sql__exec(s, sql)) < 0)
+			goto fail;
+	}
+	if (new_head) {
+		tz_oid_fmt(hex, new_head);
+		if ((rc = tz_meta__set_text(s, "head", hex)) < 0 ||
+		    (rc = tz_meta__set_int(s, "hlc", (int64_t)c->hlc)) < 0)
+			goto fail;
+	}
+	if ((rc = tz_sql__exec(s, "COMMIT")) < 0)
+		goto fail;
+	return TZ_OK;
+fail:
+	sqlite3_exec(s->db, "ROLLBACK", NULL, NULL, NULL);
+	return rc;
+}
+
+static void make_message(tz_buf *m, const tz_store *s, const char *message, const commit_ctx *c,
+			 const tz_commit_result *r)
+{
+	if (message && *message)
+		tz_buf_puts(m, message);
+	else
+		tz_buf_printf(m, "%s: %llu added, %llu changed, %llu deleted", s->code,
+			      (unsigned long long)r->rows_added, (unsigned long long)r->rows_changed,
+			      (unsigned long long)r->rows_deleted);
+	while (m->len && m->data[m->len - 1] == '\n')
+		m->len--;
+	tz_buf_printf(m, "\n\nTazamun-Replica: %s\nTazamun-Schema: %lld\nTazamun-HLC: %016llx\n", s->code,
+		      (long long)c->version, (unsigned long long)c->hlc);
+}
+
+/* Steps 2-4 once the trees are staged: pack, commit object, record, ref. */
+static int seal(commit_ctx *c, const tz_oid *root, bool has_head, const tz_oid *head,
+		const char *message, tz_commit_result *r)
+{
+	tz_buf msg = TZ_BUF_INIT;
+	int rc;
+
+	r->objects_written = c->st.n;
+	if ((rc = tz_pack__write(c->s, &c->st)) < 0)
+		goto done;
+	/* the clock of the commit itself: after every change it seals */
+	c->hlc = hlc_tick(c->hlc, now_ms());
+	make_message(&msg, c->s, message, c, r);
+	if ((rc = tz_buf_error(&msg)) < 0 ||
+	    (rc = tz_commit__create(c->s, &r->commit, root, has_head ? head : NULL, (const char *)msg.data)) < 0 ||
+	    (rc = record(c, head, has_head, &r->commit)) < 0)
+		goto done;
+	r->committed = true;
+	/* The commit is durable in store.db; a failed ref update is redone
+	 * by the next open, so it is not an error of this commit. */
+	if (tz_ref__set(c->s, &r->commit, "commit") < 0)
+		tz_error_clear();
+done:
+	tz_buf_release(&msg);
+	return rc;
+}
+
+/* Step 1, inside the read transaction: everything up to the staged root.
+ * *root is zero when there is nothing to commit. */
+static int prepare(commit_ctx *c, bool *has_head, tz_oid *head, tz_oid *root, tz_commit_result *r)
+{
+	tz_tree htree = { NULL, 0, NULL };
+	tz_tree_entry *e = NULL;
+	tz_oid head_root = { { 0 } };
+	int64_t hlc;
+	size_t n;
+	int rc;
+
+	memset(root, 0, sizeof(*root));
+	if ((rc = tz_schema__load(c->s, &c->ts)) < 0 || (rc = tz_head__get(c->s, has_head, head)) < 0 ||
+	    (rc = tz_meta__get_int(c->s, "hlc", &hlc)) < 0 ||
+	    (rc = tz_meta__get_int(c->s, "schema_version", &c->version)) < 0)
+		goto done;
+	c->hlc = (uint64_t)hlc;
+	if (*has_head && ((rc = tz_commit__tree(c->s, head, &head_root)) < 0 ||
+			  (rc = tz_tree__read(c->s, NULL, &head_root, &htree)) < 0))
+		goto done;
+	if ((rc = load_resync(c)) < 0 || (rc = read_log(c)) < 0 || (rc = read_dirty(c)) < 0)
+		goto done;
+	for (size_t i = 0; i < c->ts.n; i++)
+		if (c->resync[i] && (rc = read_whole(c, &c->ts.t[i])) < 0)
+			goto done;
+	if ((e = tz_calloc(c->ts.n + 2, sizeof(*e))) == NULL) {
+		rc = TZ_ENOMEM;
+		goto done;
+	}
+	if ((rc = build_root(c, *has_head ? &htree : NULL, e, &n)) < 0 || same_root(*has_head ? &htree : NULL, e, n))
+		goto done;
+	if ((rc = stage_text(c, &e[n], "_log", &c->log)) < 0 ||
+	    (rc = tz_tree__write(c->s, &c->st, root, e, n + 1)) < 0 ||
+	    (rc = tz_tree__diff(c->s, &c->st, &head_root, root, count_row, r)) < 0)
+		goto done;
+done:
+	tz_free(e);
+	tz_tree__release(&htree);
+	return rc;
+}
+
+int tz_store_commit(tz_store *s, const char *message, tz_commit_result *result)
+{
+	commit_ctx c;
+	tz_oid head, root;
+	bool has_head = false;
+	int rc;
+
+	memset(result, 0, sizeof(*result));
+	memset(&c, 0, sizeof(c));
+	c.s = s;
+	tz_staging__init(&c.st);
+	tz_hmap__init(&c.keys);
+	/* One read snapshot for the log, the rows and the schema; writers
+	 * go on meanwhile (WAL). */
+	if ((rc = tz_sql__exec(s, "BEGIN")) < 0)
+		goto done;
+	rc = prepare(&c, &has_head, &head, &root, result);
+	sqlite3_exec(s->db, "COMMIT", NULL, NULL, NULL);   /* ends the read snapshot */
+	if (rc < 0)
+		goto done;
+	result->entries = c.entries;
+	if (tz_oid_is_zero(&root)) {
+		/* nothing changed: consume entries that cancelled out */
+		if (c.entries > 0 || c.nrows > 0)
+			rc = record(&c, &head, has_head, NULL);
+		goto done;
+	}
+	rc = seal(&c, &root, has_head, &head, message, result);
+done:
+	if (rc < 0)
+		tz_error_wrap(rc, "cannot commit");
+	ctx_release(&c);
+	return rc;
+}
+
+int tz_commit__working_tree(tz_store *s, tz_staging *st, tz_oid *root)
+{
+	commit_ctx c;
+	tz_commit_result r;
+	tz_oid head;
+	bool has_head = false;
+	int rc;
+
+	memset(&c, 0, sizeof(c));
+	c.s = s;
+	tz_staging__init(&c.st);
+	tz_hmap__init(&c.keys);
+	if ((rc = tz_sql__exec(s, "BEGIN")) < 0)
+		goto done;
+	rc = prepare(&c, &has_head, &head, root, &r);
+	sqlite3_exec(s->db, "COMMIT", NULL, NULL, NULL);
+	if (rc == TZ_OK && tz_oid_is_zero(root) && has_head)
+		rc = tz_commit__tree(s, &head, root);
+	if (rc == TZ_OK) {
+		*st = c.st;                 /* transferred */
+		tz_staging__init(&c.st);
+	}
+done:
+	ctx_release(&c);
+	return rc;
+}

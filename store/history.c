@@ -1,0 +1,528 @@
+/*
+ * history.c - rows as git objects: staging of new objects, trees (parse,
+ * write, apply changes, walk two trees), signed commits and the ref.
+ *
+ * Trees are written by this file, not by libgit2's treebuilder: the
+ * treebuilder writes each tree as a loose object at once, while a commit
+ * here stages every new object in memory and writes them all in one pack
+ * (pack.c).  The tree format is git's: entries "<mode> <name>\0<20-byte
+ * id>", sorted by name as if trees had a trailing '/'.  Layout:
+ * docs/store-layout.md.  Every walk compares ids first and never descends
+ * into equal subtrees, so its cost follows what changed.
+ */
+#include "store/store_int.h"
+
+#include <stdlib.h>
+#include <string.h>
+
+#include <sodium.h>
+
+/* A tree holds at most 1M entries: a leaf holds tens to hundreds of rows,
+ * the root one entry per table; anything bigger is not ours. */
+#define TZ_TREE_MAX_ENTRIES (1u << 20)
+/* Our trees are four levels below the root; stop hostile nesting early. */
+#define TZ_TREE_MAX_DEPTH 8
+
+void tz_staging__init(tz_staging *st)
+{
+	memset(st, 0, sizeof(*st));
+	tz_hmap__init(&st->index);
+}
+
+void tz_staging__release(tz_staging *st)
+{
+	if (st == NULL)
+		return;
+	for (size_t i = 0; i < st->n; i++)
+		tz_free(st->objs[i].data);
+	tz_free(st->objs);
+	tz_hmap__release(&st->index);
+	memset(st, 0, sizeof(*st));
+}
+
+int tz_staging__add(tz_store *s, tz_staging *st, tz_oid *oid_out, git_object_t type,
+		    const void *data, size_t len)
+{
+	tz_hmap_slot *sl;
+	bool added;
+	int rc;
+
+	if (git_odb_hash((git_oid *)oid_out->id, data, len, type) < 0)
+		return tz_git__error("cannot hash object");
+	if (tz_hmap__get(&st->index, oid_out->id, 20) ||
+	    git_odb_exists_ext(s->odb, (const git_oid *)oid_out->id, GIT_ODB_LOOKUP_NO_REFRESH))
+		return TZ_OK;
+	if (st->n == st->cap) {
+		size_t cap = st->cap ? st->cap * 2 : 256;
+		struct tz_obj *o = tz_reallocarray(st->objs, cap, sizeof(*o));
+		if (o == NULL)
+			return TZ_ENOMEM;
+		st->objs = o;
+		st->cap = cap;
+	}
+	if ((rc = tz_hmap__upsert(&st->index, oid_out->id, 20, &sl, &added)) < 0)
+		return rc;
+	if ((st->objs[st->n].data = tz_malloc(len)) == NULL)
+		return TZ_ENOMEM;
+	memcpy(st->objs[st->n].data, data, len);
+	st->objs[st->n].len = len;
+	st->objs[st->n].type = type;
+	st->objs[st->n].oid = *oid_out;
+	sl->value = ++st->n;
+	return TZ_OK;
+}
+
+int tz_obj__read(tz_store *s, const tz_staging *st, const tz_oid *oid, git_object_t *type_out,
+		 uint8_t **data_out, size_t *len_out)
+{
+	const tz_hmap_slot *sl = st ? tz_hmap__get(&st->index, oid->id, 20) : NULL;
+	git_odb_object *obj = NULL;
+	const void *src;
+	char hex[41];
+
+	*data_out = NULL;
+	*len_out = 0;
+	if (sl != NULL) {
+		const struct tz_obj *o = &st->objs[sl->value - 1];
+		*type_out = o->type;
+		src = o->data;
+		*len_out = o->len;
+	} else {
+		if (git_odb_read(&obj, s->odb, (const git_oid *)oid->id) < 0) {
+			tz_oid_fmt(hex, oid);
+			return git_error_last() && git_error_last()->klass == GIT_ERROR_ODB &&
+					       strstr(git_error_last()->message, "not found")
+				       ? tz_error_set(TZ_ENOTFOUND, "object %s is missing", hex)
+				       : tz_error_set(TZ_EVERIFY, "object %s is corrupt: %s", hex,
+						      git_error_last() ? git_error_last()->message : "unreadable");
+		}
+		*type_out = git_odb_object_type(obj);
+		src = git_odb_object_data(obj);
+		*len_out = git_odb_object_size(obj);
+	}
+	if ((*data_out = tz_malloc(*len_out)) != NULL)
+		memcpy(*data_out, src, *len_out);
+	git_odb_object_free(obj);
+	return *data_out ? TZ_OK : TZ_ENOMEM;
+}
+
+/* ---- trees ---- */
+
+int tz_tree__cmp(const tz_tree_entry *a, const tz_tree_entry *b)
+{
+	size_t n = a->name_len < b->name_len ? a->name_len : b->name_len;
+	int c = memcmp(a->name, b->name, n);
+	int ca, cb;
+
+	if (c)
+		return c;
+	ca = a->name_len > n ? (uint8_t)a->name[n] : (a->mode == 040000 ? '/' : 0);
+	cb = b->name_len > n ? (uint8_t)b->name[n] : (b->mode == 040000 ? '/' : 0);
+	return ca - cb;
+}
+
+static int entry_qsort_cmp(const void *a, const void *b)
+{
+	return tz_tree__cmp(a, b);
+}
+
+void tz_tree__sort(tz_tree_entry *e, size_t n)
+{
+	qsort(e, n, sizeof(*e), entry_qsort_cmp);
+}
+
+void tz_tree__release(tz_tree *t)
+{
+	if (t == NULL)
+		return;
+	tz_free(t->data);
+	tz_free(t->e);
+	memset(t, 0, sizeof(*t));
+}
+
+/* Parse one entry "<mode> <name>\0<id>" at the reader. */
+static int parse_entry(tz_reader *r, tz_tree_entry *e)
+{
+	const uint8_t *p = r->p, *end = r->p + r->len;
+	const uint8_t *sp = memchr(p, ' ', r->len), *nul;
+	const uint8_t *id;
+
+	if (sp == NULL || sp - p > 6)
+		return tz_error_set(TZ_ECORRUPT, "bad tree entry mode");
+	if (sp - p == 6 && memcmp(p, "100644", 6) == 0)
+		e->mode = 0100644;
+	else if (sp - p == 5 && memcmp(p, "40000", 5) == 0)
+		e->mode = 040000;
+	else
+		return tz_error_set(TZ_ECORRUPT, "tree entry mode '%.*s' is not one Tazamun writes",
+				    (int)(sp - p), (const char *)p);
+	nul = memchr(sp + 1, 0, (size_t)(end - sp - 1));
+	if (nul == NULL || nul == sp + 1)
+		return tz_error_set(TZ_ECORRUPT, "bad tree entry name");
+	e->name = (const char *)sp + 1;
+	e->name_len = (size_t)(nul - sp - 1);
+	if (memchr(e->name, '/', e->name_len))
+		return tz_error_set(TZ_ECORRUPT, "tree entry name contains '/'");
+	r->len -= (size_t)(nul + 1 - p);
+	r->p = nul + 1;
+	if (tz_reader_bytes(r, &id, 20) < 0)
+		return tz_error_set(TZ_ECORRUPT, "truncated tree entry");
+	memcpy(e->oid.id, id, 20);
+	return TZ_OK;
+}
+
+int tz_tree__read(tz_store *s, const tz_staging *st, const tz_oid *oid, tz_tree *out)
+{
+	git_object_t type;
+	tz_reader r;
+	size_t cap = 0;
+	char hex[41];
+	int rc;
+
+	memset(out, 0, sizeof(*out));
+	if ((rc = tz_obj__read(s, st, oid, &type, &out->data, &cap)) < 0)
+		return rc;
+	tz_oid_fmt(hex, oid);
+	if (type != GIT_OBJECT_TREE) {
+		rc = tz_error_set(TZ_ECORRUPT, "object %s is not a tree", hex);
+		goto fail;
+	}
+	tz_reader_init(&r, out->data, cap);
+	cap = 0;
+	while (!tz_reader_done(&r)) {
+		if (out->n == cap) {
+			tz_tree_entry *e;
+			if (cap >= TZ_TREE_MAX_ENTRIES) {
+				rc = tz_error_set(TZ_ELIMIT, "tree %s has too many entries", hex);
+				goto fail;
+			}
+			if ((e = tz_reallocarray(out->e, cap ? cap * 2 : 16, sizeof(*e))) == NULL) {
+				rc = TZ_ENOMEM;
+				goto fail;
+			}
+			out->e = e;
+			cap = cap ? cap * 2 : 16;
+		}
+		if ((rc = parse_entry(&r, &out->e[out->n])) < 0 ||
+		    (out->n > 0 && tz_tree__cmp(&out->e[out->n - 1], &out->e[out->n]) >= 0 &&
+		     (rc = tz_error_set(TZ_ECORRUPT, "tree entries out of order")) < 0)) {
+			tz_error_wrap(rc, "tree %s", hex);
+			goto fail;
+		}
+		out->n++;
+	}
+	return TZ_OK;
+fail:
+	tz_tree__release(out);
+	return rc;
+}
+
+const tz_tree_entry *tz_tree__find(const tz_tree *t, const char *name, size_t len)
+{
+	/* Tazamun levels hold one kind each, so try the order of both kinds. */
+	for (int k = 0; k < 2; k++) {
+		tz_tree_entry key = { name, len, k ? 040000 : 0100644, { { 0 } } };
+		size_t lo = 0, hi = t->n;
+		while (lo < hi) {
+			size_t mid = lo + (hi - lo) / 2;
+			int c = tz_tree__cmp(&t->e[mid], &key);
+			if (c == 0 && t->e[mid].mode == key.mode)
+				return &t->e[mid];
+			if (c < 0)
+				lo = mid + 1;
+			else
+				hi = mid;
+		}
+	}
+	return NULL;
+}
+
+int tz_tree__write(tz_store *s, tz_staging *st, tz_oid *out, tz_tree_entry *e, size_t n)
+{
+	tz_buf b = TZ_BUF_INIT;
+	int rc;
+
+	tz_tree__sort(e, n);
+	for (size_t i = 0; i < n; i++) {
+		tz_buf_puts(&b, e[i].mode == 040000 ? "40000 " : "100644 ");
+		tz_buf_put(&b, e[i].name, e[i].name_len);
+		tz_buf_putc(&b, 0);
+		tz_buf_put(&b, e[i].oid.id, 20);
+	}
+	if ((rc = tz_buf_error(&b)) == TZ_OK)
+		rc = tz_staging__add(s, st, out, GIT_OBJECT_TREE, b.data ? b.data : (uint8_t *)"", b.len);
+	tz_buf_release(&b);
+	return rc;
+}
+
+void tz_fanout__of(char out[2], const char *key, size_t len)
+{
+	static const char hex[] = "0123456789abcdef";
+	uint8_t h[16];
+
+	/* Two 16-way levels: 256 leaves keep a 20,000-row partition at ~80
+	 * rows a leaf, and DESIGN §3 measured 16-way levels writing half the
+	 * tree bytes of one 256-way level for scattered updates. */
+	crypto_generichash(h, sizeof(h), (const uint8_t *)key, len, NULL, 0);
+	out[0] = hex[h[0] >> 4];
+	out[1] = hex[h[0] & 15];
+}
+
+int tz_path_change__cmp(const void *a, const void *b)
+{
+	const tz_path_change *x = a, *y = b;
+
+	for (int i = 0; i < TZ_PATH_DEPTH; i++) {
+		size_t n = x->comp_len[i] < y->comp_len[i] ? x->comp_len[i] : y->comp_len[i];
+		int c = memcmp(x->comp[i], y->comp[i], n);
+		if (c)
+			return c;
+		if (x->comp_len[i] != y->comp_len[i])
+			return x->comp_len[i] < y->comp_len[i] ? -1 : 1;
+	}
+	return 0;
+}
+
+/* Put the result of one group (a new id, or removal) into res. */
+static int place(tz_tree_entry *res, size_t *nres, const tz_tree *t, const tz_tree_entry *old,
+		 const char *name, size_t len, uint32_t mode, const tz_oid *oid, bool remove)
+{
+	if (old != NULL) {
+		tz_tree_entry *e = &res[old - t->e];
+		if (remove)
+			e->mode = 0;   /* dropped when the list is compacted */
+		else
+			e->oid = *oid;
+		return TZ_OK;
+	}
+	if (!remove) {
+		tz_tree_entry *e = &res[(*nres)++];
+		e->name = name;
+		e->name_len = len;
+		e->mode = mode;
+		e->oid = *oid;
+	}
+	return TZ_OK;
+}
+
+int tz_tree__apply(tz_store *s, tz_staging *st, tz_oid *out, bool *empty_out, const tz_oid *base,
+		   int level, const tz_path_change *ch, size_t n)
+{
+	tz_tree t = { NULL, 0, NULL };
+	tz_tree_entry *res = NULL;
+	size_t nres = 0, keep = 0;
+	int rc = TZ_OK;
+
+	*empty_out = false;
+	if (level >= TZ_PATH_DEPTH)
+		return tz_error_set(TZ_EINVAL, "tree path deeper than the layout");
+	if (!tz_oid_is_zero(base) && (rc = tz_tree__read(s, st, base, &t)) < 0)
+		return rc;
+	if ((res = tz_calloc(t.n + n, sizeof(*res))) == NULL) {
+		rc = TZ_ENOMEM;
+		goto done;
+	}
+	memcpy(res, t.e, t.n * sizeof(*res));
+	nres = t.n;
+	for (size_t i = 0, j; i < n && rc == TZ_OK; i = j) {
+		const char *name = ch[i].comp[level];
+		size_t len = ch[i].comp_len[level];
+		const tz_tree_entry *old = tz_tree__find(&t, name, len);
+		for (j = i + 1; j < n && ch[j].comp_len[level] == len && memcmp(ch[j].comp[level], name, len) == 0; j++)
+			;
+		if (level == TZ_PATH_LEAF) {
+			const tz_path_change *c = &ch[j - 1];   /* the last word on this key */
+			if (old && old->mode != 0100644)
+				rc = tz_error_set(TZ_ECORRUPT, "history: '%.*s' is not a row", (int)len, name);
+			else
+				rc = place(res, &nres, &t, old, name, len, 0100644, &c->oid, c->del);
+		} else {
+			tz_oid sub, sub_base = { { 0 } };
+			bool empty;
+			if (old && old->mode == 040000)
+				sub_base = old->oid;
+			rc = tz_tree__apply(s, st, &sub, &empty, &sub_base, level + 1, ch + i, j - i);
+			if (rc == TZ_OK)
+				rc = place(res, &nres, &t, old, name, len, 040000, &sub, empty);
+		}
+	}
+	if (rc < 0)
+		goto done;
+	for (size_t i = 0; i < nres; i++)
+		if (res[i].mode != 0)
+			res[keep++] = res[i];
+	if (keep == 0)
+		*empty_out = true;
+	else
+		rc = tz_tree__write(s, st, out, res, keep);
+done:
+	tz_free(res);
+	tz_tree__release(&t);
+	return rc;
+}
+
+typedef struct {
+	tz_store *s;
+	const tz_staging *st;
+	tz_walk_cb cb;
+	void *payload;
+	const char *comp[TZ_TREE_MAX_DEPTH + 1];
+	size_t comp_len[TZ_TREE_MAX_DEPTH + 1];
+} walk_ctx;
+
+static int walk_rec(walk_ctx *w, const tz_oid *a, const tz_oid *b, size_t depth);
+
+/* An entry present on one side (or both, same name and kind). */
+static int walk_entry(walk_ctx *w, const tz_tree_entry *ea, const tz_tree_entry *eb, size_t depth)
+{
+	static const tz_oid zero;
+	const tz_tree_entry *e = ea ? ea : eb;
+
+	if (ea && eb && memcmp(ea->oid.id, eb->oid.id, 20) == 0)
+		return TZ_OK;
+	w->comp[depth] = e->name;
+	w->comp_len[depth] = e->name_len;
+	if (e->mode == 040000)
+		return walk_rec(w, ea ? &ea->oid : &zero, eb ? &eb->oid : &zero, depth + 1);
+	return w->cb(w->comp, w->comp_len, depth + 1, ea ? &ea->oid : &zero, eb ? &eb->oid : &zero,
+		     w->payload);
+}
+
+static int walk_rec(walk_ctx *w, const tz_oid *a, const tz_oid *b, size_t depth)
+{
+	tz_tree ta = { NULL, 0, NULL }, tb = { NULL, 0, NULL };
+	size_t i = 0, j = 0;
+	int rc = TZ_OK;
+
+	if (memcmp(a->id, b->id, 20) == 0)
+		return TZ_OK;
+	if (depth > TZ_TREE_MAX_DEPTH)
+		return tz_error_set(TZ_ECORRUPT, "history: trees nested deeper than %d", TZ_TREE_MAX_DEPTH);
+	if ((!tz_oid_is_zero(a) && (rc = tz_tree__read(w->s, w->st, a, &ta)) < 0) ||
+	    (!tz_oid_is_zero(b) && (rc = tz_tree__read(w->s, w->st, b, &tb)) < 0))
+		goto done;
+	while (rc == TZ_OK && (i < ta.n || j < tb.n)) {
+		int c = i == ta.n ? 1 : j == tb.n ? -1 : tz_tree__cmp(&ta.e[i], &tb.e[j]);
+		if (c < 0)
+			rc = walk_entry(w, &ta.e[i++], NULL, depth);
+		else if (c > 0)
+			rc = walk_entry(w, NULL, &tb.e[j++], depth);
+		else
+			rc = walk_entry(w, &ta.e[i++], &tb.e[j++], depth);
+	}
+done:
+	tz_tree__release(&ta);
+	tz_tree__release(&tb);
+	return rc;
+}
+
+int tz_tree__diff(tz_store *s, const tz_staging *st, const tz_oid *a, const tz_oid *b,
+		  tz_walk_cb cb, void *payload)
+{
+	walk_ctx w;
+
+	memset(&w, 0, sizeof(w));
+	w.s = s;
+	w.st = st;
+	w.cb = cb;
+	w.payload = payload;
+	return walk_rec(&w, a, b, 0);
+}
+
+/* ---- commits and the ref ---- */
+
+int tz_commit__tree(tz_store *s, const tz_oid *commit, tz_oid *tree_out)
+{
+	git_commit *c = NULL;
+	char hex[41];
+
+	memset(tree_out, 0, sizeof(*tree_out));
+	if (git_commit_lookup(&c, s->repo, (const git_oid *)commit->id) < 0) {
+		tz_oid_fmt(hex, commit);
+		return tz_error_set(TZ_ENOTFOUND, "commit %s: %s", hex,
+				    git_error_last() ? git_error_last()->message : "not found");
+	}
+	memcpy(tree_out->id, git_commit_tree_id(c)->id, 20);
+	git_commit_free(c);
+	return TZ_OK;
+}
+
+int tz_commit__create(tz_store *s, tz_oid *out, const tz_oid *tree_id, const tz_oid *parent_id,
+		      const char *message)
+{
+	git_signature *sig = NULL;
+	git_tree *tree = NULL;
+	git_commit *parent = NULL;
+	const git_commit *parents[1] = { NULL };
+	git_buf content = { NULL, 0, 0 };
+	tz_buf armored = TZ_BUF_INIT;
+	char email[64];
+	int rc = TZ_OK;
+
+	snprintf(email, sizeof(email), "%s@tazamun", s->code);
+	if (git_signature_now(&sig, s->code, email) < 0 ||
+	    git_tree_lookup(&tree, s->repo, (const git_oid *)tree_id->id) < 0 ||
+	    (parent_id && git_commit_lookup(&parent, s->repo, (const git_oid *)parent_id->id) < 0) ||
+	    (parents[0] = parent, git_commit_create_buffer(&content, s->repo, sig, sig, NULL, message, tree,
+							   parent ? 1 : 0, parents)) < 0) {
+		rc = tz_git__error("cannot create commit");
+		goto done;
+	}
+	if ((rc = tz_sshsig_sign(&armored, &s->kp, "git", content.ptr, content.size)) < 0)
+		goto done;
+	if (git_commit_create_with_signature((git_oid *)out->id, s->repo, content.ptr,
+					     (const char *)armored.data, "gpgsig") < 0)
+		rc = tz_git__error("cannot write commit");
+done:
+	git_buf_dispose(&content);
+	tz_buf_release(&armored);
+	git_commit_free(parent);
+	git_tree_free(tree);
+	git_signature_free(sig);
+	return rc;
+}
+
+int tz_ref__set(tz_store *s, const tz_oid *oid, const char *why)
+{
+	git_reference *ref = NULL;
+
+	if (tz_faultsim(TZ_FAULT_RENAME))
+		return tz_error_set(TZ_EIO, "cannot update refs/heads/main: injected fault");
+	if (git_reference_create(&ref, s->repo, "refs/heads/main", (const git_oid *)oid->id, 1, why) < 0)
+		return tz_git__error("cannot update refs/heads/main");
+	git_reference_free(ref);
+	return TZ_OK;
+}
+
+int tz_commit__verify_sig(tz_store *s, const tz_oid *commit, const char **signer)
+{
+	git_buf sig = { NULL, 0, 0 }, data = { NULL, 0, 0 };
+	uint8_t pk[TZ_PK_BYTES];
+	git_oid id;
+	char hex[41];
+	int rc;
+
+	*signer = "";
+	tz_oid_fmt(hex, commit);
+	memcpy(id.id, commit->id, 20);
+	if (git_commit_extract_signature(&sig, &data, s->repo, &id, "gpgsig") < 0) {
+		rc = tz_error_set(TZ_EVERIFY, "commit %s is not signed", hex);
+		goto done;
+	}
+	if ((rc = tz_sshsig_verify(pk, sig.ptr, sig.size, "git", data.ptr, data.size)) < 0) {
+		tz_error_wrap(rc, "commit %s", hex);
+		goto done;
+	}
+	/* The keys a store knows: its own (the key registry of enrolled
+	 * branches and administrators extends this list). */
+	if (sodium_memcmp(pk, s->kp.pk, TZ_PK_BYTES) != 0) {
+		rc = tz_error_set(TZ_EVERIFY, "commit %s is signed by a key this store does not know", hex);
+		goto done;
+	}
+	*signer = s->code;
+	rc = TZ_OK;
+done:
+	git_buf_dispose(&sig);
+	git_buf_dispose(&data);
+	return rc;
+}

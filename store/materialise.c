@@ -1,0 +1,255 @@
+/*
+ * materialise.c - bring store.db's tracked tables to a commit's tree.
+ *
+ * The two trees (head, target) are walked together, skipping equal
+ * subtrees, so the cost follows what differs.  Rows are deleted first,
+ * then written, so a row that moved between partitions (a deletion at one
+ * path, an addition at another) ends up written.  The triggers fire as for
+ * any writer; the entries they add are removed in the same transaction,
+ * which also records the new head: materialising produces no change-log
+ * entries.  Foreign keys are off on the store's connection (store.c).
+ */
+#include "store/store_int.h"
+
+#include <stdio.h>
+#include <string.h>
+
+typedef struct {
+	tz_table *t;
+	char *key;
+	size_t key_len;
+	tz_oid oid;          /* zero: delete */
+} mat_change;
+
+typedef struct {
+	tz_store *s;
+	tz_tables ts;
+	mat_change *ch;
+	size_t n, cap;
+	sqlite3_stmt **del;  /* per table */
+	sqlite3_stmt **ins;
+} mat_ctx;
+
+static int collect(const char *const *comp, const size_t *len, size_t depth, const tz_oid *a,
+		   const tz_oid *b, void *payload)
+{
+	mat_ctx *m = payload;
+	tz_table *t = NULL;
+
+	(void)a;
+	if (depth != TZ_PATH_DEPTH || comp[0][0] == '_')
+		return TZ_OK;
+	for (size_t i = 0; i < m->ts.n && t == NULL; i++)
+		if (strlen(m->ts.t[i].enc) == len[0] && memcmp(m->ts.t[i].enc, comp[0], len[0]) == 0)
+			t = &m->ts.t[i];
+	if (t == NULL)
+		return tz_error_set(TZ_EINVAL, "the target has rows of '%.*s', which is not tracked here",
+				    (int)len[0], comp[0]);
+	if (m->n == m->cap) {
+		size_t cap = m->cap ? m->cap * 2 : 256;
+		mat_change *c = tz_reallocarray(m->ch, cap, sizeof(*c));
+		if (c == NULL)
+			return TZ_ENOMEM;
+		m->ch = c;
+		m->cap = cap;
+	}
+	m->ch[m->n] = (mat_change){ t, tz_strndup(comp[4], len[4]), len[4], *b };
+	return m->ch[m->n++].key ? TZ_OK : TZ_ENOMEM;
+}
+
+/* "DELETE FROM t WHERE k1 = ?1 ..." and "INSERT INTO t(cols) VALUES
+ * (?1, ...)" for table i, prepared once. */
+static int statements(mat_ctx *m, size_t i, sqlite3_stmt **del, sqlite3_stmt **ins)
+{
+	const tz_table *t = &m->ts.t[i];
+	tz_buf d = TZ_BUF_INIT, in = TZ_BUF_INIT;
+	int rc = TZ_OK;
+
+	if (m->del[i] == NULL) {
+		tz_buf_puts(&d, "DELETE FROM ");
+		tz_sql__put_ident(&d, t->name);
+		for (size_t k = 0; k < t->npk; k++) {
+			tz_buf_puts(&d, k ? " AND " : " WHERE ");
+			tz_sql__put_ident(&d, t->cols[t->pk_idx[k]].name);
+			tz_buf_printf(&d, " = ?%zu", k + 1);
+		}
+		tz_buf_puts(&in, "INSERT INTO ");
+		tz_sql__put_ident(&in, t->name);
+		for (size_t c = 0; c < t->ncols; c++) {
+			tz_buf_puts(&in, c ? ", " : "(");
+			tz_sql__put_ident(&in, t->cols[c].name);
+		}
+		tz_buf_puts(&in, ") VALUES (");
+		for (size_t c = 0; c < t->ncols; c++)
+			tz_buf_printf(&in, "%s?%zu", c ? ", " : "", c + 1);
+		tz_buf_puts(&in, ")");
+		if ((rc = tz_buf_error(&d)) == TZ_OK && (rc = tz_buf_error(&in)) == TZ_OK &&
+		    (rc = tz_sql__prepare(m->s, &m->del[i], (const char *)d.data)) == TZ_OK)
+			rc = tz_sql__prepare(m->s, &m->ins[i], (const char *)in.data);
+	}
+	tz_buf_release(&d);
+	tz_buf_release(&in);
+	*del = m->del[i];
+	*ins = m->ins[i];
+	return rc;
+}
+
+/* Bind the row blob's columns to the INSERT; they must be the table's. */
+static int bind_row(mat_ctx *m, const tz_table *t, sqlite3_stmt *ins, const tz_oid *oid, tz_row **row)
+{
+	git_object_t type;
+	uint8_t *data = NULL;
+	size_t len;
+	int rc;
+
+	if ((rc = tz_obj__read(m->s, NULL, oid, &type, &data, &len)) == TZ_OK)
+		rc = tz_row_decode(row, data, len);
+	tz_free(data);
+	if (rc < 0)
+		return rc;
+	if ((*row)->ncols != t->ncols)
+		return tz_error_set(TZ_EINVAL, "table '%s': the target's rows have %zu columns, the table %zu",
+				    t->name, (*row)->ncols, t->ncols);
+	for (size_t c = 0; c < t->ncols; c++) {
+		const tz_column *col = &(*row)->cols[c];
+		if (col->name_len != strlen(t->cols[c].name) || memcmp(col->name, t->cols[c].name, col->name_len) != 0)
+			return tz_error_set(TZ_EINVAL, "table '%s' has no column '%.*s'", t->name, (int)col->name_len,
+					    col->name);
+		tz_sql__bind_value(ins, (int)c + 1, &col->v);
+	}
+	return TZ_OK;
+}
+
+/* Apply one change: delete by key (pass 0) or insert the row (pass 1). */
+static int apply_one(mat_ctx *m, const mat_change *c, int pass)
+{
+	size_t i = (size_t)(c->t - m->ts.t);
+	tz_value kv[TZ_KEY_MAX_COLUMNS];
+	uint8_t *arena = NULL;
+	tz_row *row = NULL;
+	sqlite3_stmt *del, *ins;
+	size_t nk;
+	int rc;
+
+	if ((rc = statements(m, i, &del, &ins)) < 0)
+		return rc;
+	if (pass == 0) {
+		if ((rc = tz_key_decode(kv, TZ_KEY_MAX_COLUMNS, &nk, &arena, c->key, c->key_len)) == TZ_OK) {
+			sqlite3_reset(del);
+			for (size_t k = 0; k < nk; k++)
+				tz_sql__bind_value(del, (int)k + 1, &kv[k]);
+			if (sqlite3_step(del) != SQLITE_DONE)
+				rc = tz_sql__error(m->s, sqlite3_errcode(m->s->db), "cannot delete a row");
+		}
+	} else if (!tz_oid_is_zero(&c->oid)) {
+		sqlite3_reset(ins);
+		if ((rc = bind_row(m, c->t, ins, &c->oid, &row)) == TZ_OK && sqlite3_step(ins) != SQLITE_DONE)
+			rc = tz_sql__error(m->s, sqlite3_errcode(m->s->db), "cannot write a row");
+	}
+	if (rc < 0)
+		tz_error_wrap(rc, "table '%s' key '%s'", c->t->name, c->key);
+	sqlite3_reset(ins);
+	tz_row_free(row);
+	tz_free(arena);
+	return rc;
+}
+
+static int uncommitted(tz_store *s, bool *dirty)
+{
+	sqlite3_stmt *q = NULL;
+	int rc;
+
+	*dirty = false;
+	if ((rc = tz_sql__prepare(s, &q, "SELECT EXISTS (SELECT 1 FROM tz_changes) OR EXISTS (SELECT 1 FROM tz_resync)")) < 0)
+		return rc;
+	if (sqlite3_step(q) == SQLITE_ROW)
+		*dirty = sqlite3_column_int(q, 0) != 0;
+	sqlite3_finalize(q);
+	return TZ_OK;
+}
+
+/* Inside the write transaction: check, walk, apply, record. */
+static int checkout_txn(mat_ctx *m, const tz_oid *target, uint64_t *touched)
+{
+	tz_oid head, htree = { { 0 } }, ttree;
+	tz_tree a = { NULL, 0, NULL }, b = { NULL, 0, NULL };
+	const tz_tree_entry *sa, *sb;
+	char hex[41];
+	bool has, dirty;
+	int rc;
+
+	if ((rc = uncommitted(m->s, &dirty)) < 0)
+		return rc;
+	if (dirty)
+		return tz_error_set(TZ_EBUSY, "the change log holds uncommitted changes; commit them first");
+	if ((rc = tz_head__get(m->s, &has, &head)) < 0 || (has && (rc = tz_commit__tree(m->s, &head, &htree)) < 0) ||
+	    (rc = tz_commit__tree(m->s, target, &ttree)) < 0 || (rc = tz_tree__read(m->s, NULL, &ttree, &b)) < 0 ||
+	    (has && (rc = tz_tree__read(m->s, NULL, &htree, &a)) < 0))
+		goto done;
+	sa = tz_tree__find(&a, "_schema", 7);
+	sb = tz_tree__find(&b, "_schema", 7);
+	if (!sa || !sb || memcmp(&sa->oid, &sb->oid, sizeof(tz_oid)) != 0) {
+		rc = tz_error_set(TZ_EINVAL, "the target has another schema than the head; checkout across a schema"
+					     " change is not supported");
+		goto done;
+	}
+	if ((rc = tz_schema__load(m->s, &m->ts)) < 0 ||
+	    (m->del = tz_calloc(m->ts.n + 1, sizeof(*m->del))) == NULL ||
+	    (m->ins = tz_calloc(m->ts.n + 1, sizeof(*m->ins))) == NULL) {
+		rc = rc < 0 ? rc : TZ_ENOMEM;
+		goto done;
+	}
+	if ((rc = tz_tree__diff(m->s, NULL, &htree, &ttree, collect, m)) < 0)
+		goto done;
+	for (int pass = 0; pass < 2; pass++)
+		for (size_t i = 0; i < m->n && rc == TZ_OK; i++)
+			rc = apply_one(m, &m->ch[i], pass);
+	tz_oid_fmt(hex, target);
+	if (rc == TZ_OK && (rc = tz_sql__exec(m->s, "DELETE FROM tz_changes")) == TZ_OK)
+		rc = tz_meta__set_text(m->s, "head", hex);
+	*touched = m->n;
+done:
+	tz_tree__release(&a);
+	tz_tree__release(&b);
+	return rc;
+}
+
+int tz_store_checkout(tz_store *s, const char *rev, uint64_t *rows_touched)
+{
+	mat_ctx m;
+	tz_oid target;
+	char why[128];
+	int rc;
+
+	*rows_touched = 0;
+	memset(&m, 0, sizeof(m));
+	m.s = s;
+	if ((rc = tz_store_resolve(s, &target, rev)) < 0)
+		return rc;
+	if ((rc = tz_sql__exec(s, "BEGIN IMMEDIATE")) < 0)
+		goto done;
+	rc = checkout_txn(&m, &target, rows_touched);
+	for (size_t i = 0; i < m.ts.n; i++) {
+		sqlite3_finalize(m.del ? m.del[i] : NULL);
+		sqlite3_finalize(m.ins ? m.ins[i] : NULL);
+	}
+	if (rc == TZ_OK)
+		rc = tz_sql__exec(s, "COMMIT");
+	if (rc < 0) {
+		sqlite3_exec(s->db, "ROLLBACK", NULL, NULL, NULL);
+		goto done;
+	}
+	snprintf(why, sizeof(why), "checkout: moving to %s", rev);
+	if (tz_ref__set(s, &target, why) < 0)
+		tz_error_clear();   /* redone by the next open */
+done:
+	if (rc < 0)
+		tz_error_wrap(rc, "cannot check out '%s'", rev);
+	for (size_t i = 0; i < m.n; i++)
+		tz_free(m.ch[i].key);
+	tz_free(m.ch);
+	tz_free(m.del);
+	tz_free(m.ins);
+	tz_schema__release(&m.ts);
+	return rc;
+}

@@ -1,0 +1,469 @@
+/*
+ * schema.c - tracked tables: loading their declarations, validating a
+ * schema file, the change-capture triggers, and `schema apply`.
+ *
+ * Capture (DESIGN §4): three triggers per tracked table append
+ * (seq, tid, op, ts, po, k0..k7) to tz_changes in the writer's own
+ * transaction, whoever the writer is (the application, the sqlite3 shell).
+ * `ts` is the wall clock in milliseconds; the commit turns the entries,
+ * in seq order, into the replica's hybrid logical clock.  `po` is the
+ * owner column's value before the change (owned tables), so a commit
+ * finds where the row sat in the head tree without searching partitions.
+ * Triggers never read other tables: their cost is one B-tree append.
+ */
+#include "store/store_int.h"
+
+#include <stdio.h>
+#include <string.h>
+
+/* Milliseconds since the epoch, from SQLite's own clock ('now' is fixed
+ * for the duration of one statement). */
+#define TS_EXPR "CAST((julianday('now') - 2440587.5) * 86400000.0 AS INTEGER)"
+
+static int col_cmp(const void *a, const void *b)
+{
+	const tz_col *x = a, *y = b;
+	size_t lx = strlen(x->name), ly = strlen(y->name);
+	int c = memcmp(x->name, y->name, lx < ly ? lx : ly);
+
+	return c ? c : (lx > ly) - (lx < ly);
+}
+
+static void table_release(tz_table *t)
+{
+	for (size_t i = 0; i < t->ncols; i++)
+		tz_free(t->cols[i].name);
+	tz_free(t->cols);
+	tz_free(t->name);
+	tz_free(t->enc);
+	tz_free(t->owner_column);
+	sqlite3_finalize(t->select_row);
+	memset(t, 0, sizeof(*t));
+}
+
+void tz_schema__release(tz_tables *ts)
+{
+	if (ts == NULL)
+		return;
+	for (size_t i = 0; i < ts->n; i++)
+		table_release(&ts->t[i]);
+	tz_free(ts->t);
+	ts->t = NULL;
+	ts->n = 0;
+}
+
+static int parse_scope(tz_scope *out, const char *scope, const char *tbl)
+{
+	if (scope && strcmp(scope, "owned") == 0)
+		*out = TZ_SCOPE_OWNED;
+	else if (scope && strcmp(scope, "shared") == 0)
+		*out = TZ_SCOPE_SHARED;
+	else if (scope && strcmp(scope, "hq") == 0)
+		*out = TZ_SCOPE_HQ;
+	else
+		return tz_error_set(TZ_EINVAL, "tz_track: table '%s' has unknown scope '%s' (owned, shared or hq)",
+				    tbl, scope ? scope : "NULL");
+	return TZ_OK;
+}
+
+/* Fill t->cols (sorted) and the key positions from PRAGMA table_info. */
+static int load_columns(tz_store *s, tz_table *t)
+{
+	sqlite3_stmt *st = NULL;
+	size_t cap = 0;
+	int pkpos[TZ_KEY_MAX_COLUMNS];
+	int rc, step;
+
+	if ((rc = tz_sql__prepare(s, &st, "SELECT name, pk FROM pragma_table_info(?1)")) < 0)
+		return rc;
+	sqlite3_bind_text(st, 1, t->name, -1, SQLITE_STATIC);
+	while ((step = sqlite3_step(st)) == SQLITE_ROW) {
+		if (t->ncols == cap) {
+			tz_col *c = tz_reallocarray(t->cols, cap ? cap * 2 : 16, sizeof(*c));
+			if (c == NULL) {
+				rc = TZ_ENOMEM;
+				goto done;
+			}
+			t->cols = c;
+			cap = cap ? cap * 2 : 16;
+		}
+		t->cols[t->ncols].pk = sqlite3_column_int(st, 1);
+		t->cols[t->ncols].name = tz_strdup((const char *)sqlite3_column_text(st, 0));
+		if (t->cols[t->ncols++].name == NULL) {
+			rc = TZ_ENOMEM;
+			goto done;
+		}
+	}
+	if (step != SQLITE_DONE) {
+		rc = tz_sql__error(s, step, "cannot read the columns");
+		goto done;
+	}
+	if (t->ncols == 0) {
+		rc = tz_error_set(TZ_EINVAL, "tz_track: table '%s' does not exist", t->name);
+		goto done;
+	}
+	qsort(t->cols, t->ncols, sizeof(*t->cols), col_cmp);
+	t->owner_idx = -1;
+	for (size_t i = 0; i < t->ncols; i++) {
+		int pk = t->cols[i].pk;
+		if (pk > TZ_KEY_MAX_COLUMNS) {
+			rc = tz_error_set(TZ_ELIMIT, "tz_track: table '%s' has a primary key of more than %d columns",
+					  t->name, TZ_KEY_MAX_COLUMNS);
+			goto done;
+		}
+		if (pk > 0) {
+			pkpos[pk - 1] = (int)i;
+			t->npk = t->npk > (size_t)pk ? t->npk : (size_t)pk;
+		}
+		if (t->owner_column && strcmp(t->cols[i].name, t->owner_column) == 0)
+			t->owner_idx = (int)i;
+	}
+	if (t->npk == 0) {
+		rc = tz_error_set(TZ_EINVAL, "tz_track: table '%s' has no primary key", t->name);
+		goto done;
+	}
+	memcpy(t->pk_idx, pkpos, t->npk * sizeof(int));
+	rc = TZ_OK;
+done:
+	sqlite3_finalize(st);
+	return rc;
+}
+
+static int check_table(tz_table *t)
+{
+	if (t->scope == TZ_SCOPE_OWNED && t->owner_column == NULL)
+		return tz_error_set(TZ_EINVAL, "tz_track: owned table '%s' needs an owner_column", t->name);
+	if (t->scope != TZ_SCOPE_OWNED && t->owner_column != NULL)
+		return tz_error_set(TZ_EINVAL, "tz_track: owner_column is only for owned tables ('%s' is not)",
+				    t->name);
+	if (t->owner_column && t->owner_idx < 0)
+		return tz_error_set(TZ_EINVAL, "tz_track: table '%s' has no column '%s'", t->name,
+				    t->owner_column);
+	return TZ_OK;
+}
+
+/* Read one tz_track row into t (name, scope, owner, tid) and its columns. */
+static int load_table(tz_store *s, sqlite3_stmt *st, tz_table *t)
+{
+	const char *name = (const char *)sqlite3_column_text(st, 0);
+	const char *scope = (const char *)sqlite3_column_text(st, 1);
+	const char *owner = (const char *)sqlite3_column_text(st, 2);
+	tz_value v = { .type = TZ_VTEXT };
+	tz_buf enc = TZ_BUF_INIT;
+	int rc;
+
+	if (name == NULL || sqlite3_column_type(st, 0) != SQLITE_TEXT)
+		return tz_error_set(TZ_EINVAL, "tz_track: tbl must be a table name");
+	if ((t->name = tz_strdup(name)) == NULL ||
+	    (owner && (t->owner_column = tz_strdup(owner)) == NULL))
+		return TZ_ENOMEM;
+	t->tid = sqlite3_column_int64(st, 3);
+	if (strncmp(name, "tz_", 3) == 0 || strncmp(name, "sqlite_", 7) == 0)
+		return tz_error_set(TZ_EINVAL, "tz_track: table '%s' is internal and cannot be tracked", name);
+	if (sqlite3_column_int(st, 4) == 0)
+		return tz_error_set(TZ_EINVAL, "tz_track: table '%s' does not exist (or is a view or virtual table)",
+				    name);
+	v.p = (const uint8_t *)name;
+	v.n = strlen(name);
+	if ((rc = parse_scope(&t->scope, scope, name)) < 0 || (rc = load_columns(s, t)) < 0 ||
+	    (rc = check_table(t)) < 0 || (rc = tz_key_encode(&enc, &v, 1)) < 0)
+		goto done;
+	t->enc = (char *)tz_buf_detach(&enc, &v.n);
+	rc = t->enc ? TZ_OK : TZ_ENOMEM;
+done:
+	tz_buf_release(&enc);
+	return rc;
+}
+
+int tz_schema__load(tz_store *s, tz_tables *out)
+{
+	sqlite3_stmt *st = NULL;
+	size_t cap = 0;
+	int rc, step;
+
+	out->n = 0;
+	out->t = NULL;
+	rc = tz_sql__prepare(s, &st,
+		"SELECT t.tbl, t.scope, t.owner_column, coalesce(d.tid, 0),"
+		" EXISTS (SELECT 1 FROM sqlite_master m WHERE m.type = 'table' AND m.name = t.tbl"
+		"         AND m.sql NOT LIKE 'CREATE VIRTUAL%')"
+		" FROM tz_track t LEFT JOIN tz_tid d ON d.tbl = t.tbl ORDER BY t.tbl");
+	if (rc < 0)
+		return rc;
+	while ((step = sqlite3_step(st)) == SQLITE_ROW) {
+		if (out->n == cap) {
+			tz_table *t = tz_reallocarray(out->t, cap ? cap * 2 : 8, sizeof(*t));
+			if (t == NULL) {
+				rc = TZ_ENOMEM;
+				goto done;
+			}
+			out->t = t;
+			cap = cap ? cap * 2 : 8;
+		}
+		memset(&out->t[out->n], 0, sizeof(tz_table));
+		rc = load_table(s, st, &out->t[out->n++]);
+		if (rc < 0)
+			goto done;
+	}
+	rc = step == SQLITE_DONE ? TZ_OK : tz_sql__error(s, step, "cannot read tz_track");
+done:
+	sqlite3_finalize(st);
+	if (rc < 0)
+		tz_schema__release(out);
+	return rc;
+}
+
+tz_table *tz_schema__by_tid(tz_tables *ts, int64_t tid)
+{
+	for (size_t i = 0; i < ts->n; i++)
+		if (ts->t[i].tid == tid)
+			return &ts->t[i];
+	return NULL;
+}
+
+tz_table *tz_schema__by_name(tz_tables *ts, const char *name)
+{
+	for (size_t i = 0; i < ts->n; i++)
+		if (strcmp(ts->t[i].name, name) == 0)
+			return &ts->t[i];
+	return NULL;
+}
+
+int tz_schema__partition(tz_buf *out, const tz_table *t, const tz_value *owner)
+{
+	switch (t->scope) {
+	case TZ_SCOPE_SHARED:
+		tz_buf_puts(out, "_shared");
+		return tz_buf_error(out);
+	case TZ_SCOPE_HQ:
+		tz_buf_puts(out, "_hq");
+		return tz_buf_error(out);
+	case TZ_SCOPE_OWNED:
+		break;
+	}
+	return tz_key_encode(out, owner, 1);
+}
+
+/* Append a quoted SQL identifier ("a""b"). */
+void tz_sql__put_ident(tz_buf *b, const char *name)
+{
+	tz_buf_putc(b, '"');
+	for (const char *p = name; *p; p++) {
+		if (*p == '"')
+			tz_buf_putc(b, '"');
+		tz_buf_putc(b, (uint8_t)*p);
+	}
+	tz_buf_putc(b, '"');
+}
+
+int tz_schema__select_row(tz_store *s, tz_table *t, sqlite3_stmt **out)
+{
+	tz_buf sql = TZ_BUF_INIT;
+	int rc;
+
+	*out = t->select_row;
+	if (t->select_row) {
+		sqlite3_reset(t->select_row);
+		sqlite3_clear_bindings(t->select_row);
+		return TZ_OK;
+	}
+	tz_buf_puts(&sql, "SELECT ");
+	for (size_t i = 0; i < t->ncols; i++) {
+		if (i)
+			tz_buf_puts(&sql, ", ");
+		tz_sql__put_ident(&sql, t->cols[i].name);
+	}
+	tz_buf_puts(&sql, " FROM ");
+	tz_sql__put_ident(&sql, t->name);
+	for (size_t k = 0; k < t->npk; k++) {
+		tz_buf_puts(&sql, k ? " AND " : " WHERE ");
+		tz_sql__put_ident(&sql, t->cols[t->pk_idx[k]].name);
+		tz_buf_printf(&sql, " = ?%zu", k + 1);
+	}
+	if ((rc = tz_buf_error(&sql)) == TZ_OK && (rc = tz_sql__prepare(s, &t->select_row, (char *)sql.data)) == TZ_OK)
+		*out = t->select_row;
+	tz_buf_release(&sql);
+	return rc;
+}
+
+/* "NEW."a", NEW."b"" for the key columns, with prefix `pre`. */
+static void put_key_refs(tz_buf *b, const tz_table *t, const char *pre)
+{
+	for (size_t k = 0; k < t->npk; k++) {
+		tz_buf_printf(b, ", %s.", pre);
+		tz_sql__put_ident(b, t->cols[t->pk_idx[k]].name);
+	}
+}
+
+static void put_key_slots(tz_buf *b, const tz_table *t)
+{
+	for (size_t k = 0; k < t->npk; k++)
+		tz_buf_printf(b, ", k%zu", k);
+}
+
+/* The owner before the change, or NULL for unowned tables. */
+static void put_owner(tz_buf *b, const tz_table *t)
+{
+	if (t->owner_column) {
+		tz_buf_puts(b, ", OLD.");
+		tz_sql__put_ident(b, t->owner_column);
+	} else {
+		tz_buf_puts(b, ", NULL");
+	}
+}
+
+/* CREATE TRIGGER statements for one table (op 1 insert, 2 update,
+ * 3 delete; an update that changes the key also logs the old key). */
+static void trigger_sql(tz_buf *b, const tz_table *t)
+{
+	static const char *const kind[3] = { "INSERT", "UPDATE", "DELETE" };
+
+	for (int op = 1; op <= 3; op++) {
+		tz_buf_printf(b, "CREATE TRIGGER \"tz_%c_%lld\" AFTER %s ON ", "iud"[op - 1],
+			      (long long)t->tid, kind[op - 1]);
+		tz_sql__put_ident(b, t->name);
+		tz_buf_puts(b, " BEGIN INSERT INTO tz_changes(tid, op, ts, po");
+		put_key_slots(b, t);
+		tz_buf_printf(b, ") VALUES (%lld, %d, " TS_EXPR, (long long)t->tid, op);
+		if (op == 1)
+			tz_buf_puts(b, ", NULL");
+		else
+			put_owner(b, t);
+		put_key_refs(b, t, op == 3 ? "OLD" : "NEW");
+		tz_buf_puts(b, ");");
+		if (op == 2) {
+			tz_buf_puts(b, " INSERT INTO tz_changes(tid, op, ts, po");
+			put_key_slots(b, t);
+			tz_buf_printf(b, ") SELECT %lld, 3, " TS_EXPR, (long long)t->tid);
+			put_owner(b, t);
+			put_key_refs(b, t, "OLD");
+			for (size_t k = 0; k < t->npk; k++) {
+				const char *c = t->cols[t->pk_idx[k]].name;
+				tz_buf_puts(b, k ? " OR OLD." : " WHERE OLD.");
+				tz_sql__put_ident(b, c);
+				tz_buf_puts(b, " IS NOT NEW.");
+				tz_sql__put_ident(b, c);
+			}
+			tz_buf_puts(b, ";");
+		}
+		tz_buf_puts(b, " END;\n");
+	}
+}
+
+/* Mark for a whole rebuild every tracked table that is new or whose DDL
+ * changed since the snapshot in temp.tz_before; drop the log entries of
+ * tables no longer tracked. */
+static const char *const mark_resync_sql =
+	"INSERT OR IGNORE INTO tz_resync(tid)"
+	" SELECT d.tid FROM tz_track t JOIN tz_tid d ON d.tbl = t.tbl"
+	" WHERE NOT EXISTS (SELECT 1 FROM temp.tz_before b WHERE b.tbl = t.tbl AND b.sql IS"
+	"   (SELECT m.sql FROM sqlite_master m WHERE m.type = 'table' AND m.name = t.tbl));"
+	"DELETE FROM tz_changes WHERE tid NOT IN"
+	" (SELECT d.tid FROM tz_tid d JOIN tz_track t ON t.tbl = d.tbl);"
+	"DELETE FROM tz_resync WHERE tid NOT IN"
+	" (SELECT d.tid FROM tz_tid d JOIN tz_track t ON t.tbl = d.tbl);"
+	"DROP TABLE temp.tz_before;";
+
+/* Drop every capture trigger, then create them for the tracked tables. */
+static int install_triggers(tz_store *s, const tz_tables *ts)
+{
+	sqlite3_stmt *st = NULL;
+	tz_buf sql = TZ_BUF_INIT;
+	int rc, step;
+
+	if ((rc = tz_sql__prepare(s, &st, "SELECT name FROM sqlite_master WHERE type = 'trigger'"
+					  " AND name GLOB 'tz_[iud]_[0-9]*'")) < 0)
+		return rc;
+	while ((step = sqlite3_step(st)) == SQLITE_ROW) {
+		tz_buf_puts(&sql, "DROP TRIGGER ");
+		tz_sql__put_ident(&sql, (const char *)sqlite3_column_text(st, 0));
+		tz_buf_puts(&sql, ";\n");
+	}
+	sqlite3_finalize(st);
+	if (step != SQLITE_DONE)
+		rc = tz_sql__error(s, step, "cannot list triggers");
+	for (size_t i = 0; i < ts->n; i++)
+		trigger_sql(&sql, &ts->t[i]);
+	if (rc == TZ_OK && (rc = tz_buf_error(&sql)) == TZ_OK && sql.len)
+		rc = tz_sql__exec(s, (const char *)sql.data);
+	tz_buf_release(&sql);
+	return rc;
+}
+
+/* Everything of `schema apply` that happens inside the transaction. */
+static int apply_in_txn(tz_store *s, const char *sql, const char *origin)
+{
+	tz_tables ts = { 0, NULL };
+	int64_t version;
+	int rc;
+
+	rc = tz_sql__exec(s, "CREATE TEMP TABLE tz_before AS SELECT t.tbl AS tbl, m.sql AS sql"
+			     " FROM tz_track t LEFT JOIN sqlite_master m"
+			     " ON m.type = 'table' AND m.name = t.tbl");
+	if (rc < 0)
+		goto done;
+	if ((rc = tz_sql__exec(s, sql)) < 0) {
+		tz_error_wrap(rc, "'%s'", origin);
+		goto done;
+	}
+	if ((rc = tz_sql__exec(s, "INSERT OR IGNORE INTO tz_tid(tbl) SELECT tbl FROM tz_track")) < 0 ||
+	    (rc = tz_schema__load(s, &ts)) < 0 || (rc = tz_sql__exec(s, mark_resync_sql)) < 0 ||
+	    (rc = install_triggers(s, &ts)) < 0 || (rc = tz_meta__get_int(s, "schema_version", &version)) < 0 ||
+	    (rc = tz_meta__set_int(s, "schema_version", version + 1)) < 0)
+		goto done;
+done:
+	tz_schema__release(&ts);
+	return rc;
+}
+
+int tz_store_schema_apply(tz_store *s, const char *sql, const char *origin, tz_commit_result *result)
+{
+	int rc;
+
+	memset(result, 0, sizeof(*result));
+	if ((rc = tz_sql__exec(s, "BEGIN IMMEDIATE")) < 0)
+		return tz_error_wrap(rc, "cannot apply '%s'", origin);
+	rc = apply_in_txn(s, sql, origin);
+	if (rc == TZ_OK)
+		rc = tz_sql__exec(s, "COMMIT");
+	if (rc < 0) {
+		int keep = tz_error_code();
+		char msg[1024];
+		snprintf(msg, sizeof(msg), "%s", tz_error_last());
+		sqlite3_exec(s->db, "ROLLBACK", NULL, NULL, NULL);
+		tz_error_set(keep, "%s", msg);
+		return tz_error_wrap(rc, "schema not applied (nothing changed)");
+	}
+	/* The declarations are in store.db; the commit records them (and the
+	 * rows of newly tracked tables).  Were it to fail here, the next
+	 * commit records the same state. */
+	return tz_store_commit(s, "schema apply", result);
+}
+
+int tz_schema__encode_row(const tz_table *t, sqlite3_stmt *q, tz_buf *blob, tz_buf *part, tz_buf *key)
+{
+	tz_column cols_stack[64];
+	tz_column *cols = t->ncols <= 64 ? cols_stack : tz_calloc(t->ncols, sizeof(*cols));
+	tz_value kv[TZ_KEY_MAX_COLUMNS];
+	int rc = TZ_OK;
+
+	if (cols == NULL)
+		return TZ_ENOMEM;
+	for (size_t i = 0; i < t->ncols; i++) {
+		cols[i].name = t->cols[i].name;
+		cols[i].name_len = strlen(t->cols[i].name);
+		tz_sql__column_value(q, (int)i, &cols[i].v);
+	}
+	for (size_t k = 0; k < t->npk; k++)
+		kv[k] = cols[t->pk_idx[k]].v;
+	if (blob && (rc = tz_row_encode(blob, cols, t->ncols)) < 0)
+		goto done;
+	if (part && (rc = tz_schema__partition(part, t, t->owner_idx >= 0 ? &cols[t->owner_idx].v : NULL)) < 0)
+		goto done;
+	if (key)
+		rc = tz_key_encode(key, kv, t->npk);
+done:
+	if (cols != cols_stack)
+		tz_free(cols);
+	return rc;
+}

@@ -1,0 +1,602 @@
+/*
+ * store.c - creating and opening a store; SQLite and tz_meta helpers.
+ *
+ * Layout and invariants: docs/store-layout.md.  Tazamun's own tables in
+ * store.db (created here, in one transaction):
+ *   tz_meta(k, v)               head, hlc, schema_version, instance, format
+ *   tz_track(tbl, scope, owner_column)   the tracked tables (a contract)
+ *   tz_tid(tid, tbl)            small integer ids the change log uses
+ *   tz_changes(seq, tid, op, ts, po, k0..k7)   the change log
+ *   tz_resync(tid)              tables the next commit rebuilds whole
+ *                               (newly tracked, or their DDL changed)
+ */
+#define _XOPEN_SOURCE 700   /* nftw */
+#include "store/store_int.h"
+
+#include <dirent.h>
+#include <errno.h>
+#include <fcntl.h>
+#include <ftw.h>
+#include <pthread.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <sys/stat.h>
+#include <unistd.h>
+
+#include <sodium.h>
+
+/* The on-disk format of store.db's tz_* tables; a store of a newer format
+ * is refused rather than misread. */
+#define TZ_STORE_FORMAT 1
+/* libgit2's object cache: 32 MiB keeps HQ's merge well under its 64 MiB
+ * RSS budget (DESIGN §10) while holding every tree a commit touches. */
+#define TZ_GIT_CACHE_BYTES (32 * 1024 * 1024)
+/* A config file is a handful of short lines; 64 KiB is plenty. */
+#define TZ_CONFIG_MAX 65536
+
+static const char *const tz_schema_sql =
+	"CREATE TABLE tz_meta(k TEXT PRIMARY KEY, v) WITHOUT ROWID;\n"
+	"CREATE TABLE tz_track(tbl TEXT PRIMARY KEY, scope TEXT NOT NULL, owner_column TEXT);\n"
+	"CREATE TABLE tz_tid(tid INTEGER PRIMARY KEY, tbl TEXT NOT NULL UNIQUE);\n"
+	"CREATE TABLE tz_changes(seq INTEGER PRIMARY KEY, tid INTEGER NOT NULL,"
+	" op INTEGER NOT NULL, ts INTEGER NOT NULL, po, k0, k1, k2, k3, k4, k5, k6, k7);\n"
+	"CREATE TABLE tz_resync(tid INTEGER PRIMARY KEY);\n";
+
+static pthread_once_t git_once = PTHREAD_ONCE_INIT;
+static int git_init_rc;
+
+static void git_init_once(void)
+{
+	if (git_libgit2_init() < 0 ||
+	    git_libgit2_opts(GIT_OPT_SET_CACHE_MAX_SIZE, (ssize_t)TZ_GIT_CACHE_BYTES) < 0 ||
+	    git_libgit2_opts(GIT_OPT_ENABLE_FSYNC_GITDIR, 1) < 0 ||
+	    git_libgit2_opts(GIT_OPT_ENABLE_STRICT_HASH_VERIFICATION, 1) < 0)
+		git_init_rc = TZ_EGIT;
+}
+
+static int git_setup(void)
+{
+	pthread_once(&git_once, git_init_once);
+	if (git_init_rc < 0)
+		return tz_error_set(TZ_EGIT, "cannot initialise libgit2");
+	return tz_crypto_init();
+}
+
+int tz_git__error(const char *what)
+{
+	const git_error *e = git_error_last();
+
+	return tz_error_set(TZ_EGIT, "%s: %s", what, e && e->message ? e->message : "libgit2 error");
+}
+
+bool tz_code_valid(const char *code)
+{
+	size_t n = strlen(code);
+
+	if (n == 0 || n > 16)
+		return false;
+	for (size_t i = 0; i < n; i++) {
+		char c = code[i];
+		bool alnum = (c >= 'A' && c <= 'Z') || (c >= '0' && c <= '9');
+		if (!alnum && (i == 0 || (c != '_' && c != '-')))
+			return false;
+	}
+	return true;
+}
+
+void tz_oid_fmt(char out[41], const tz_oid *oid)
+{
+	static const char hex[] = "0123456789abcdef";
+
+	for (int i = 0; i < 20; i++) {
+		out[2 * i] = hex[oid->id[i] >> 4];
+		out[2 * i + 1] = hex[oid->id[i] & 15];
+	}
+	out[40] = '\0';
+}
+
+bool tz_oid_is_zero(const tz_oid *oid)
+{
+	static const tz_oid zero;
+
+	return memcmp(oid, &zero, sizeof(zero)) == 0;
+}
+
+int tz_oid__parse(tz_oid *out, const char *hex)
+{
+	memset(out, 0, sizeof(*out));
+	if (strlen(hex) != 40 || sodium_hex2bin(out->id, 20, hex, 40, NULL, NULL, NULL) != 0)
+		return tz_error_set(TZ_ECORRUPT, "'%s' is not an object id", hex);
+	return TZ_OK;
+}
+
+/* ---- SQLite helpers ---- */
+
+int tz_sql__error(tz_store *s, int rc, const char *what)
+{
+	if (rc == SQLITE_BUSY || rc == SQLITE_LOCKED)
+		return tz_error_set(TZ_EBUSY, "%s: store.db is busy (another writer holds it)", what);
+	return tz_error_set(TZ_ESQL, "%s: %s", what, sqlite3_errmsg(s->db));
+}
+
+int tz_sql__exec(tz_store *s, const char *sql)
+{
+	char *err = NULL;
+	int rc = sqlite3_exec(s->db, sql, NULL, NULL, &err);
+
+	if (rc != SQLITE_OK) {
+		if (rc == SQLITE_BUSY || rc == SQLITE_LOCKED)
+			tz_error_set(TZ_EBUSY, "store.db is busy (another writer holds it)");
+		else
+			tz_error_set(TZ_ESQL, "%s", err ? err : sqlite3_errstr(rc));
+		sqlite3_free(err);
+		return tz_error_code();
+	}
+	return TZ_OK;
+}
+
+int tz_sql__prepare(tz_store *s, sqlite3_stmt **out, const char *sql)
+{
+	int rc = sqlite3_prepare_v2(s->db, sql, -1, out, NULL);
+
+	if (rc != SQLITE_OK) {
+		*out = NULL;
+		return tz_sql__error(s, rc, "cannot prepare statement");
+	}
+	return TZ_OK;
+}
+
+int tz_sql__bind_value(sqlite3_stmt *st, int idx, const tz_value *v)
+{
+	switch (v->type) {
+	case TZ_VINT:  return sqlite3_bind_int64(st, idx, v->i);
+	case TZ_VREAL: return sqlite3_bind_double(st, idx, v->r);
+	case TZ_VTEXT: return sqlite3_bind_text64(st, idx, (const char *)v->p, v->n, SQLITE_STATIC, SQLITE_UTF8);
+	case TZ_VBLOB: return sqlite3_bind_blob64(st, idx, v->p, v->n, SQLITE_STATIC);
+	case TZ_VNULL: return sqlite3_bind_null(st, idx);
+	}
+	return SQLITE_MISUSE;
+}
+
+void tz_sql__column_value(sqlite3_stmt *st, int idx, tz_value *v)
+{
+	memset(v, 0, sizeof(*v));
+	v->type = (tz_vtype)sqlite3_column_type(st, idx);
+	switch (v->type) {
+	case TZ_VINT:
+		v->i = sqlite3_column_int64(st, idx);
+		break;
+	case TZ_VREAL:
+		v->r = sqlite3_column_double(st, idx);
+		break;
+	case TZ_VTEXT:
+		v->p = sqlite3_column_text(st, idx);
+		v->n = (size_t)sqlite3_column_bytes(st, idx);
+		break;
+	case TZ_VBLOB:
+		v->p = sqlite3_column_blob(st, idx);
+		v->n = (size_t)sqlite3_column_bytes(st, idx);
+		break;
+	case TZ_VNULL:
+		break;
+	}
+}
+
+int tz_meta__get_text(tz_store *s, const char *key, char *out, size_t cap)
+{
+	sqlite3_stmt *st = NULL;
+	int rc;
+
+	out[0] = '\0';
+	if ((rc = tz_sql__prepare(s, &st, "SELECT v FROM tz_meta WHERE k = ?1")) < 0)
+		return rc;
+	sqlite3_bind_text(st, 1, key, -1, SQLITE_STATIC);
+	rc = sqlite3_step(st);
+	if (rc == SQLITE_ROW) {
+		snprintf(out, cap, "%s", sqlite3_column_text(st, 0) ? (const char *)sqlite3_column_text(st, 0) : "");
+		rc = TZ_OK;
+	} else if (rc == SQLITE_DONE) {
+		rc = tz_error_set(TZ_ENOTFOUND, "store.db has no '%s' in tz_meta", key);
+	} else {
+		rc = tz_sql__error(s, rc, "cannot read tz_meta");
+	}
+	sqlite3_finalize(st);
+	return rc;
+}
+
+int tz_meta__get_int(tz_store *s, const char *key, int64_t *out)
+{
+	char buf[32];
+	char *end;
+	int rc;
+
+	*out = 0;
+	if ((rc = tz_meta__get_text(s, key, buf, sizeof(buf))) < 0)
+		return rc;
+	errno = 0;
+	*out = strtoll(buf, &end, 10);
+	if (errno != 0 || *end != '\0' || end == buf)
+		return tz_error_set(TZ_ECORRUPT, "store.db: tz_meta '%s' is not an integer", key);
+	return TZ_OK;
+}
+
+int tz_meta__set_text(tz_store *s, const char *key, const char *value)
+{
+	sqlite3_stmt *st = NULL;
+	int rc;
+
+	if ((rc = tz_sql__prepare(s, &st, "INSERT OR REPLACE INTO tz_meta(k, v) VALUES (?1, ?2)")) < 0)
+		return rc;
+	sqlite3_bind_text(st, 1, key, -1, SQLITE_STATIC);
+	sqlite3_bind_text(st, 2, value, -1, SQLITE_STATIC);
+	rc = sqlite3_step(st);
+	rc = rc == SQLITE_DONE ? TZ_OK : tz_sql__error(s, rc, "cannot write tz_meta");
+	sqlite3_finalize(st);
+	return rc;
+}
+
+int tz_meta__set_int(tz_store *s, const char *key, int64_t value)
+{
+	char buf[32];
+
+	snprintf(buf, sizeof(buf), "%lld", (long long)value);
+	return tz_meta__set_text(s, key, buf);
+}
+
+int tz_head__get(tz_store *s, bool *has, tz_oid *out)
+{
+	char hex[64];
+	int rc;
+
+	*has = false;
+	memset(out, 0, sizeof(*out));
+	if ((rc = tz_meta__get_text(s, "head", hex, sizeof(hex))) < 0)
+		return rc;
+	if (hex[0] == '\0')
+		return TZ_OK;
+	if ((rc = tz_oid__parse(out, hex)) < 0)
+		return tz_error_wrap(rc, "store.db head");
+	*has = true;
+	return TZ_OK;
+}
+
+void tz_progress__report(tz_store *s, const char *what, uint64_t done, uint64_t total)
+{
+	if (s->progress)
+		s->progress(what, done, total, s->progress_payload);
+}
+
+void tz_store_set_progress(tz_store *s, tz_progress_cb cb, void *payload)
+{
+	s->progress = cb;
+	s->progress_payload = payload;
+}
+
+const char *tz_store_code(const tz_store *s) { return s->code; }
+const char *tz_store_dir(const tz_store *s) { return s->dir; }
+
+/* ---- paths and files ---- */
+
+static char *path_join(const char *dir, const char *name)
+{
+	size_t n = strlen(dir) + strlen(name) + 2;
+	char *p = tz_malloc(n);
+
+	if (p)
+		snprintf(p, n, "%s/%s", dir, name);
+	return p;
+}
+
+static int write_file_durable(const char *path, const char *text, mode_t mode)
+{
+	size_t len = strlen(text);
+	int fd;
+
+	if (tz_faultsim(TZ_FAULT_WRITE))
+		return tz_error_set(TZ_EIO, "cannot write '%s': injected fault", path);
+	fd = open(path, O_WRONLY | O_CREAT | O_EXCL | O_CLOEXEC, mode);
+	if (fd < 0)
+		return tz_error_set(TZ_EIO, "cannot create '%s': %s", path, strerror(errno));
+	if (write(fd, text, len) != (ssize_t)len || tz_faultsim(TZ_FAULT_FSYNC) || fsync(fd) != 0) {
+		int e = errno;
+		close(fd);
+		return tz_error_set(TZ_EIO, "cannot write '%s': %s", path, strerror(e ? e : EIO));
+	}
+	close(fd);
+	return TZ_OK;
+}
+
+static int rm_entry(const char *path, const struct stat *sb, int flag, struct FTW *ftw)
+{
+	(void)sb;
+	(void)flag;
+	(void)ftw;
+	return remove(path);
+}
+
+/* Remove what init created: the whole directory if init made it, else
+ * its contents (the directory was empty before). */
+static void undo_init(const char *dir, bool made_dir)
+{
+	const char *names[] = { "store.db", "store.db-wal", "store.db-shm", "config", "keys", "history" };
+
+	if (made_dir) {
+		nftw(dir, rm_entry, 16, FTW_DEPTH | FTW_PHYS);
+		return;
+	}
+	for (size_t i = 0; i < sizeof(names) / sizeof(names[0]); i++) {
+		char *p = path_join(dir, names[i]);
+		if (p)
+			nftw(p, rm_entry, 16, FTW_DEPTH | FTW_PHYS);
+		tz_free(p);
+	}
+}
+
+static bool dir_is_empty(const char *dir)
+{
+	DIR *d = opendir(dir);
+	struct dirent *de;
+	bool empty = true;
+
+	if (d == NULL)
+		return false;
+	while (empty && (de = readdir(d)) != NULL)
+		empty = strcmp(de->d_name, ".") == 0 || strcmp(de->d_name, "..") == 0;
+	closedir(d);
+	return empty;
+}
+
+static int dir_prepare(const char *dir, bool *made)
+{
+	struct stat sb;
+
+	*made = false;
+	if (mkdir(dir, 0755) == 0) {
+		*made = true;
+		return TZ_OK;
+	}
+	if (errno != EEXIST)
+		return tz_error_set(TZ_EIO, "cannot create '%s': %s", dir, strerror(errno));
+	if (stat(dir, &sb) != 0 || !S_ISDIR(sb.st_mode))
+		return tz_error_set(TZ_EEXISTS, "'%s' exists and is not a directory", dir);
+	if (!dir_is_empty(dir))
+		return tz_error_set(TZ_EEXISTS, "'%s' exists and is not empty", dir);
+	return TZ_OK;
+}
+
+static int db_open(sqlite3 **out, const char *path, int flags)
+{
+	int rc = sqlite3_open_v2(path, out, flags | SQLITE_OPEN_NOMUTEX, NULL);
+
+	if (rc != SQLITE_OK) {
+		tz_error_set(TZ_ESQL, "cannot open '%s': %s", path,
+			     *out ? sqlite3_errmsg(*out) : sqlite3_errstr(rc));
+		sqlite3_close(*out);
+		*out = NULL;
+		return TZ_ESQL;
+	}
+	/* The application writes concurrently: wait for its short
+	 * transactions rather than fail (10 s covers a 10x peak batch). */
+	sqlite3_busy_timeout(*out, 10000);
+	sqlite3_extended_result_codes(*out, 0);
+	return TZ_OK;
+}
+
+/* Create store.db with the tz_* tables and the first tz_meta rows. */
+static int init_db(tz_store *s, const char *path)
+{
+	uint8_t inst[16];
+	char inst_hex[33];
+	char sql[1024];
+	int rc;
+
+	if ((rc = db_open(&s->db, path, SQLITE_OPEN_READWRITE | SQLITE_OPEN_CREATE)) < 0)
+		return rc;
+	randombytes_buf(inst, sizeof(inst));
+	sodium_bin2hex(inst_hex, sizeof(inst_hex), inst, sizeof(inst));
+	snprintf(sql, sizeof(sql),
+		 "INSERT INTO tz_meta(k, v) VALUES ('format', %d), ('code', '%s'),"
+		 " ('instance', '%s'), ('head', ''), ('hlc', 0), ('schema_version', 0);",
+		 TZ_STORE_FORMAT, s->code, inst_hex);
+	if ((rc = tz_sql__exec(s, "PRAGMA journal_mode=WAL")) < 0 ||
+	    (rc = tz_sql__exec(s, "BEGIN IMMEDIATE")) < 0)
+		return tz_error_wrap(rc, "cannot initialise '%s'", path);
+	if ((rc = tz_sql__exec(s, tz_schema_sql)) < 0 || (rc = tz_sql__exec(s, sql)) < 0 ||
+	    (rc = tz_sql__exec(s, "COMMIT")) < 0) {
+		sqlite3_exec(s->db, "ROLLBACK", NULL, NULL, NULL);
+		return tz_error_wrap(rc, "cannot initialise '%s'", path);
+	}
+	return TZ_OK;
+}
+
+static int init_history(const char *path)
+{
+	git_repository *repo = NULL;
+	git_repository_init_options opts;
+
+	git_repository_init_options_init(&opts, GIT_REPOSITORY_INIT_OPTIONS_VERSION);
+	opts.flags = GIT_REPOSITORY_INIT_BARE | GIT_REPOSITORY_INIT_MKPATH |
+		     GIT_REPOSITORY_INIT_NO_REINIT;
+	opts.initial_head = "main";
+	opts.description = "Tazamun history: one commit per sealed change log\n";
+	if (git_repository_init_ext(&repo, path, &opts) < 0)
+		return tz_git__error("cannot create the history");
+	git_repository_free(repo);
+	return TZ_OK;
+}
+
+int tz_store_init(const char *dir, const char *code)
+{
+	tz_store s;
+	char *p_db = NULL, *p_keys = NULL, *p_hist = NULL, *p_conf = NULL;
+	char conf[256];
+	bool made = false;
+	int rc;
+
+	memset(&s, 0, sizeof(s));
+	if (!tz_code_valid(code))
+		return tz_error_set(TZ_EINVAL, "'%s' is not a replica code ([A-Z0-9][A-Z0-9_-]{0,15})", code);
+	if ((rc = git_setup()) < 0 || (rc = dir_prepare(dir, &made)) < 0)
+		return rc;
+	snprintf(s.code, sizeof(s.code), "%s", code);
+	if ((p_db = path_join(dir, "store.db")) == NULL || (p_keys = path_join(dir, "keys")) == NULL ||
+	    (p_hist = path_join(dir, "history")) == NULL || (p_conf = path_join(dir, "config")) == NULL) {
+		rc = TZ_ENOMEM;
+		goto done;
+	}
+	if (mkdir(p_keys, 0700) != 0) {
+		rc = tz_error_set(TZ_EIO, "cannot create '%s': %s", p_keys, strerror(errno));
+		goto done;
+	}
+	snprintf(conf, sizeof(conf), "# Tazamun store\ncode = %s\nrole = %s\n", code,
+		 strcmp(code, "HQ") == 0 ? "hq" : "branch");
+	if ((rc = tz_keypair_generate(&s.kp)) < 0 ||
+	    (rc = tz_keypair_save(&s.kp, p_keys, "replica", code)) < 0 ||
+	    (rc = init_history(p_hist)) < 0 || (rc = init_db(&s, p_db)) < 0 ||
+	    (rc = write_file_durable(p_conf, conf, 0644)) < 0)
+		goto done;
+	rc = TZ_OK;
+done:
+	tz_keypair_wipe(&s.kp);
+	sqlite3_close(s.db);
+	if (rc < 0)
+		undo_init(dir, made);
+	tz_free(p_db);
+	tz_free(p_keys);
+	tz_free(p_hist);
+	tz_free(p_conf);
+	return rc;
+}
+
+/* Read "code = X" from the config file. */
+static int read_config(tz_store *s, const char *path)
+{
+	char buf[TZ_CONFIG_MAX];
+	char *line, *save = NULL;
+	size_t n;
+	FILE *f = fopen(path, "re");
+
+	if (f == NULL)
+		return tz_error_set(errno == ENOENT ? TZ_ENOTFOUND : TZ_EIO,
+				    "'%s' is not a Tazamun store (no config: %s)", s->dir, strerror(errno));
+	n = fread(buf, 1, sizeof(buf) - 1, f);
+	fclose(f);
+	buf[n] = '\0';
+	for (line = strtok_r(buf, "\n", &save); line; line = strtok_r(NULL, "\n", &save)) {
+		char key[32], val[64];
+		if (line[0] == '#' || sscanf(line, " %31[a-z_] = %63s", key, val) != 2)
+			continue;
+		if (strcmp(key, "code") == 0 && tz_code_valid(val))
+			memcpy(s->code, val, strlen(val) + 1);   /* valid: at most 16 bytes */
+	}
+	if (!tz_code_valid(s->code))
+		return tz_error_set(TZ_ECORRUPT, "'%s': config has no valid 'code' line", path);
+	return TZ_OK;
+}
+
+/* Move refs/heads/main to the head store.db recorded (a crash between the
+ * SQLite commit and the ref update leaves the ref behind). */
+static int reconcile(tz_store *s)
+{
+	git_reference *ref = NULL;
+	bool has;
+	tz_oid head;
+	int rc;
+
+	if ((rc = tz_head__get(s, &has, &head)) < 0 || !has)
+		return rc;
+	if (git_reference_lookup(&ref, s->repo, "refs/heads/main") == 0 &&
+	    git_reference_target(ref) && memcmp(git_reference_target(ref)->id, head.id, 20) == 0) {
+		git_reference_free(ref);
+		return TZ_OK;
+	}
+	git_reference_free(ref);
+	if (!git_odb_exists(s->odb, (const git_oid *)head.id)) {
+		char hex[41];
+		tz_oid_fmt(hex, &head);
+		return tz_error_set(TZ_ECORRUPT, "store.db's head %s is missing from the history", hex);
+	}
+	return tz_ref__set(s, &head, "reconcile: store.db head");
+}
+
+int tz_store_open(tz_store **out, const char *dir)
+{
+	tz_store *s = NULL;
+	char *p = NULL;
+	int64_t format;
+	int rc;
+
+	*out = NULL;
+	if ((rc = git_setup()) < 0)
+		return rc;
+	if ((s = tz_calloc(1, sizeof(*s))) == NULL || (s->dir = tz_strdup(dir)) == NULL) {
+		rc = TZ_ENOMEM;
+		goto done;
+	}
+	if ((p = path_join(dir, "config")) == NULL || (rc = read_config(s, p)) < 0)
+		goto fail;
+	tz_free(p);
+	if ((p = path_join(dir, "store.db")) == NULL || (rc = db_open(&s->db, p, SQLITE_OPEN_READWRITE)) < 0)
+		goto fail;
+	/* Materialisation writes rows in any order; references are checked by
+	 * the engine, never by SQLite on this connection (DESIGN §11). */
+	if ((rc = tz_sql__exec(s, "PRAGMA foreign_keys=OFF")) < 0 ||
+	    (rc = tz_meta__get_int(s, "format", &format)) < 0)
+		goto fail;
+	if (format != TZ_STORE_FORMAT) {
+		rc = tz_error_set(TZ_EINVAL, "store format %lld is not supported (this syncctl reads format %d)",
+				  (long long)format, TZ_STORE_FORMAT);
+		goto fail;
+	}
+	tz_free(p);
+	if ((p = path_join(dir, "history")) == NULL)
+		goto fail;
+	if (git_repository_open_bare(&s->repo, p) < 0 || git_repository_odb(&s->odb, s->repo) < 0) {
+		rc = tz_git__error("cannot open the history");
+		goto fail;
+	}
+	tz_free(p);
+	if ((p = path_join(dir, "keys")) == NULL || (rc = tz_keypair_load(&s->kp, p, "replica")) < 0 ||
+	    (rc = reconcile(s)) < 0)
+		goto fail;
+	*out = s;
+	s = NULL;
+	rc = TZ_OK;
+	goto done;
+fail:
+	if (rc == TZ_OK)
+		rc = TZ_ENOMEM;
+	tz_error_wrap(rc, "cannot open store '%s'", dir);
+done:
+	tz_free(p);
+	tz_store_close(s);
+	return rc;
+}
+
+void tz_store_close(tz_store *s)
+{
+	if (s == NULL)
+		return;
+	git_odb_free(s->odb);
+	git_repository_free(s->repo);
+	sqlite3_close(s->db);
+	tz_keypair_wipe(&s->kp);
+	tz_free(s->dir);
+	tz_free(s);
+}
+
+int tz_store_public_key(tz_store *s, tz_buf *out)
+{
+	tz_pubkey_openssh(out, s->kp.pk);
+	tz_buf_printf(out, " %s", s->code);
+	return tz_buf_error(out);
+}
+
+int tz_store_allowed_signers(tz_store *s, tz_buf *out)
+{
+	tz_buf_printf(out, "%s namespaces=\"git\" ", s->code);
+	tz_pubkey_openssh(out, s->kp.pk);
+	tz_buf_putc(out, '\n');
+	return tz_buf_error(out);
+}

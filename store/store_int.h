@@ -1,0 +1,225 @@
+/*
+ * store_int.h - what store/ files share among themselves (never included
+ * outside store/).  See docs/architecture.md for the picture.
+ */
+#ifndef TZ_STORE_INT_H
+#define TZ_STORE_INT_H
+
+#include <sqlite3.h>
+#include <git2.h>
+
+#include "store/tz_keys.h"
+#include "store/tz_store.h"
+
+/* ---- small hash map: byte-string keys to a uint64 value ---- */
+
+typedef struct {
+	uint8_t *key;      /* owned copy */
+	size_t klen;
+	uint64_t hash;
+	uint64_t value;
+	bool used;
+} tz_hmap_slot;
+
+typedef struct {
+	tz_hmap_slot *slots;
+	size_t cap;        /* power of two */
+	size_t count;
+} tz_hmap;
+
+void tz_hmap__init(tz_hmap *m);
+void tz_hmap__release(tz_hmap *m);
+/* Insert or find: *slot_out points to the key's slot; *added says whether
+ * it was new (its value is then 0).  The slot pointer is valid until the
+ * next insertion. */
+int tz_hmap__upsert(tz_hmap *m, const void *key, size_t klen, tz_hmap_slot **slot_out, bool *added);
+tz_hmap_slot *tz_hmap__get(const tz_hmap *m, const void *key, size_t klen);
+
+/* ---- tracked tables (schema.c) ---- */
+
+typedef enum { TZ_SCOPE_OWNED, TZ_SCOPE_SHARED, TZ_SCOPE_HQ } tz_scope;
+
+typedef struct {
+	char *name;          /* column name */
+	int pk;              /* 0, or 1-based position in the primary key */
+} tz_col;
+
+typedef struct {
+	int64_t tid;         /* id in tz_tid, used by the change log */
+	char *name;
+	char *enc;           /* file-name form of the table name */
+	tz_scope scope;
+	char *owner_column;  /* owned tables only */
+	int owner_idx;       /* index of owner_column in cols (sorted), or -1 */
+	size_t ncols;
+	tz_col *cols;        /* sorted by name, bytewise */
+	size_t npk;
+	int pk_idx[TZ_KEY_MAX_COLUMNS];   /* indexes into cols, in key order */
+	sqlite3_stmt *select_row;         /* SELECT cols FROM t WHERE pk = ? */
+} tz_table;
+
+typedef struct {
+	size_t n;
+	tz_table *t;
+} tz_tables;
+
+/* Load tz_track and each table's columns; the statements are prepared on
+ * demand.  Releases what it built on failure. */
+int tz_schema__load(tz_store *s, tz_tables *out);
+void tz_schema__release(tz_tables *ts);
+tz_table *tz_schema__by_tid(tz_tables *ts, int64_t tid);
+tz_table *tz_schema__by_name(tz_tables *ts, const char *name);
+/* Partition name of a row of `t`: "_shared", "_hq", or the encoded owner. */
+int tz_schema__partition(tz_buf *out, const tz_table *t, const tz_value *owner);
+/* Append the row blob, partition and key of the current row of `q`
+ * (columns in t->cols order, as tz_schema__select_row selects them) to
+ * whichever of blob, part, key is not NULL. */
+int tz_schema__encode_row(const tz_table *t, sqlite3_stmt *q, tz_buf *blob, tz_buf *part, tz_buf *key);
+/* The SELECT of one row by key, prepared once per table. */
+int tz_schema__select_row(tz_store *s, tz_table *t, sqlite3_stmt **out);
+
+/* ---- history (history.c, tree.c, pack.c) ---- */
+
+/* Objects made in memory and not yet in the object database. */
+typedef struct {
+	tz_hmap index;       /* oid bytes -> 1 + position in objs */
+	size_t n, cap;
+	struct tz_obj {
+		tz_oid oid;
+		git_object_t type;
+		uint8_t *data;
+		size_t len;
+	} *objs;
+} tz_staging;
+
+void tz_staging__init(tz_staging *st);
+void tz_staging__release(tz_staging *st);
+/* Hash `data` as a git object of `type`, remember it unless the object
+ * database or the staging already holds it.  Takes a copy. */
+int tz_staging__add(tz_store *s, tz_staging *st, tz_oid *oid_out, git_object_t type,
+		    const void *data, size_t len);
+
+/* Read an object (staging first, then the object database, hash checked).
+ * *data_out is owned by the caller (tz_free). */
+int tz_obj__read(tz_store *s, const tz_staging *st, const tz_oid *oid, git_object_t *type_out,
+		 uint8_t **data_out, size_t *len_out);
+
+/* A parsed tree entry; `name` points into the tree's bytes. */
+typedef struct {
+	const char *name;
+	size_t name_len;
+	uint32_t mode;       /* 0100644 blob, 040000 tree */
+	tz_oid oid;
+} tz_tree_entry;
+
+typedef struct {
+	uint8_t *data;       /* owned raw bytes */
+	size_t n;
+	tz_tree_entry *e;    /* owned */
+} tz_tree;
+
+/* Parse a tree object strictly (sorted, no duplicates, known modes). */
+int tz_tree__read(tz_store *s, const tz_staging *st, const tz_oid *oid, tz_tree *out);
+void tz_tree__release(tz_tree *t);
+/* Binary search by name; NULL when absent. */
+const tz_tree_entry *tz_tree__find(const tz_tree *t, const char *name, size_t len);
+/* Serialise entries (sorted in git order by this function) and stage it. */
+int tz_tree__write(tz_store *s, tz_staging *st, tz_oid *out, tz_tree_entry *e, size_t n);
+/* git's entry order: names compared as if trees had a trailing '/'. */
+int tz_tree__cmp(const tz_tree_entry *a, const tz_tree_entry *b);
+void tz_tree__sort(tz_tree_entry *e, size_t n);
+
+/* Verify a commit's SSH signature against the keys the store knows;
+ * TZ_OK and the signer's principal in *signer (static storage of the
+ * store), or TZ_EVERIFY / TZ_ECORRUPT with a message naming the commit. */
+int tz_commit__verify_sig(tz_store *s, const tz_oid *commit, const char **signer);
+
+/* The tree of the working state (head + change log), staged in `st`
+ * without writing anything; the head's tree when nothing is dirty. */
+int tz_commit__working_tree(tz_store *s, tz_staging *st, tz_oid *root);
+
+/* A row's path: table, partition, two 16-way fanout levels, key. */
+#define TZ_PATH_DEPTH 5
+#define TZ_PATH_LEAF (TZ_PATH_DEPTH - 1)
+
+/* One change to apply to a tree: the row's path and its new blob, or a
+ * deletion.  The strings are owned by whoever built the change list. */
+typedef struct {
+	const char *comp[TZ_PATH_DEPTH];
+	size_t comp_len[TZ_PATH_DEPTH];
+	tz_oid oid;
+	bool del;
+} tz_path_change;
+
+/*
+ * Apply `n` changes, all sharing comp[0..level-1] and sorted with
+ * tz_path_change__cmp, to the tree `base` whose entries are named by
+ * comp[level] (zero oid = empty tree), staging every new tree.  *out is the
+ * new tree; *empty_out is true when nothing remains (no tree is written).
+ */
+int tz_tree__apply(tz_store *s, tz_staging *st, tz_oid *out, bool *empty_out, const tz_oid *base,
+		   int level, const tz_path_change *ch, size_t n);
+int tz_path_change__cmp(const void *a, const void *b);
+
+/* The two fanout directory names of an encoded key: the two hex digits of
+ * the first byte of its BLAKE2b hash ("a", "3"). */
+void tz_fanout__of(char out[2], const char *key, size_t len);
+
+/* Tree walk of two trees that skips equal ids; `cb` gets each differing
+ * blob path (components) with its old and new id (zero = absent). */
+typedef int (*tz_walk_cb)(const char *const *comp, const size_t *comp_len, size_t depth,
+			  const tz_oid *old_oid, const tz_oid *new_oid, void *payload);
+int tz_tree__diff(tz_store *s, const tz_staging *st, const tz_oid *a, const tz_oid *b,
+		  tz_walk_cb cb, void *payload);
+
+/* Write every staged object into one pack (fsynced), and refresh the ODB. */
+int tz_pack__write(tz_store *s, tz_staging *st);
+
+/* Create a signed commit object; returns its id. */
+int tz_commit__create(tz_store *s, tz_oid *out, const tz_oid *tree, const tz_oid *parent,
+		      const char *message);
+/* Move refs/heads/main to `oid` (reflog message `why`). */
+int tz_ref__set(tz_store *s, const tz_oid *oid, const char *why);
+/* Read a commit's tree id and first parent. */
+int tz_commit__tree(tz_store *s, const tz_oid *commit, tz_oid *tree_out);
+
+/* Translate the last libgit2 error into ours, with `what` as context. */
+int tz_git__error(const char *what);
+
+/* ---- the store itself (store.c) ---- */
+
+struct tz_store {
+	char *dir;
+	char code[17];
+	sqlite3 *db;
+	git_repository *repo;
+	git_odb *odb;
+	tz_keypair kp;
+	tz_progress_cb progress;
+	void *progress_payload;
+};
+
+/* SQLite helpers that translate errors (message names the statement). */
+int tz_sql__exec(tz_store *s, const char *sql);
+int tz_sql__prepare(tz_store *s, sqlite3_stmt **out, const char *sql);
+int tz_sql__error(tz_store *s, int rc, const char *what);
+/* Append a quoted SQL identifier ("a""b"). */
+void tz_sql__put_ident(tz_buf *b, const char *name);
+/* Bind / read a tz_value. */
+int tz_sql__bind_value(sqlite3_stmt *st, int idx, const tz_value *v);
+void tz_sql__column_value(sqlite3_stmt *st, int idx, tz_value *v);
+
+/* tz_meta key/value access. */
+int tz_meta__get_text(tz_store *s, const char *key, char *out, size_t cap);
+int tz_meta__set_text(tz_store *s, const char *key, const char *value);
+int tz_meta__get_int(tz_store *s, const char *key, int64_t *out);
+int tz_meta__set_int(tz_store *s, const char *key, int64_t value);
+
+/* The head recorded in store.db (false when no commit yet). */
+int tz_head__get(tz_store *s, bool *has, tz_oid *out);
+
+int tz_oid__parse(tz_oid *out, const char *hex);
+
+void tz_progress__report(tz_store *s, const char *what, uint64_t done, uint64_t total);
+
+#endif

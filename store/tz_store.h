@@ -1,0 +1,211 @@
+/*
+ * tz_store.h - a Tazamun store: the SQLite working copy, the change log, the
+ * git history and the replica's key, behind one handle.
+ *
+ * A store is a directory (docs/store-layout.md):
+ *   store.db   the SQLite file the application writes; Tazamun's own tables
+ *              (tz_*) live beside the application's
+ *   history/   a bare git repository (libgit2), readable by stock git
+ *   keys/      the replica's Ed25519 key pair (mode 0700 / 0600)
+ *   config     the replica code and role, one "key = value" per line
+ *
+ * The invariant every function keeps (and tz_store_verify checks):
+ * store.db's tracked rows == the head commit's rows + the change log.
+ * Crash-safe order of every write: objects first, then the new head and the
+ * consumed change-log entries in one SQLite transaction, then the git ref;
+ * opening a store moves the ref to the head SQLite recorded.
+ */
+#ifndef TZ_STORE_H
+#define TZ_STORE_H
+
+#include <stdbool.h>
+#include <stddef.h>
+#include <stdint.h>
+
+#include "store/tz_base.h"
+#include "store/tz_buf.h"
+#include "store/tz_row.h"
+
+typedef struct tz_store tz_store;
+
+/* A git object id (SHA-1). */
+typedef struct {
+	uint8_t id[20];
+} tz_oid;
+
+/* Hex form of an oid: 40 characters and a NUL. */
+void tz_oid_fmt(char out[41], const tz_oid *oid);
+bool tz_oid_is_zero(const tz_oid *oid);
+
+/* Branch codes: [A-Z0-9][A-Z0-9_-]{0,15}; "HQ" is headquarters. */
+bool tz_code_valid(const char *code);
+
+/*
+ * Create a new store in `dir` (which must not exist, or be an empty
+ * directory) for replica `code` ("HQ" for headquarters).  Makes the key
+ * pair, the empty history and store.db with Tazamun's tables.  On failure
+ * nothing is left behind that was not there before.
+ */
+int tz_store_init(const char *dir, const char *code);
+
+/* Open an existing store; reconciles the git ref with store.db's head. */
+int tz_store_open(tz_store **out, const char *dir);
+void tz_store_close(tz_store *s);
+
+const char *tz_store_code(const tz_store *s);
+const char *tz_store_dir(const tz_store *s);
+
+/* Progress callback for long work: `done` of `total` units of `what`. */
+typedef void (*tz_progress_cb)(const char *what, uint64_t done, uint64_t total, void *payload);
+void tz_store_set_progress(tz_store *s, tz_progress_cb cb, void *payload);
+
+/* ---- committing ---- */
+
+typedef struct {
+	bool committed;       /* false: nothing to commit */
+	tz_oid commit;        /* the new head when committed */
+	uint64_t entries;     /* change-log entries sealed */
+	uint64_t rows_added;  /* rows new in the commit's tree */
+	uint64_t rows_changed;   /* rows whose content differs from the parent */
+	uint64_t rows_deleted;
+	uint64_t objects_written;
+} tz_commit_result;
+
+/*
+ * Seal the change log into one signed commit.  `message` may be NULL
+ * (a default names the counts).  Entries that cancel out (a row changed and
+ * restored) are consumed without a commit when nothing else changed:
+ * result->committed is then false and the return TZ_OK.
+ */
+int tz_store_commit(tz_store *s, const char *message, tz_commit_result *result);
+
+/*
+ * Run the SQL text `sql` (DDL and inserts into tz_track) and the store's
+ * validation of the declarations in one transaction; on success commit the
+ * result (schema under _schema/, the rows of newly tracked tables).  On any
+ * failure nothing is applied and the message names what was refused.
+ */
+int tz_store_schema_apply(tz_store *s, const char *sql, const char *origin,
+			  tz_commit_result *result);
+
+/*
+ * Bring store.db's tracked tables to the tree of `rev` and make it the head,
+ * touching only rows that differ and leaving no change-log entries.
+ * Refuses (TZ_EBUSY) while the change log holds uncommitted changes, and
+ * (TZ_EINVAL) when `rev` has another schema than the head.
+ */
+int tz_store_checkout(tz_store *s, const char *rev, uint64_t *rows_touched);
+
+/* ---- reading ---- */
+
+typedef struct {
+	char table[256];
+	uint64_t changes;        /* change-log entries */
+	uint64_t rows;           /* distinct keys among them */
+} tz_status_table;
+
+typedef struct {
+	char code[17];
+	bool has_head;
+	tz_oid head;
+	int64_t schema_version;
+	uint64_t log_entries;
+	uint64_t log_rows;
+	size_t ntables;
+	tz_status_table *tables;   /* owned; free with tz_status_release */
+} tz_status;
+
+int tz_store_status(tz_store *s, tz_status *out);
+void tz_status_release(tz_status *st);
+
+/* One commit as log and show print it. Strings point into storage valid
+ * during the callback only. */
+typedef struct {
+	tz_oid oid;
+	size_t nparents;
+	tz_oid parents[2];
+	const char *author;       /* replica code or administrator */
+	int64_t time;             /* seconds since the epoch, UTC */
+	const char *message;      /* whole message, trailers included */
+	bool signature_ok;        /* verified against a key the store knows */
+	const char *signer;       /* the principal that signed, or "" */
+} tz_commit_info;
+
+typedef int (*tz_commit_cb)(const tz_commit_info *info, void *payload);
+
+/* Walk first-parent history from `rev` (NULL = head), newest first, at
+ * most `max` commits (0 = all). */
+int tz_store_log(tz_store *s, const char *rev, size_t max, tz_commit_cb cb, void *payload);
+
+/* Resolve a revision (hex prefix, "HEAD", "HEAD~N", a ref name) to a
+ * commit id.  TZ_ENOTFOUND with a message naming `rev`. */
+int tz_store_resolve(tz_store *s, tz_oid *out, const char *rev);
+
+typedef enum { TZ_DIFF_ADDED = 'A', TZ_DIFF_DELETED = 'D', TZ_DIFF_MODIFIED = 'M' } tz_diff_status;
+
+/* One changed row: decoded key, and each column that differs (old and/or
+ * new NULL-pointer when the row is absent on that side). */
+typedef struct {
+	const char *name;
+	size_t name_len;
+	const tz_value *old_v;   /* NULL when absent on the old side */
+	const tz_value *new_v;
+} tz_diff_column;
+
+typedef struct {
+	tz_diff_status status;
+	const char *table;
+	const char *partition;
+	const char *key;          /* encoded key (the file name) */
+	const tz_value *key_values;
+	size_t nkey;
+	const tz_diff_column *cols;
+	size_t ncols;
+} tz_diff_row;
+
+typedef int (*tz_diff_cb)(const tz_diff_row *row, void *payload);
+
+/*
+ * Row-level diff between two revisions.  `a` NULL means the head; `b`
+ * NULL means the working state (store.db: the head plus the change log).
+ * Both trees are walked together and equal subtrees are skipped by id, so
+ * the cost follows what changed.  Rows are reported in path order.
+ */
+int tz_store_diff(tz_store *s, const char *a, const char *b, tz_diff_cb cb, void *payload);
+
+/* Diff a commit against its first parent (the root commit against empty). */
+int tz_store_diff_commit(tz_store *s, const tz_oid *commit, tz_diff_cb cb, void *payload);
+
+/* One finding of verify. */
+typedef struct {
+	const char *kind;     /* "signature", "object", "row", "layout" */
+	const char *message;  /* what is wrong, naming commit, object or table and key */
+} tz_verify_issue;
+
+typedef int (*tz_verify_cb)(const tz_verify_issue *issue, void *payload);
+
+typedef struct {
+	uint64_t commits;
+	uint64_t objects;
+	uint64_t rows;
+	uint64_t issues;
+} tz_verify_result;
+
+/*
+ * Check the store: every commit's signature, every reachable object's hash
+ * and encoding, the tree layout, and that store.db equals the head plus the
+ * change log (a row changed behind the triggers' back is reported by table
+ * and key).  Each problem goes to `cb`; the return is TZ_OK when the checks
+ * ran (result->issues says whether they passed) or an error when they could
+ * not run.
+ */
+int tz_store_verify(tz_store *s, tz_verify_result *result, tz_verify_cb cb, void *payload);
+
+/* Append an allowed-signers file (one line per key the store knows:
+ * `<principal> namespaces="git" ssh-ed25519 <base64>`) to `out`. */
+int tz_store_allowed_signers(tz_store *s, tz_buf *out);
+
+/* Append the replica's public key in OpenSSH form with its code. */
+int tz_store_public_key(tz_store *s, tz_buf *out);
+
+#endif

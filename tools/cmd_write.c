@@ -1,0 +1,169 @@
+/*
+ * cmd_write.c - syncctl commands that change a store: init-hq, schema
+ * apply, commit, checkout; and keys (read-only, beside them for brevity).
+ */
+#include "tools/cli.h"
+
+#include <errno.h>
+#include <string.h>
+
+/* A schema file of at most 64 MiB: DDL and declarations are kilobytes;
+ * a file that size is a mistake (a database dump passed by error). */
+#define SCHEMA_FILE_MAX (64u << 20)
+
+int cmd_init_hq(const cli_opts *o, int argc, char **argv)
+{
+	(void)o;
+	if (argc != 2)
+		return cli_usage("init-hq", "expected exactly one directory");
+	if (tz_store_init(argv[1], "HQ") < 0)
+		return cli_fail("init-hq");
+	printf("initialised HQ store in '%s'\n", argv[1]);
+	return CLI_EXIT_OK;
+}
+
+static int read_text_file(const char *path, char **out)
+{
+	tz_buf b;
+	char chunk[65536];
+	size_t n;
+	FILE *f = fopen(path, "re");
+
+	*out = NULL;
+	if (f == NULL)
+		return tz_error_set(TZ_EIO, "cannot open '%s': %s", path, strerror(errno));
+	tz_buf_init(&b, SCHEMA_FILE_MAX);
+	while ((n = fread(chunk, 1, sizeof(chunk), f)) > 0)
+		tz_buf_put(&b, chunk, n);
+	if (ferror(f))
+		tz_error_set(b.err = TZ_EIO, "cannot read '%s'", path);
+	fclose(f);
+	if (b.err == TZ_OK && memchr(b.data ? b.data : (uint8_t *)"", 0, b.len))
+		b.err = tz_error_set(TZ_EINVAL, "'%s' contains a NUL byte; not an SQL text file", path);
+	if (b.err == TZ_OK)
+		tz_buf_putc(&b, 0);
+	if (b.err != TZ_OK) {
+		int rc = b.err;
+		tz_buf_release(&b);
+		return rc;
+	}
+	*out = (char *)tz_buf_detach(&b, &n);
+	return *out ? TZ_OK : TZ_ENOMEM;
+}
+
+static void print_commit(const cli_opts *o, const tz_commit_result *r, const char *what)
+{
+	char hex[41];
+	tz_buf b = TZ_BUF_INIT;
+
+	tz_oid_fmt(hex, &r->commit);
+	if (o->json) {
+		tz_buf_printf(&b, "{\"committed\": %s, \"commit\": ", r->committed ? "true" : "false");
+		if (r->committed)
+			json_cstr(&b, hex);
+		else
+			tz_buf_puts(&b, "null");
+		tz_buf_printf(&b, ", \"entries\": %llu, \"added\": %llu, \"changed\": %llu, \"deleted\": %llu,"
+			      " \"objects\": %llu}", (unsigned long long)r->entries, (unsigned long long)r->rows_added,
+			      (unsigned long long)r->rows_changed, (unsigned long long)r->rows_deleted,
+			      (unsigned long long)r->objects_written);
+		cli_emit(&b);
+	} else if (r->committed) {
+		printf("%s %.12s: %llu added, %llu changed, %llu deleted (%llu objects written)\n", what, hex,
+		       (unsigned long long)r->rows_added, (unsigned long long)r->rows_changed,
+		       (unsigned long long)r->rows_deleted, (unsigned long long)r->objects_written);
+	} else if (r->entries) {
+		printf("nothing to commit (%llu change-log entries cancel out; consumed)\n",
+		       (unsigned long long)r->entries);
+	} else {
+		printf("nothing to commit\n");
+	}
+	tz_buf_release(&b);
+}
+
+int cmd_schema(const cli_opts *o, int argc, char **argv)
+{
+	tz_store *s = NULL;
+	tz_commit_result r;
+	char *sql = NULL;
+	int rc = CLI_EXIT_OK;
+
+	if (argc != 3 || strcmp(argv[1], "apply") != 0)
+		return cli_usage("schema", "expected 'apply FILE.sql'");
+	if (read_text_file(argv[2], &sql) < 0)
+		return cli_fail("schema apply");
+	if (cli_open(o, &s) < 0)
+		rc = cli_fail("schema apply");
+	else if (tz_store_schema_apply(s, sql, argv[2], &r) < 0)
+		rc = cli_fail("schema apply");
+	else
+		print_commit(o, &r, "schema applied, commit");
+	tz_store_close(s);
+	tz_free(sql);
+	return rc;
+}
+
+int cmd_commit(const cli_opts *o, int argc, char **argv)
+{
+	cli_opts opts = *o;
+	tz_store *s = NULL;
+	tz_commit_result r;
+	const char *msg = NULL;
+	int rc = CLI_EXIT_OK;
+
+	for (int i = 1; i < argc; i++) {
+		if (strcmp(argv[i], "-m") == 0 && i + 1 < argc)
+			msg = argv[++i];
+		else if (strcmp(argv[i], "--json") == 0)
+			opts.json = true;
+		else
+			return cli_usage("commit", "unexpected argument '%s'", argv[i]);
+	}
+	if (cli_open(&opts, &s) < 0 || tz_store_commit(s, msg, &r) < 0)
+		rc = cli_fail("commit");
+	else
+		print_commit(&opts, &r, "commit");
+	tz_store_close(s);
+	return rc;
+}
+
+int cmd_checkout(const cli_opts *o, int argc, char **argv)
+{
+	tz_store *s = NULL;
+	uint64_t n;
+	tz_oid head;
+	char hex[41];
+	int rc = CLI_EXIT_OK;
+
+	if (argc != 2)
+		return cli_usage("checkout", "expected one revision");
+	if (cli_open(o, &s) < 0 || tz_store_checkout(s, argv[1], &n) < 0 || tz_store_resolve(s, &head, NULL) < 0) {
+		rc = cli_fail("checkout");
+	} else {
+		tz_oid_fmt(hex, &head);
+		printf("head is now %.12s (%llu rows rewritten)\n", hex, (unsigned long long)n);
+	}
+	tz_store_close(s);
+	return rc;
+}
+
+int cmd_keys(const cli_opts *o, int argc, char **argv)
+{
+	tz_store *s = NULL;
+	tz_buf b = TZ_BUF_INIT;
+	int rc = CLI_EXIT_OK;
+
+	if (argc != 2 || (strcmp(argv[1], "show") != 0 && strcmp(argv[1], "allowed-signers") != 0))
+		return cli_usage("keys", "expected 'show' or 'allowed-signers'");
+	if (cli_open(o, &s) < 0) {
+		rc = cli_fail("keys");
+	} else if (strcmp(argv[1], "show") == 0) {
+		if (tz_store_public_key(s, &b) < 0 || cli_emit(&b) != CLI_EXIT_OK)
+			rc = cli_fail("keys show");
+	} else if (tz_store_allowed_signers(s, &b) < 0 || fwrite(b.data, 1, b.len, stdout) != b.len) {
+		rc = cli_fail("keys allowed-signers");
+	}
+	tz_buf_release(&b);
+	tz_store_close(s);
+	return rc;
+}

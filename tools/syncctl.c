@@ -1,0 +1,181 @@
+/*
+ * syncctl - the command line of a Tazamun store (docs/cli.md).
+ *
+ *   syncctl [-C DIR] [--json] COMMAND [ARGS]
+ *
+ * Human text by default, one JSON document with --json; exit 0 on
+ * success, 2 on a usage error, 1 on failure with one line on stderr
+ * (3 when verify finds problems).
+ */
+#include "tools/cli.h"
+
+#include <stdarg.h>
+#include <stdlib.h>
+#include <string.h>
+#include <unistd.h>
+
+#define TZ_VERSION "0.1.0"
+
+static const cli_command commands[] = {
+	{ "init-hq", cmd_init_hq, "init-hq DIR", "create a headquarters store in DIR",
+	  "Creates DIR (which must not exist or be empty) with store.db, history/, keys/ and\n"
+	  "config for the replica 'HQ', and a fresh Ed25519 key pair.\n\n"
+	  "Example:\n  syncctl init-hq /srv/tazamun/hq\n" },
+	{ "schema", cmd_schema, "schema apply FILE.sql", "create or migrate tracked tables; commits",
+	  "Runs FILE.sql (DDL, and inserts into tz_track(tbl, scope, owner_column)) and the\n"
+	  "store's checks in one transaction, installs the change-capture triggers, then\n"
+	  "commits. scope is 'owned' (rows partitioned by owner_column), 'shared' or 'hq'.\n"
+	  "A refused declaration leaves the store exactly as it was.\n\n"
+	  "Example:\n  syncctl -C hq schema apply agency.sql\n" },
+	{ "commit", cmd_commit, "commit [-m MSG]", "seal the change log into a signed commit",
+	  "Reads the rows the change log names, writes their blobs and the touched trees in\n"
+	  "one pack, and records a commit signed with the replica key (SSH signature format,\n"
+	  "namespace git). With nothing to commit it says so and exits 0.\n\n"
+	  "Example:\n  syncctl -C hq commit -m 'morning registrations'\n" },
+	{ "status", cmd_status, "status [--json]", "head, schema version, uncommitted changes",
+	  "Example:\n  syncctl -C hq status --json\n" },
+	{ "log", cmd_log, "log [--json] [-n N] [REV]", "history, newest first (first parents)",
+	  "Each commit with its author, date, signature check and message.\n\n"
+	  "Example:\n  syncctl -C hq log -n 5\n" },
+	{ "diff", cmd_diff, "diff [--json] [A [B]]", "rows and columns that differ",
+	  "No argument: the head against the working state (store.db with its uncommitted\n"
+	  "changes). One: A against the working state. Two: A against B. Each changed row\n"
+	  "is shown with the columns that differ, in the history's value form\n"
+	  "('t' text, 'i' integer, 'r' real, 'b' base64 blob, 'n' null).\n\n"
+	  "Example:\n  syncctl -C hq diff HEAD~1 HEAD\n" },
+	{ "show", cmd_show, "show [--json] REV", "a commit and the rows it changed",
+	  "Example:\n  syncctl -C hq show HEAD\n" },
+	{ "verify", cmd_verify, "verify [--json]", "check signatures, objects and store.db",
+	  "Checks every commit's signature, every object's hash and encoding, the tree\n"
+	  "layout, and that store.db equals the head plus the change log; a row changed\n"
+	  "behind the triggers' back is named by table and key. Exits 3 when it finds\n"
+	  "problems.\n\n"
+	  "Example:\n  syncctl -C hq verify\n" },
+	{ "checkout", cmd_checkout, "checkout REV", "bring store.db to a commit and make it the head",
+	  "Rewrites only the rows that differ, adds no change-log entries, and moves the\n"
+	  "head (the old head stays in the reflog). Refused while there are uncommitted\n"
+	  "changes or when REV has another schema.\n\n"
+	  "Example:\n  syncctl -C hq checkout HEAD~1\n" },
+	{ "keys", cmd_keys, "keys show | allowed-signers", "the replica's public key; allowed signers for git",
+	  "'keys allowed-signers' prints a file for gpg.ssh.allowedSignersFile so that\n"
+	  "stock 'git verify-commit' checks the history.\n\n"
+	  "Example:\n  syncctl -C hq keys allowed-signers > signers\n"
+	  "  git -C hq/history -c gpg.ssh.allowedSignersFile=signers verify-commit HEAD\n" },
+};
+
+#define NCOMMANDS (sizeof(commands) / sizeof(commands[0]))
+
+static const cli_command *find_command(const char *name)
+{
+	for (size_t i = 0; i < NCOMMANDS; i++)
+		if (strcmp(commands[i].name, name) == 0)
+			return &commands[i];
+	return NULL;
+}
+
+static void usage(FILE *f)
+{
+	fprintf(f, "usage: syncctl [-C DIR] [--json] COMMAND [ARGS]\n\n"
+		   "Tazamun keeps a branch's SQLite store in sync with headquarters.\n\nCommands:\n");
+	for (size_t i = 0; i < NCOMMANDS; i++)
+		fprintf(f, "  %-28s %s\n", commands[i].usage, commands[i].summary);
+	fprintf(f, "\nOptions:\n  -C DIR      run in the store DIR (default: .)\n"
+		   "  --json      print one JSON document\n  --version   print the version\n\n"
+		   "'syncctl COMMAND --help' says more about a command.\n");
+}
+
+int cli_fail(const char *what)
+{
+	const char *msg = tz_error_last();
+
+	if (msg[0])
+		fprintf(stderr, "syncctl: %s: %s\n", what, msg);
+	else
+		fprintf(stderr, "syncctl: %s\n", what);
+	return CLI_EXIT_FAIL;
+}
+
+int cli_usage(const char *cmd, const char *fmt, ...)
+{
+	const cli_command *c = find_command(cmd);
+	va_list ap;
+
+	fprintf(stderr, "syncctl %s: ", cmd);
+	va_start(ap, fmt);
+	vfprintf(stderr, fmt, ap);
+	va_end(ap);
+	fprintf(stderr, "\nusage: syncctl %s\n", c ? c->usage : cmd);
+	return CLI_EXIT_USAGE;
+}
+
+bool cli_wants_help(const char *cmd, int argc, char **argv)
+{
+	const cli_command *c = find_command(cmd);
+
+	for (int i = 1; i < argc; i++) {
+		if (strcmp(argv[i], "-h") == 0 || strcmp(argv[i], "--help") == 0) {
+			printf("usage: syncctl %s\n\n%s.\n\n%s", c->usage, c->summary, c->help);
+			return true;
+		}
+	}
+	return false;
+}
+
+static void progress(const char *what, uint64_t done, uint64_t total, void *payload)
+{
+	(void)payload;
+	if (total)
+		fprintf(stderr, "\r%s: %llu/%llu (%llu%%)%s", what, (unsigned long long)done,
+			(unsigned long long)total, (unsigned long long)(done * 100 / total), done == total ? "\n" : "");
+	else
+		fprintf(stderr, "\r%s: %llu", what, (unsigned long long)done);
+}
+
+int cli_open(const cli_opts *o, tz_store **out)
+{
+	if (tz_store_open(out, o->dir) < 0)
+		return TZ_EINVAL;
+	if (o->progress)
+		tz_store_set_progress(*out, progress, NULL);
+	return TZ_OK;
+}
+
+int main(int argc, char **argv)
+{
+	cli_opts o = { ".", false, isatty(2) != 0 };
+	const cli_command *c;
+	int i = 1;
+
+	if (tz_faultsim_from_env() < 0) {
+		fprintf(stderr, "syncctl: %s\n", tz_error_last());
+		return CLI_EXIT_USAGE;
+	}
+	for (; i < argc && argv[i][0] == '-'; i++) {
+		if (strcmp(argv[i], "-C") == 0 && i + 1 < argc) {
+			o.dir = argv[++i];
+		} else if (strcmp(argv[i], "--json") == 0) {
+			o.json = true;
+		} else if (strcmp(argv[i], "-h") == 0 || strcmp(argv[i], "--help") == 0) {
+			usage(stdout);
+			return CLI_EXIT_OK;
+		} else if (strcmp(argv[i], "--version") == 0) {
+			printf("syncctl %s\n", TZ_VERSION);
+			return CLI_EXIT_OK;
+		} else {
+			fprintf(stderr, "syncctl: unknown option '%s'\n", argv[i]);
+			usage(stderr);
+			return CLI_EXIT_USAGE;
+		}
+	}
+	if (i == argc) {
+		usage(stderr);
+		return CLI_EXIT_USAGE;
+	}
+	if ((c = find_command(argv[i])) == NULL) {
+		fprintf(stderr, "syncctl: '%s' is not a command (see 'syncctl --help')\n", argv[i]);
+		return CLI_EXIT_USAGE;
+	}
+	if (cli_wants_help(c->name, argc - i, argv + i))
+		return CLI_EXIT_OK;
+	return c->run(&o, argc - i, argv + i);
+}
