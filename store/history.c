@@ -322,7 +322,8 @@ int tz_tree__apply(tz_store *s, tz_staging *st, tz_oid *out, bool *empty_out, co
 		rc = TZ_ENOMEM;
 		goto done;
 	}
-	memcpy(res, t.e, t.n * sizeof(*res));
+	if (t.n)
+		memcpy(res, t.e, t.n * sizeof(*res));
 	nres = t.n;
 	for (size_t i = 0, j; i < n && rc == TZ_OK; i = j) {
 		const char *name = ch[i].comp[level];
