@@ -45,7 +45,8 @@ typedef struct {
 	int64_t max_seq;
 	uint64_t entries;
 	uint64_t hlc;
-	int64_t version;          /* schema version read with the schema */
+	int64_t version;          /* the schema version of the new commit */
+	tz_tree head_schema;      /* the head's _schema tree */
 	tz_buf scratch;
 } commit_ctx;
 
@@ -63,6 +64,7 @@ static void ctx_release(commit_ctx *c)
 	tz_schema__release(&c->ts);
 	tz_buf_release(&c->log);
 	tz_buf_release(&c->scratch);
+	tz_tree__release(&c->head_schema);
 }
 
 /* The hybrid logical clock: 48 bits of milliseconds, 16 of counter. */
@@ -239,19 +241,15 @@ static int read_dirty(commit_ctx *c)
 	return TZ_OK;
 }
 
-/* Every row of a table marked for rebuild (newly tracked, DDL changed). */
+/* Every row of a table rebuilt whole (newly tracked, or its DDL changed). */
 static int read_whole(commit_ctx *c, tz_table *t)
 {
-	tz_buf sql = TZ_BUF_INIT, key = TZ_BUF_INIT;
+	tz_buf key = TZ_BUF_INIT;
 	sqlite3_stmt *q = NULL;
 	uint64_t n = 0;
 	int rc, step;
 
-	/* the row SELECT without its WHERE: same columns, same order */
-	if ((rc = tz_schema__select_row(c->s, t, &q)) < 0)
-		return rc;
-	tz_buf_put(&sql, sqlite3_sql(q), (size_t)(strstr(sqlite3_sql(q), " WHERE ") - sqlite3_sql(q)));
-	if ((rc = tz_buf_error(&sql)) < 0 || (rc = tz_sql__prepare(c->s, &q, (const char *)sql.data)) < 0)
+	if ((rc = tz_schema__select_all(c->s, t, &q)) < 0)
 		goto done;
 	while ((step = sqlite3_step(q)) == SQLITE_ROW) {
 		dirty_row *row;
@@ -269,27 +267,25 @@ done:
 	if (rc < 0)
 		tz_error_wrap(rc, "table '%s'", t->name);
 	sqlite3_finalize(q);
-	tz_buf_release(&sql);
 	tz_buf_release(&key);
 	return rc;
 }
 
-static int load_resync(commit_ctx *c)
+/* Which tables are rebuilt whole: those whose DDL differs from the
+ * head's _schema/tables (newly tracked tables have none). */
+static int load_resync(commit_ctx *c, const tz_oid *head_root)
 {
-	sqlite3_stmt *q = NULL;
-	int rc, step;
+	tz_tree ht;
+	int rc;
 
 	if ((c->resync = tz_calloc(c->ts.n ? c->ts.n : 1, sizeof(bool))) == NULL)
 		return TZ_ENOMEM;
-	if ((rc = tz_sql__prepare(c->s, &q, "SELECT tid FROM tz_resync")) < 0)
+	if ((rc = tz_schema__head_tables(c->s, head_root, &ht)) < 0)
 		return rc;
-	while ((step = sqlite3_step(q)) == SQLITE_ROW) {
-		tz_table *t = tz_schema__by_tid(&c->ts, sqlite3_column_int64(q, 0));
-		if (t)
-			c->resync[t - c->ts.t] = true;
-	}
-	sqlite3_finalize(q);
-	return step == SQLITE_DONE ? TZ_OK : tz_sql__error(c->s, step, "cannot read tz_resync");
+	for (size_t i = 0; i < c->ts.n && rc == TZ_OK; i++)
+		rc = tz_schema__ddl_changed(c->s, &c->ts.t[i], &ht, &c->resync[i]);
+	tz_tree__release(&ht);
+	return rc;
 }
 
 /* Turn dirty rows into sorted path changes (a moved row is a deletion at
@@ -341,7 +337,7 @@ static int stage_declarations(commit_ctx *c, tz_tree_entry *out)
 	tz_tree_entry *e = tz_calloc(c->ts.n ? c->ts.n : 1, sizeof(*e));
 	sqlite3_stmt *q = NULL;
 	size_t n = 0;
-	int rc, step;
+	int rc, step = SQLITE_DONE;
 
 	if (e == NULL)
 		return TZ_ENOMEM;
@@ -363,43 +359,99 @@ static int stage_declarations(commit_ctx *c, tz_tree_entry *out)
 		e[n].mode = 0100644;
 		n++;
 	}
-	out->name = "tz_track";
-	out->name_len = 8;
-	out->mode = 040000;
-	rc = n ? tz_tree__write(c->s, &c->st, &out->oid, e, n) : 1;   /* 1: no entry */
+	if (step != SQLITE_DONE && step != SQLITE_ROW) {
+		rc = tz_sql__error(c->s, step, "cannot read tz_track");
+		goto done;
+	}
+	*out = (tz_tree_entry){ "tz_track", 8, 040000, { { 0 } } };
+	rc = tz_tree__write(c->s, &c->st, &out->oid, e, n);
 done:
 	sqlite3_finalize(q);
 	tz_free(e);
 	return rc;
 }
 
-/* The _schema tree: the user DDL, the version, the declarations. */
-static int stage_schema(commit_ctx *c, tz_oid *out)
+/* _schema/tables/<table>.sql: each tracked table's DDL. */
+static int stage_ddl(commit_ctx *c, tz_tree_entry *out)
 {
-	tz_buf ddl = TZ_BUF_INIT, ver = TZ_BUF_INIT;
-	tz_tree_entry e[3];
-	sqlite3_stmt *q = NULL;
-	int64_t version;
-	int rc, step, n = 2;
+	tz_tree_entry *e = tz_calloc(c->ts.n ? c->ts.n : 1, sizeof(*e));
+	char **names = tz_calloc(c->ts.n ? c->ts.n : 1, sizeof(*names));
+	tz_buf ddl = TZ_BUF_INIT;
+	int rc = e && names ? TZ_OK : TZ_ENOMEM;
 
-	if ((rc = tz_meta__get_int(c->s, "schema_version", &version)) < 0 ||
-	    (rc = tz_sql__prepare(c->s, &q, "SELECT sql FROM sqlite_master WHERE sql IS NOT NULL"
-					    " AND name NOT LIKE 'tz\\_%' ESCAPE '\\'"
-					    " AND name NOT LIKE 'sqlite\\_%' ESCAPE '\\' ORDER BY rowid")) < 0)
-		return rc;
-	while ((step = sqlite3_step(q)) == SQLITE_ROW)
-		tz_buf_printf(&ddl, "%s;\n", (const char *)sqlite3_column_text(q, 0));
-	sqlite3_finalize(q);
-	if (step != SQLITE_DONE)
-		rc = tz_sql__error(c->s, step, "cannot read the schema");
-	tz_buf_printf(&ver, "%lld\n", (long long)version);
-	if (rc == TZ_OK && (rc = stage_text(c, &e[0], "ddl.sql", &ddl)) == TZ_OK &&
-	    (rc = stage_text(c, &e[1], "version", &ver)) == TZ_OK &&
-	    (rc = stage_declarations(c, &e[2])) >= 0) {
-		n += rc == TZ_OK;
-		rc = tz_tree__write(c->s, &c->st, out, e, (size_t)n);
+	for (size_t i = 0; i < c->ts.n && rc == TZ_OK; i++) {
+		size_t len = strlen(c->ts.t[i].enc) + 5;
+		tz_buf_clear(&ddl);
+		if ((names[i] = tz_malloc(len)) == NULL) {
+			rc = TZ_ENOMEM;
+			break;
+		}
+		snprintf(names[i], len, "%s.sql", c->ts.t[i].enc);
+		e[i] = (tz_tree_entry){ names[i], len - 1, 0100644, { { 0 } } };
+		if ((rc = tz_schema__ddl(c->s, &c->ts.t[i], &ddl)) == TZ_OK)
+			rc = tz_staging__add(c->s, &c->st, &e[i].oid, GIT_OBJECT_BLOB, ddl.data ? ddl.data : (uint8_t *)"",
+					     ddl.len);
 	}
+	*out = (tz_tree_entry){ "tables", 6, 040000, { { 0 } } };
+	if (rc == TZ_OK)
+		rc = tz_tree__write(c->s, &c->st, &out->oid, e, c->ts.n);
+	for (size_t i = 0; names && i < c->ts.n; i++)
+		tz_free(names[i]);
+	tz_free(names);
+	tz_free(e);
 	tz_buf_release(&ddl);
+	return rc;
+}
+
+/* The head's schema version: its _schema/version blob (0 when none). */
+static int head_version(commit_ctx *c, const tz_tree *head, const tz_tree_entry *old_schema[2], int64_t *out)
+{
+	tz_tree sch = { NULL, 0, NULL };
+	const tz_tree_entry *e = head ? tz_tree__find(head, "_schema", 7) : NULL, *v;
+	git_object_t type;
+	uint8_t *data = NULL;
+	size_t len;
+	int rc = TZ_OK;
+
+	*out = 0;
+	old_schema[0] = old_schema[1] = NULL;
+	if (e == NULL)
+		return TZ_OK;
+	if ((rc = tz_tree__read(c->s, NULL, &e->oid, &sch)) < 0)
+		return rc;
+	c->head_schema = sch;   /* kept: old_schema points into it */
+	old_schema[0] = tz_tree__find(&c->head_schema, "tables", 6);
+	old_schema[1] = tz_tree__find(&c->head_schema, "tz_track", 8);
+	if ((v = tz_tree__find(&c->head_schema, "version", 7)) != NULL &&
+	    (rc = tz_obj__read(c->s, NULL, &v->oid, &type, &data, &len)) == TZ_OK) {
+		char num[24];
+		snprintf(num, sizeof(num), "%.*s", (int)(len < 23 ? len : 23), (const char *)data);
+		*out = strtoll(num, NULL, 10);
+	}
+	tz_free(data);
+	return rc;
+}
+
+/* The _schema tree: tables/, tz_track/, and the version, which goes up
+ * by one whenever the DDL or the declarations differ from the head's. */
+static int stage_schema(commit_ctx *c, const tz_tree *head, tz_oid *out)
+{
+	tz_buf ver = TZ_BUF_INIT;
+	tz_tree_entry e[3];
+	const tz_tree_entry *old[2];
+	int64_t hv;
+	int rc;
+
+	if ((rc = stage_ddl(c, &e[0])) < 0 || (rc = stage_declarations(c, &e[1])) < 0 ||
+	    (rc = head_version(c, head, old, &hv)) < 0)
+		return rc;
+	c->version = hv;
+	if (!old[0] || !old[1] || memcmp(&old[0]->oid, &e[0].oid, sizeof(tz_oid)) != 0 ||
+	    memcmp(&old[1]->oid, &e[1].oid, sizeof(tz_oid)) != 0)
+		c->version = hv + 1;
+	tz_buf_printf(&ver, "%lld\n", (long long)c->version);
+	if ((rc = stage_text(c, &e[2], "version", &ver)) == TZ_OK)
+		rc = tz_tree__write(c->s, &c->st, out, e, 3);
 	tz_buf_release(&ver);
 	return rc;
 }
@@ -456,7 +508,7 @@ static int build_root(commit_ctx *c, const tz_tree *head, tz_tree_entry *e, size
 		rc = tz_error_set(TZ_EINVAL, "internal: %zu changes left unplaced", nch - placed);
 		goto done;
 	}
-	if ((rc = stage_schema(c, &schema)) == TZ_OK)
+	if ((rc = stage_schema(c, head, &schema)) == TZ_OK)
 		e[(*n)++] = (tz_tree_entry){ "_schema", 7, 040000, schema };
 done:
 	tz_free(ch);
@@ -497,8 +549,8 @@ static int count_row(const char *const *comp, const size_t *len, size_t depth, c
 	return TZ_OK;
 }
 
-/* Consume log entries up to max_seq and the processed rebuild marks, and
- * record the new head (NULL: no commit, the entries cancelled out). */
+/* Consume log entries up to max_seq and record the new head, clock and
+ * schema version (new_head NULL: no commit, the entries cancelled out). */
 static int record(commit_ctx *c, const tz_oid *expect_head, bool had_head, const tz_oid *new_head)
 {
 	tz_store *s = c->s;
@@ -518,15 +570,11 @@ static int record(commit_ctx *c, const tz_oid *expect_head, bool had_head, const
 	snprintf(sql, sizeof(sql), "DELETE FROM tz_changes WHERE seq <= %lld", (long long)c->max_seq);
 	if ((rc = tz_sql__exec(s, sql)) < 0)
 		goto fail;
-	for (size_t i = 0; i < c->ts.n; i++) {
-		snprintf(sql, sizeof(sql), "DELETE FROM tz_resync WHERE tid = %lld", (long long)c->ts.t[i].tid);
-		if (c->resync[i] && (rc = tz_sql__exec(s, sql)) < 0)
-			goto fail;
-	}
 	if (new_head) {
 		tz_oid_fmt(hex, new_head);
 		if ((rc = tz_meta__set_text(s, "head", hex)) < 0 ||
-		    (rc = tz_meta__set_int(s, "hlc", (int64_t)c->hlc)) < 0)
+		    (rc = tz_meta__set_int(s, "hlc", (int64_t)c->hlc)) < 0 ||
+		    (rc = tz_meta__set_int(s, "schema_version", c->version)) < 0)
 			goto fail;
 	}
 	if ((rc = tz_sql__exec(s, "COMMIT")) < 0)
@@ -592,14 +640,15 @@ static int prepare(commit_ctx *c, bool *has_head, tz_oid *head, tz_oid *root, tz
 
 	memset(root, 0, sizeof(*root));
 	if ((rc = tz_schema__load(c->s, &c->ts)) < 0 || (rc = tz_head__get(c->s, has_head, head)) < 0 ||
-	    (rc = tz_meta__get_int(c->s, "hlc", &hlc)) < 0 ||
-	    (rc = tz_meta__get_int(c->s, "schema_version", &c->version)) < 0)
+	    (rc = tz_meta__get_int(c->s, "hlc", &hlc)) < 0)
 		goto done;
 	c->hlc = (uint64_t)hlc;
 	if (*has_head && ((rc = tz_commit__tree(c->s, head, &head_root)) < 0 ||
 			  (rc = tz_tree__read(c->s, NULL, &head_root, &htree)) < 0))
 		goto done;
-	if ((rc = load_resync(c)) < 0 || (rc = read_log(c)) < 0 || (rc = read_dirty(c)) < 0)
+	if (!*has_head && c->ts.n == 0)
+		goto done;   /* nothing tracked, nothing committed yet: nothing to commit */
+	if ((rc = load_resync(c, &head_root)) < 0 || (rc = read_log(c)) < 0 || (rc = read_dirty(c)) < 0)
 		goto done;
 	for (size_t i = 0; i < c->ts.n; i++)
 		if (c->resync[i] && (rc = read_whole(c, &c->ts.t[i])) < 0)
@@ -632,8 +681,10 @@ int tz_store_commit(tz_store *s, const char *message, tz_commit_result *result)
 	c.s = s;
 	tz_staging__init(&c.st);
 	tz_hmap__init(&c.keys);
-	/* One read snapshot for the log, the rows and the schema; writers
-	 * go on meanwhile (WAL). */
+	if ((rc = tz_store__lock(s)) < 0)
+		goto done;
+	/* One read snapshot for the log, the rows and the schema; the
+	 * application goes on writing meanwhile (WAL). */
 	if ((rc = tz_sql__exec(s, "BEGIN")) < 0)
 		goto done;
 	rc = prepare(&c, &has_head, &head, &root, result);
@@ -649,6 +700,7 @@ int tz_store_commit(tz_store *s, const char *message, tz_commit_result *result)
 	}
 	rc = seal(&c, &root, has_head, &head, message, result);
 done:
+	tz_store__unlock(s);
 	if (rc < 0)
 		tz_error_wrap(rc, "cannot commit");
 	ctx_release(&c);
@@ -658,7 +710,7 @@ done:
 int tz_commit__working_tree(tz_store *s, tz_staging *st, tz_oid *root)
 {
 	commit_ctx c;
-	tz_commit_result r;
+	tz_commit_result r = { 0 };
 	tz_oid head;
 	bool has_head = false;
 	int rc;

@@ -41,6 +41,29 @@ void tz_status_release(tz_status *st)
 	st->ntables = 0;
 }
 
+/* Mark the tables whose DDL differs from the head's. */
+static int status_rebuilds(tz_store *s, tz_status *out)
+{
+	tz_tables ts = { 0, NULL };
+	tz_tree ht = { NULL, 0, NULL };
+	tz_oid root = { { 0 } };
+	int rc;
+
+	if ((rc = tz_schema__load(s, &ts)) < 0 ||
+	    (out->has_head && (rc = tz_commit__tree(s, &out->head, &root)) < 0) ||
+	    (rc = tz_schema__head_tables(s, &root, &ht)) < 0)
+		goto done;
+	for (size_t i = 0; i < out->ntables && rc == TZ_OK; i++) {
+		tz_table *t = tz_schema__by_name(&ts, out->tables[i].table);
+		if (t && (rc = tz_schema__ddl_changed(s, t, &ht, &out->tables[i].rebuild)) == TZ_OK)
+			out->nrebuild += out->tables[i].rebuild;
+	}
+done:
+	tz_tree__release(&ht);
+	tz_schema__release(&ts);
+	return rc;
+}
+
 int tz_store_status(tz_store *s, tz_status *out)
 {
 	sqlite3_stmt *q = NULL;
@@ -74,6 +97,8 @@ int tz_store_status(tz_store *s, tz_status *out)
 		out->log_rows += t->rows;
 	}
 	rc = step == SQLITE_DONE ? TZ_OK : tz_sql__error(s, step, "cannot read the change log");
+	if (rc == TZ_OK)
+		rc = status_rebuilds(s, out);
 done:
 	sqlite3_finalize(q);
 	if (rc < 0)

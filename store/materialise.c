@@ -154,18 +154,26 @@ static int apply_one(mat_ctx *m, const mat_change *c, int pass)
 	return rc;
 }
 
-static int uncommitted(tz_store *s, bool *dirty)
+/* Uncommitted work: change-log entries, or a tracked table whose DDL
+ * differs from the head's (the next commit would rebuild it). */
+static int uncommitted(mat_ctx *m, const tz_oid *head_root, bool *dirty)
 {
 	sqlite3_stmt *q = NULL;
+	tz_tree ht;
 	int rc;
 
 	*dirty = false;
-	if ((rc = tz_sql__prepare(s, &q, "SELECT EXISTS (SELECT 1 FROM tz_changes) OR EXISTS (SELECT 1 FROM tz_resync)")) < 0)
+	if ((rc = tz_sql__prepare(m->s, &q, "SELECT EXISTS (SELECT 1 FROM tz_changes)")) < 0)
 		return rc;
 	if (sqlite3_step(q) == SQLITE_ROW)
 		*dirty = sqlite3_column_int(q, 0) != 0;
 	sqlite3_finalize(q);
-	return TZ_OK;
+	if (*dirty || (rc = tz_schema__head_tables(m->s, head_root, &ht)) < 0)
+		return rc;
+	for (size_t i = 0; i < m->ts.n && !*dirty && rc == TZ_OK; i++)
+		rc = tz_schema__ddl_changed(m->s, &m->ts.t[i], &ht, dirty);
+	tz_tree__release(&ht);
+	return rc;
 }
 
 /* Inside the write transaction: check, walk, apply, record. */
@@ -178,12 +186,14 @@ static int checkout_txn(mat_ctx *m, const tz_oid *target, uint64_t *touched)
 	bool has, dirty;
 	int rc;
 
-	if ((rc = uncommitted(m->s, &dirty)) < 0)
-		return rc;
-	if (dirty)
-		return tz_error_set(TZ_EBUSY, "the change log holds uncommitted changes; commit them first");
-	if ((rc = tz_head__get(m->s, &has, &head)) < 0 || (has && (rc = tz_commit__tree(m->s, &head, &htree)) < 0) ||
-	    (rc = tz_commit__tree(m->s, target, &ttree)) < 0 || (rc = tz_tree__read(m->s, NULL, &ttree, &b)) < 0 ||
+	if ((rc = tz_schema__load(m->s, &m->ts)) < 0 || (rc = tz_head__get(m->s, &has, &head)) < 0 ||
+	    (has && (rc = tz_commit__tree(m->s, &head, &htree)) < 0) || (rc = uncommitted(m, &htree, &dirty)) < 0)
+		goto done;
+	if (dirty) {
+		rc = tz_error_set(TZ_EBUSY, "store.db holds uncommitted changes; commit them first");
+		goto done;
+	}
+	if ((rc = tz_commit__tree(m->s, target, &ttree)) < 0 || (rc = tz_tree__read(m->s, NULL, &ttree, &b)) < 0 ||
 	    (has && (rc = tz_tree__read(m->s, NULL, &htree, &a)) < 0))
 		goto done;
 	sa = tz_tree__find(&a, "_schema", 7);
@@ -193,10 +203,9 @@ static int checkout_txn(mat_ctx *m, const tz_oid *target, uint64_t *touched)
 					     " change is not supported");
 		goto done;
 	}
-	if ((rc = tz_schema__load(m->s, &m->ts)) < 0 ||
-	    (m->del = tz_calloc(m->ts.n + 1, sizeof(*m->del))) == NULL ||
+	if ((m->del = tz_calloc(m->ts.n + 1, sizeof(*m->del))) == NULL ||
 	    (m->ins = tz_calloc(m->ts.n + 1, sizeof(*m->ins))) == NULL) {
-		rc = rc < 0 ? rc : TZ_ENOMEM;
+		rc = TZ_ENOMEM;
 		goto done;
 	}
 	if ((rc = tz_tree__diff(m->s, NULL, &htree, &ttree, collect, m)) < 0)
@@ -224,7 +233,7 @@ int tz_store_checkout(tz_store *s, const char *rev, uint64_t *rows_touched)
 	*rows_touched = 0;
 	memset(&m, 0, sizeof(m));
 	m.s = s;
-	if ((rc = tz_store_resolve(s, &target, rev)) < 0)
+	if ((rc = tz_store_resolve(s, &target, rev)) < 0 || (rc = tz_store__lock(s)) < 0)
 		return rc;
 	if ((rc = tz_sql__exec(s, "BEGIN IMMEDIATE")) < 0)
 		goto done;
@@ -243,6 +252,7 @@ int tz_store_checkout(tz_store *s, const char *rev, uint64_t *rows_touched)
 	if (tz_ref__set(s, &target, why) < 0)
 		tz_error_clear();   /* redone by the next open */
 done:
+	tz_store__unlock(s);
 	if (rc < 0)
 		tz_error_wrap(rc, "cannot check out '%s'", rev);
 	for (size_t i = 0; i < m.n; i++)

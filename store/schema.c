@@ -256,6 +256,24 @@ void tz_sql__put_ident(tz_buf *b, const char *name)
 	tz_buf_putc(b, '"');
 }
 
+/* "SELECT <columns sorted by name> FROM t", and the key condition. */
+static void select_sql(tz_buf *sql, const tz_table *t, bool by_key)
+{
+	tz_buf_puts(sql, "SELECT ");
+	for (size_t i = 0; i < t->ncols; i++) {
+		if (i)
+			tz_buf_puts(sql, ", ");
+		tz_sql__put_ident(sql, t->cols[i].name);
+	}
+	tz_buf_puts(sql, " FROM ");
+	tz_sql__put_ident(sql, t->name);
+	for (size_t k = 0; by_key && k < t->npk; k++) {
+		tz_buf_puts(sql, k ? " AND " : " WHERE ");
+		tz_sql__put_ident(sql, t->cols[t->pk_idx[k]].name);
+		tz_buf_printf(sql, " = ?%zu", k + 1);
+	}
+}
+
 int tz_schema__select_row(tz_store *s, tz_table *t, sqlite3_stmt **out)
 {
 	tz_buf sql = TZ_BUF_INIT;
@@ -267,21 +285,22 @@ int tz_schema__select_row(tz_store *s, tz_table *t, sqlite3_stmt **out)
 		sqlite3_clear_bindings(t->select_row);
 		return TZ_OK;
 	}
-	tz_buf_puts(&sql, "SELECT ");
-	for (size_t i = 0; i < t->ncols; i++) {
-		if (i)
-			tz_buf_puts(&sql, ", ");
-		tz_sql__put_ident(&sql, t->cols[i].name);
-	}
-	tz_buf_puts(&sql, " FROM ");
-	tz_sql__put_ident(&sql, t->name);
-	for (size_t k = 0; k < t->npk; k++) {
-		tz_buf_puts(&sql, k ? " AND " : " WHERE ");
-		tz_sql__put_ident(&sql, t->cols[t->pk_idx[k]].name);
-		tz_buf_printf(&sql, " = ?%zu", k + 1);
-	}
+	select_sql(&sql, t, true);
 	if ((rc = tz_buf_error(&sql)) == TZ_OK && (rc = tz_sql__prepare(s, &t->select_row, (char *)sql.data)) == TZ_OK)
 		*out = t->select_row;
+	tz_buf_release(&sql);
+	return rc;
+}
+
+int tz_schema__select_all(tz_store *s, const tz_table *t, sqlite3_stmt **out)
+{
+	tz_buf sql = TZ_BUF_INIT;
+	int rc;
+
+	*out = NULL;
+	select_sql(&sql, t, false);
+	if ((rc = tz_buf_error(&sql)) == TZ_OK)
+		rc = tz_sql__prepare(s, out, (char *)sql.data);
 	tz_buf_release(&sql);
 	return rc;
 }
@@ -310,6 +329,32 @@ static void put_owner(tz_buf *b, const tz_table *t)
 	} else {
 		tz_buf_puts(b, ", NULL");
 	}
+}
+
+/* Owned tables: INSERT OR REPLACE (or an UPSERT's REPLACE) deletes the
+ * row it replaces without firing delete triggers, so before an insert log
+ * the row with the same key, if any, as deleted: its owner says where the
+ * head has it.  One index probe per insert; no entry for a new key. */
+static void replace_trigger_sql(tz_buf *b, const tz_table *t)
+{
+	tz_buf_printf(b, "CREATE TRIGGER \"tz_r_%lld\" BEFORE INSERT ON ", (long long)t->tid);
+	tz_sql__put_ident(b, t->name);
+	tz_buf_puts(b, " BEGIN INSERT INTO tz_changes(tid, op, ts, po");
+	put_key_slots(b, t);
+	tz_buf_printf(b, ") SELECT %lld, 3, " TS_EXPR ", o.", (long long)t->tid);
+	tz_sql__put_ident(b, t->owner_column);
+	put_key_refs(b, t, "o");
+	tz_buf_puts(b, " FROM ");
+	tz_sql__put_ident(b, t->name);
+	tz_buf_puts(b, " AS o");
+	for (size_t k = 0; k < t->npk; k++) {
+		const char *c = t->cols[t->pk_idx[k]].name;
+		tz_buf_puts(b, k ? " AND o." : " WHERE o.");
+		tz_sql__put_ident(b, c);
+		tz_buf_puts(b, " = NEW.");
+		tz_sql__put_ident(b, c);
+	}
+	tz_buf_puts(b, "; END;\n");
 }
 
 /* CREATE TRIGGER statements for one table (op 1 insert, 2 update,
@@ -348,21 +393,14 @@ static void trigger_sql(tz_buf *b, const tz_table *t)
 		}
 		tz_buf_puts(b, " END;\n");
 	}
+	if (t->owner_column)
+		replace_trigger_sql(b, t);
 }
 
-/* Mark for a whole rebuild every tracked table that is new or whose DDL
- * changed since the snapshot in temp.tz_before; drop the log entries of
- * tables no longer tracked. */
-static const char *const mark_resync_sql =
-	"INSERT OR IGNORE INTO tz_resync(tid)"
-	" SELECT d.tid FROM tz_track t JOIN tz_tid d ON d.tbl = t.tbl"
-	" WHERE NOT EXISTS (SELECT 1 FROM temp.tz_before b WHERE b.tbl = t.tbl AND b.sql IS"
-	"   (SELECT m.sql FROM sqlite_master m WHERE m.type = 'table' AND m.name = t.tbl));"
+/* Log entries of tables no longer tracked are consumed by nobody: drop them. */
+static const char *const drop_untracked_sql =
 	"DELETE FROM tz_changes WHERE tid NOT IN"
-	" (SELECT d.tid FROM tz_tid d JOIN tz_track t ON t.tbl = d.tbl);"
-	"DELETE FROM tz_resync WHERE tid NOT IN"
-	" (SELECT d.tid FROM tz_tid d JOIN tz_track t ON t.tbl = d.tbl);"
-	"DROP TABLE temp.tz_before;";
+	" (SELECT d.tid FROM tz_tid d JOIN tz_track t ON t.tbl = d.tbl);";
 
 /* Drop every capture trigger, then create them for the tracked tables. */
 static int install_triggers(tz_store *s, const tz_tables *ts)
@@ -372,7 +410,7 @@ static int install_triggers(tz_store *s, const tz_tables *ts)
 	int rc, step;
 
 	if ((rc = tz_sql__prepare(s, &st, "SELECT name FROM sqlite_master WHERE type = 'trigger'"
-					  " AND name GLOB 'tz_[iud]_[0-9]*'")) < 0)
+					  " AND name GLOB 'tz_[iudr]_[0-9]*'")) < 0)
 		return rc;
 	while ((step = sqlite3_step(st)) == SQLITE_ROW) {
 		tz_buf_puts(&sql, "DROP TRIGGER ");
@@ -390,27 +428,22 @@ static int install_triggers(tz_store *s, const tz_tables *ts)
 	return rc;
 }
 
-/* Everything of `schema apply` that happens inside the transaction. */
+/* Everything of `schema apply` that happens inside the transaction.  The
+ * commit that follows sees which tables' DDL differs from the head's and
+ * rebuilds those whole (newly tracked tables included). */
 static int apply_in_txn(tz_store *s, const char *sql, const char *origin)
 {
 	tz_tables ts = { 0, NULL };
-	int64_t version;
 	int rc;
 
-	rc = tz_sql__exec(s, "CREATE TEMP TABLE tz_before AS SELECT t.tbl AS tbl, m.sql AS sql"
-			     " FROM tz_track t LEFT JOIN sqlite_master m"
-			     " ON m.type = 'table' AND m.name = t.tbl");
-	if (rc < 0)
-		goto done;
 	if ((rc = tz_sql__exec(s, sql)) < 0) {
 		tz_error_wrap(rc, "'%s'", origin);
 		goto done;
 	}
 	if ((rc = tz_sql__exec(s, "INSERT OR IGNORE INTO tz_tid(tbl) SELECT tbl FROM tz_track")) < 0 ||
-	    (rc = tz_schema__load(s, &ts)) < 0 || (rc = tz_sql__exec(s, mark_resync_sql)) < 0 ||
-	    (rc = install_triggers(s, &ts)) < 0 || (rc = tz_meta__get_int(s, "schema_version", &version)) < 0 ||
-	    (rc = tz_meta__set_int(s, "schema_version", version + 1)) < 0)
+	    (rc = tz_schema__load(s, &ts)) < 0 || (rc = tz_sql__exec(s, drop_untracked_sql)) < 0)
 		goto done;
+	rc = install_triggers(s, &ts);
 done:
 	tz_schema__release(&ts);
 	return rc;
@@ -421,8 +454,12 @@ int tz_store_schema_apply(tz_store *s, const char *sql, const char *origin, tz_c
 	int rc;
 
 	memset(result, 0, sizeof(*result));
-	if ((rc = tz_sql__exec(s, "BEGIN IMMEDIATE")) < 0)
+	if ((rc = tz_store__lock(s)) < 0)
+		return rc;
+	if ((rc = tz_sql__exec(s, "BEGIN IMMEDIATE")) < 0) {
+		tz_store__unlock(s);
 		return tz_error_wrap(rc, "cannot apply '%s'", origin);
+	}
 	rc = apply_in_txn(s, sql, origin);
 	if (rc == TZ_OK)
 		rc = tz_sql__exec(s, "COMMIT");
@@ -431,13 +468,17 @@ int tz_store_schema_apply(tz_store *s, const char *sql, const char *origin, tz_c
 		char msg[1024];
 		snprintf(msg, sizeof(msg), "%s", tz_error_last());
 		sqlite3_exec(s->db, "ROLLBACK", NULL, NULL, NULL);
+		tz_store__unlock(s);
 		tz_error_set(keep, "%s", msg);
 		return tz_error_wrap(rc, "schema not applied (nothing changed)");
 	}
 	/* The declarations are in store.db; the commit records them (and the
 	 * rows of newly tracked tables).  Were it to fail here, the next
 	 * commit records the same state. */
-	return tz_store_commit(s, "schema apply", result);
+	if ((rc = tz_store_commit(s, "schema apply", result)) < 0)
+		tz_error_wrap(rc, "schema applied to store.db, but not yet committed (run 'syncctl commit')");
+	tz_store__unlock(s);
+	return rc;
 }
 
 int tz_schema__encode_row(const tz_table *t, sqlite3_stmt *q, tz_buf *blob, tz_buf *part, tz_buf *key)
@@ -465,5 +506,64 @@ int tz_schema__encode_row(const tz_table *t, sqlite3_stmt *q, tz_buf *blob, tz_b
 done:
 	if (cols != cols_stack)
 		tz_free(cols);
+	return rc;
+}
+
+int tz_schema__ddl(tz_store *s, const tz_table *t, tz_buf *out)
+{
+	sqlite3_stmt *q = NULL;
+	int rc, step;
+
+	/* the table first, then its indexes and triggers (ours excluded) */
+	if ((rc = tz_sql__prepare(s, &q, "SELECT sql FROM sqlite_master WHERE tbl_name = ?1 AND sql IS NOT NULL"
+					 " AND NOT (type = 'trigger' AND name GLOB 'tz_[iudr]_[0-9]*')"
+					 " ORDER BY type <> 'table', rowid")) < 0)
+		return rc;
+	sqlite3_bind_text(q, 1, t->name, -1, SQLITE_STATIC);
+	while ((step = sqlite3_step(q)) == SQLITE_ROW)
+		tz_buf_printf(out, "%s;\n", (const char *)sqlite3_column_text(q, 0));
+	sqlite3_finalize(q);
+	if (step != SQLITE_DONE)
+		return tz_sql__error(s, step, "cannot read the schema");
+	return tz_buf_error(out);
+}
+
+int tz_schema__head_tables(tz_store *s, const tz_oid *root, tz_tree *out)
+{
+	tz_tree r = { NULL, 0, NULL }, sch = { NULL, 0, NULL };
+	const tz_tree_entry *e;
+	int rc = TZ_OK;
+
+	memset(out, 0, sizeof(*out));
+	if (tz_oid_is_zero(root))
+		return TZ_OK;
+	if ((rc = tz_tree__read(s, NULL, root, &r)) < 0)
+		return rc;
+	if ((e = tz_tree__find(&r, "_schema", 7)) != NULL && e->mode == 040000 &&
+	    (rc = tz_tree__read(s, NULL, &e->oid, &sch)) == TZ_OK &&
+	    (e = tz_tree__find(&sch, "tables", 6)) != NULL && e->mode == 040000)
+		rc = tz_tree__read(s, NULL, &e->oid, out);
+	tz_tree__release(&sch);
+	tz_tree__release(&r);
+	return rc;
+}
+
+int tz_schema__ddl_changed(tz_store *s, const tz_table *t, const tz_tree *head_tables, bool *changed)
+{
+	tz_buf ddl = TZ_BUF_INIT, name = TZ_BUF_INIT;
+	const tz_tree_entry *e;
+	git_oid oid;
+	int rc;
+
+	*changed = true;
+	tz_buf_printf(&name, "%s.sql", t->enc);
+	if ((rc = tz_schema__ddl(s, t, &ddl)) == TZ_OK && (rc = tz_buf_error(&name)) == TZ_OK) {
+		if (git_odb_hash(&oid, ddl.data, ddl.len, GIT_OBJECT_BLOB) < 0)
+			rc = tz_git__error("cannot hash the schema");
+		else if ((e = tz_tree__find(head_tables, (const char *)name.data, name.len)) != NULL)
+			*changed = memcmp(e->oid.id, oid.id, 20) != 0;
+	}
+	tz_buf_release(&ddl);
+	tz_buf_release(&name);
 	return rc;
 }

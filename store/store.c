@@ -7,8 +7,6 @@
  *   tz_track(tbl, scope, owner_column)   the tracked tables (a contract)
  *   tz_tid(tid, tbl)            small integer ids the change log uses
  *   tz_changes(seq, tid, op, ts, po, k0..k7)   the change log
- *   tz_resync(tid)              tables the next commit rebuilds whole
- *                               (newly tracked, or their DDL changed)
  */
 #define _XOPEN_SOURCE 700   /* nftw */
 #include "store/store_int.h"
@@ -21,7 +19,9 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <sys/file.h>
 #include <sys/stat.h>
+#include <time.h>
 #include <unistd.h>
 
 #include <sodium.h>
@@ -40,8 +40,7 @@ static const char *const tz_schema_sql =
 	"CREATE TABLE tz_track(tbl TEXT PRIMARY KEY, scope TEXT NOT NULL, owner_column TEXT);\n"
 	"CREATE TABLE tz_tid(tid INTEGER PRIMARY KEY, tbl TEXT NOT NULL UNIQUE);\n"
 	"CREATE TABLE tz_changes(seq INTEGER PRIMARY KEY, tid INTEGER NOT NULL,"
-	" op INTEGER NOT NULL, ts INTEGER NOT NULL, po, k0, k1, k2, k3, k4, k5, k6, k7);\n"
-	"CREATE TABLE tz_resync(tid INTEGER PRIMARY KEY);\n";
+	" op INTEGER NOT NULL, ts INTEGER NOT NULL, po, k0, k1, k2, k3, k4, k5, k6, k7);\n";
 
 static pthread_once_t git_once = PTHREAD_ONCE_INIT;
 static int git_init_rc;
@@ -420,10 +419,19 @@ static int init_history(const char *path)
 		     GIT_REPOSITORY_INIT_NO_REINIT;
 	opts.initial_head = "main";
 	opts.description = "Tazamun history: one commit per sealed change log\n";
+	git_config *cfg = NULL;
+	int rc = TZ_OK;
+
 	if (git_repository_init_ext(&repo, path, &opts) < 0)
 		return tz_git__error("cannot create the history");
+	/* A bare repository keeps no reflog by default; ours does, so that a
+	 * checkout that moves the head back leaves the old head findable. */
+	if (git_repository_config(&cfg, repo) < 0 ||
+	    git_config_set_string(cfg, "core.logAllRefUpdates", "always") < 0)
+		rc = tz_git__error("cannot configure the history");
+	git_config_free(cfg);
 	git_repository_free(repo);
-	return TZ_OK;
+	return rc;
 }
 
 int tz_store_init(const char *dir, const char *code)
@@ -534,6 +542,7 @@ int tz_store_open(tz_store **out, const char *dir)
 		rc = TZ_ENOMEM;
 		goto done;
 	}
+	s->lock_fd = -1;
 	if ((p = path_join(dir, "config")) == NULL || (rc = read_config(s, p)) < 0)
 		goto fail;
 	tz_free(p);
@@ -574,10 +583,57 @@ done:
 	return rc;
 }
 
+/* How long a writer waits for another to finish: a large first commit
+ * takes seconds; a minute covers it on a slow rural PC. */
+#define TZ_LOCK_WAIT_MS 60000
+
+int tz_store__lock(tz_store *s)
+{
+	char *p;
+	int waited = 0;
+
+	if (s->lock_depth++ > 0)
+		return TZ_OK;
+	if ((p = path_join(s->dir, "store.lock")) == NULL) {
+		s->lock_depth--;
+		return TZ_ENOMEM;
+	}
+	s->lock_fd = open(p, O_RDWR | O_CREAT | O_CLOEXEC, 0644);
+	tz_free(p);
+	if (s->lock_fd < 0) {
+		s->lock_depth--;
+		return tz_error_set(TZ_EIO, "cannot open '%s/store.lock': %s", s->dir, strerror(errno));
+	}
+	while (flock(s->lock_fd, LOCK_EX | LOCK_NB) != 0) {
+		struct timespec ts = { 0, 50 * 1000000L };
+		if (errno != EWOULDBLOCK || waited >= TZ_LOCK_WAIT_MS) {
+			close(s->lock_fd);
+			s->lock_fd = -1;
+			s->lock_depth--;
+			return tz_error_set(TZ_EBUSY, "another process is writing to the store '%s' (store.lock)", s->dir);
+		}
+		nanosleep(&ts, NULL);
+		waited += 50;
+	}
+	return TZ_OK;
+}
+
+void tz_store__unlock(tz_store *s)
+{
+	if (s->lock_depth == 0 || --s->lock_depth > 0)
+		return;
+	close(s->lock_fd);   /* releases the flock */
+	s->lock_fd = -1;
+}
+
 void tz_store_close(tz_store *s)
 {
 	if (s == NULL)
 		return;
+	if (s->lock_depth > 0) {
+		s->lock_depth = 1;
+		tz_store__unlock(s);
+	}
 	git_odb_free(s->odb);
 	git_repository_free(s->repo);
 	sqlite3_close(s->db);

@@ -35,50 +35,7 @@ void tz_hmap__release(tz_hmap *m);
 int tz_hmap__upsert(tz_hmap *m, const void *key, size_t klen, tz_hmap_slot **slot_out, bool *added);
 tz_hmap_slot *tz_hmap__get(const tz_hmap *m, const void *key, size_t klen);
 
-/* ---- tracked tables (schema.c) ---- */
-
-typedef enum { TZ_SCOPE_OWNED, TZ_SCOPE_SHARED, TZ_SCOPE_HQ } tz_scope;
-
-typedef struct {
-	char *name;          /* column name */
-	int pk;              /* 0, or 1-based position in the primary key */
-} tz_col;
-
-typedef struct {
-	int64_t tid;         /* id in tz_tid, used by the change log */
-	char *name;
-	char *enc;           /* file-name form of the table name */
-	tz_scope scope;
-	char *owner_column;  /* owned tables only */
-	int owner_idx;       /* index of owner_column in cols (sorted), or -1 */
-	size_t ncols;
-	tz_col *cols;        /* sorted by name, bytewise */
-	size_t npk;
-	int pk_idx[TZ_KEY_MAX_COLUMNS];   /* indexes into cols, in key order */
-	sqlite3_stmt *select_row;         /* SELECT cols FROM t WHERE pk = ? */
-} tz_table;
-
-typedef struct {
-	size_t n;
-	tz_table *t;
-} tz_tables;
-
-/* Load tz_track and each table's columns; the statements are prepared on
- * demand.  Releases what it built on failure. */
-int tz_schema__load(tz_store *s, tz_tables *out);
-void tz_schema__release(tz_tables *ts);
-tz_table *tz_schema__by_tid(tz_tables *ts, int64_t tid);
-tz_table *tz_schema__by_name(tz_tables *ts, const char *name);
-/* Partition name of a row of `t`: "_shared", "_hq", or the encoded owner. */
-int tz_schema__partition(tz_buf *out, const tz_table *t, const tz_value *owner);
-/* Append the row blob, partition and key of the current row of `q`
- * (columns in t->cols order, as tz_schema__select_row selects them) to
- * whichever of blob, part, key is not NULL. */
-int tz_schema__encode_row(const tz_table *t, sqlite3_stmt *q, tz_buf *blob, tz_buf *part, tz_buf *key);
-/* The SELECT of one row by key, prepared once per table. */
-int tz_schema__select_row(tz_store *s, tz_table *t, sqlite3_stmt **out);
-
-/* ---- history (history.c, tree.c, pack.c) ---- */
+/* ---- history (history.c, pack.c) ---- */
 
 /* Objects made in memory and not yet in the object database. */
 typedef struct {
@@ -186,6 +143,59 @@ int tz_commit__tree(tz_store *s, const tz_oid *commit, tz_oid *tree_out);
 /* Translate the last libgit2 error into ours, with `what` as context. */
 int tz_git__error(const char *what);
 
+/* ---- tracked tables (schema.c) ---- */
+
+typedef enum { TZ_SCOPE_OWNED, TZ_SCOPE_SHARED, TZ_SCOPE_HQ } tz_scope;
+
+typedef struct {
+	char *name;          /* column name */
+	int pk;              /* 0, or 1-based position in the primary key */
+} tz_col;
+
+typedef struct {
+	int64_t tid;         /* id in tz_tid, used by the change log */
+	char *name;
+	char *enc;           /* file-name form of the table name */
+	tz_scope scope;
+	char *owner_column;  /* owned tables only */
+	int owner_idx;       /* index of owner_column in cols (sorted), or -1 */
+	size_t ncols;
+	tz_col *cols;        /* sorted by name, bytewise */
+	size_t npk;
+	int pk_idx[TZ_KEY_MAX_COLUMNS];   /* indexes into cols, in key order */
+	sqlite3_stmt *select_row;         /* SELECT cols FROM t WHERE pk = ? */
+} tz_table;
+
+typedef struct {
+	size_t n;
+	tz_table *t;
+} tz_tables;
+
+/* Load tz_track and each table's columns; the statements are prepared on
+ * demand.  Releases what it built on failure. */
+int tz_schema__load(tz_store *s, tz_tables *out);
+void tz_schema__release(tz_tables *ts);
+tz_table *tz_schema__by_tid(tz_tables *ts, int64_t tid);
+tz_table *tz_schema__by_name(tz_tables *ts, const char *name);
+/* Partition name of a row of `t`: "_shared", "_hq", or the encoded owner. */
+int tz_schema__partition(tz_buf *out, const tz_table *t, const tz_value *owner);
+/* Append the row blob, partition and key of the current row of `q`
+ * (columns in t->cols order, as tz_schema__select_row selects them) to
+ * whichever of blob, part, key is not NULL. */
+int tz_schema__encode_row(const tz_table *t, sqlite3_stmt *q, tz_buf *blob, tz_buf *part, tz_buf *key);
+/* The DDL of a tracked table as _schema/tables/<table>.sql holds it: its
+ * CREATE TABLE, then its indexes and triggers (not the capture triggers). */
+int tz_schema__ddl(tz_store *s, const tz_table *t, tz_buf *out);
+/* The _schema/tables tree of a root tree (an empty tree when absent). */
+int tz_schema__head_tables(tz_store *s, const tz_oid *root, tz_tree *out);
+/* Does t's DDL differ from what head_tables records (or is it absent)?
+ * Such a table is rebuilt whole by the next commit. */
+int tz_schema__ddl_changed(tz_store *s, const tz_table *t, const tz_tree *head_tables, bool *changed);
+/* SELECT of every row of t, columns as tz_schema__select_row has them. */
+int tz_schema__select_all(tz_store *s, const tz_table *t, sqlite3_stmt **out);
+/* The SELECT of one row by key, prepared once per table. */
+int tz_schema__select_row(tz_store *s, tz_table *t, sqlite3_stmt **out);
+
 /* ---- the store itself (store.c) ---- */
 
 struct tz_store {
@@ -197,7 +207,15 @@ struct tz_store {
 	tz_keypair kp;
 	tz_progress_cb progress;
 	void *progress_payload;
+	int lock_fd;          /* store.lock while writing, else -1 */
+	int lock_depth;       /* nested writers (schema apply -> commit) */
 };
+
+/* Writers (commit, checkout, schema apply) hold store.lock (flock) so
+ * that they never interleave; another process waits up to a minute,
+ * then gets TZ_EBUSY.  Nests; the lock dies with the process. */
+int tz_store__lock(tz_store *s);
+void tz_store__unlock(tz_store *s);
 
 /* SQLite helpers that translate errors (message names the statement). */
 int tz_sql__exec(tz_store *s, const char *sql);

@@ -102,6 +102,8 @@ typedef struct {
 	char table[256];
 	uint64_t changes;        /* change-log entries */
 	uint64_t rows;           /* distinct keys among them */
+	bool rebuild;            /* DDL differs from the head's (new, or altered):
+				    the next commit re-encodes every row */
 } tz_status_table;
 
 typedef struct {
@@ -111,6 +113,7 @@ typedef struct {
 	int64_t schema_version;
 	uint64_t log_entries;
 	uint64_t log_rows;
+	size_t nrebuild;           /* tables with rebuild set */
 	size_t ntables;
 	tz_status_table *tables;   /* owned; free with tz_status_release */
 } tz_status;

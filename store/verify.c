@@ -165,6 +165,8 @@ done:
 /* ---- store.db against the head and the log ---- */
 
 typedef struct {
+	verify_ctx *v;
+	const char *table;
 	tz_hmap rows;        /* encoded key -> 1 + index in oids */
 	tz_oid *oids;
 	char **parts;
@@ -204,6 +206,9 @@ static int collect_row(const char *const *comp, const size_t *len, size_t depth,
 	}
 	if ((rc = tz_hmap__upsert(&h->rows, comp[3], len[3], &sl, &added)) < 0)
 		return rc;
+	if (!added)
+		return issue(h->v, "layout", "table '%s' key '%.*s' is in two partitions ('%s' and '%.*s')", h->table,
+			     (int)len[3], comp[3], h->parts[sl->value - 1], (int)len[0], comp[0]);
 	if ((h->parts[h->n] = tz_strndup(comp[0], len[0])) == NULL)
 		return TZ_ENOMEM;
 	h->oids[h->n] = *b;
@@ -264,14 +269,11 @@ static int check_row(verify_ctx *v, const tz_table *t, head_rows *h, const tz_hm
 
 static int scan_table(verify_ctx *v, tz_table *t, head_rows *h, const tz_hmap *dirty)
 {
-	tz_buf sql = TZ_BUF_INIT, blob = TZ_BUF_INIT, part = TZ_BUF_INIT, key = TZ_BUF_INIT;
+	tz_buf blob = TZ_BUF_INIT, part = TZ_BUF_INIT, key = TZ_BUF_INIT;
 	sqlite3_stmt *q = NULL;
 	int rc, step;
 
-	if ((rc = tz_schema__select_row(v->s, t, &q)) < 0)
-		return rc;
-	tz_buf_put(&sql, sqlite3_sql(q), (size_t)(strstr(sqlite3_sql(q), " WHERE ") - sqlite3_sql(q)));
-	if ((rc = tz_buf_error(&sql)) < 0 || (rc = tz_sql__prepare(v->s, &q, (const char *)sql.data)) < 0)
+	if ((rc = tz_schema__select_all(v->s, t, &q)) < 0)
 		goto done;
 	while ((step = sqlite3_step(q)) == SQLITE_ROW) {
 		tz_buf_clear(&blob);
@@ -296,58 +298,62 @@ static int scan_table(verify_ctx *v, tz_table *t, head_rows *h, const tz_hmap *d
 	}
 done:
 	sqlite3_finalize(q);
-	tz_buf_release(&sql);
 	tz_buf_release(&blob);
 	tz_buf_release(&part);
 	tz_buf_release(&key);
 	return rc;
 }
 
-/* store.db == head + change log, table by table. */
+/* One table: its head rows against store.db and the log. */
+static int check_table(verify_ctx *v, tz_table *t, const tz_tree *root)
+{
+	static const tz_oid zero;
+	const tz_tree_entry *e = tz_tree__find(root, t->enc, strlen(t->enc));
+	head_rows h;
+	tz_hmap dirty;
+	int rc;
+
+	memset(&h, 0, sizeof(h));
+	tz_hmap__init(&h.rows);
+	tz_hmap__init(&dirty);
+	h.v = v;
+	h.table = t->name;
+	if ((rc = dirty_keys(v->s, t, &dirty)) == TZ_OK && e &&
+	    (rc = tz_tree__diff(v->s, NULL, &zero, &e->oid, collect_row, &h)) < 0 && rc != TZ_ENOMEM) {
+		/* an unreadable tree: the object walk reported it */
+		rc = issue(v, "row", "table '%s': rows not compared, its tree cannot be read: %s", t->name,
+			   tz_error_last());
+	} else if (rc == TZ_OK) {
+		rc = scan_table(v, t, &h, &dirty);
+	}
+	head_rows_release(&h);
+	tz_hmap__release(&dirty);
+	return rc;
+}
+
+/* store.db == head + change log, table by table.  A table whose DDL
+ * differs from the head's is rebuilt whole by the next commit: its rows
+ * are not compared (they cannot match the old encoding). */
 static int check_rows(verify_ctx *v, const tz_oid *head_tree)
 {
 	tz_tables ts = { 0, NULL };
-	tz_tree root = { NULL, 0, NULL };
+	tz_tree root = { NULL, 0, NULL }, ht = { NULL, 0, NULL };
 	int rc;
 
 	if ((rc = tz_schema__load(v->s, &ts)) < 0)
 		return rc;
-	if (!tz_oid_is_zero(head_tree) && tz_tree__read(v->s, NULL, head_tree, &root) < 0) {
+	if (!tz_oid_is_zero(head_tree) &&
+	    (tz_tree__read(v->s, NULL, head_tree, &root) < 0 || tz_schema__head_tables(v->s, head_tree, &ht) < 0)) {
 		rc = TZ_OK;   /* already reported by the object walk */
 		goto done;
 	}
 	for (size_t i = 0; i < ts.n && rc == TZ_OK; i++) {
-		tz_table *t = &ts.t[i];
-		const tz_tree_entry *e = tz_tree__find(&root, t->enc, strlen(t->enc));
-		static const tz_oid zero;
-		head_rows h;
-		tz_hmap dirty;
-		sqlite3_stmt *q = NULL;
-		bool resync;
-
-		/* a table awaiting its first (re)build has no head rows to match */
-		if ((rc = tz_sql__prepare(v->s, &q, "SELECT 1 FROM tz_resync WHERE tid = ?1")) < 0)
-			break;
-		sqlite3_bind_int64(q, 1, t->tid);
-		resync = sqlite3_step(q) == SQLITE_ROW;
-		sqlite3_finalize(q);
-		if (resync)
-			continue;
-		memset(&h, 0, sizeof(h));
-		tz_hmap__init(&h.rows);
-		tz_hmap__init(&dirty);
-		if ((rc = dirty_keys(v->s, t, &dirty)) == TZ_OK && e &&
-		    (rc = tz_tree__diff(v->s, NULL, &zero, &e->oid, collect_row, &h)) < 0 && rc != TZ_ENOMEM) {
-			/* an unreadable tree: the object walk reported it */
-			rc = issue(v, "row", "table '%s': rows not compared, its tree cannot be read: %s", t->name,
-				   tz_error_last());
-		} else if (rc == TZ_OK) {
-			rc = scan_table(v, t, &h, &dirty);
-		}
-		head_rows_release(&h);
-		tz_hmap__release(&dirty);
+		bool pending;
+		if ((rc = tz_schema__ddl_changed(v->s, &ts.t[i], &ht, &pending)) == TZ_OK && !pending)
+			rc = check_table(v, &ts.t[i], &root);
 	}
 done:
+	tz_tree__release(&ht);
 	tz_tree__release(&root);
 	tz_schema__release(&ts);
 	return rc;

@@ -54,23 +54,28 @@ int cmd_status(const cli_opts *o0, int argc, char **argv)
 		for (size_t i = 0; i < st.ntables; i++) {
 			tz_buf_puts(&b, i ? ", {\"table\": " : "{\"table\": ");
 			json_cstr(&b, st.tables[i].table);
-			tz_buf_printf(&b, ", \"changes\": %llu, \"rows\": %llu}", (unsigned long long)st.tables[i].changes,
-				      (unsigned long long)st.tables[i].rows);
+			tz_buf_printf(&b, ", \"changes\": %llu, \"rows\": %llu, \"rebuild\": %s}",
+				      (unsigned long long)st.tables[i].changes, (unsigned long long)st.tables[i].rows,
+				      st.tables[i].rebuild ? "true" : "false");
 		}
 		tz_buf_puts(&b, "]}}");
 		rc = cli_emit(&b);
 	} else {
 		printf("replica  %s\nhead     %s\nschema   version %lld\n", st.code, st.has_head ? hex : "(no commit yet)",
 		       (long long)st.schema_version);
-		if (st.log_entries == 0)
+		if (st.log_entries == 0 && st.nrebuild == 0)
 			printf("nothing to commit\n");
 		else
 			printf("uncommitted: %llu changes to %llu rows\n", (unsigned long long)st.log_entries,
 			       (unsigned long long)st.log_rows);
-		for (size_t i = 0; i < st.ntables; i++)
-			if (st.tables[i].changes)
-				printf("  %-24s %llu changes, %llu rows\n", st.tables[i].table,
-				       (unsigned long long)st.tables[i].changes, (unsigned long long)st.tables[i].rows);
+		for (size_t i = 0; i < st.ntables; i++) {
+			const tz_status_table *t = &st.tables[i];
+			if (t->changes)
+				printf("  %-24s %llu changes, %llu rows\n", t->table, (unsigned long long)t->changes,
+				       (unsigned long long)t->rows);
+			if (t->rebuild)
+				printf("  %-24s schema changed: the next commit re-encodes every row\n", t->table);
+		}
 	}
 	tz_status_release(&st);
 	tz_buf_release(&b);
@@ -382,7 +387,9 @@ int cmd_verify(const cli_opts *o0, int argc, char **argv)
 		tz_buf_printf(&b, "], \"ok\": %s, \"commits\": %llu, \"objects\": %llu, \"rows\": %llu}",
 			      r.issues ? "false" : "true", (unsigned long long)r.commits, (unsigned long long)r.objects,
 			      (unsigned long long)r.rows);
-		rc = cli_emit(&b) == CLI_EXIT_OK && r.issues ? CLI_EXIT_PROBLEMS : rc;
+		rc = cli_emit(&b);
+		if (rc == CLI_EXIT_OK && r.issues)
+			rc = CLI_EXIT_PROBLEMS;
 	} else if (r.issues) {
 		fprintf(stderr, "syncctl: verify: %llu problem%s found\n", (unsigned long long)r.issues,
 			r.issues == 1 ? "" : "s");

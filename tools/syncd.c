@@ -1,8 +1,8 @@
 /*
  * syncd - the Tazamun sync daemon.  The HTTP hub (--hq) and the branch
- * loop (--branch) arrive with the sync-over-HTTP work; until then this
- * program says so and exits with the usage code, so that scripts and unit
- * files can already name it.
+ * loop (--branch) arrive with the sync-over-HTTP work; until then it only
+ * prints its usage (the first issue's interim form), exiting 0 for --help
+ * and 2 otherwise.
  */
 #include <stdio.h>
 #include <string.h>
@@ -13,7 +13,7 @@ int main(int argc, char **argv)
 
 	fprintf(out, "usage: syncd --hq DIR --listen ADDR:PORT\n"
 		     "       syncd --branch DIR --hq URL\n\n"
-		     "syncd is not implemented in this version: sync by file with\n"
-		     "'syncctl export' and 'syncctl import' (see docs/architecture.md).\n");
+		     "This version has no network sync yet: it keeps a store and its\n"
+		     "history (see 'syncctl --help'); bundles and syncd come next.\n");
 	return out == stdout ? 0 : 2;
 }
