@@ -211,6 +211,25 @@ void tz_free(void *p)
 	free(p);
 }
 
+int tz_array_grow(void *arrp, size_t *cap, size_t n, size_t elem)
+{
+	void *arr, *p;
+	size_t want;
+
+	if (n < *cap)
+		return TZ_OK;
+	if (*cap > SIZE_MAX / 2)
+		return tz_error_set(TZ_ELIMIT, "array too large");
+	want = *cap ? *cap * 2 : 16;
+	/* the pointer is copied, not cast: arrp may point to any T * */
+	memcpy(&arr, arrp, sizeof(arr));
+	if ((p = tz_reallocarray(arr, want, elem)) == NULL)
+		return TZ_ENOMEM;
+	memcpy(arrp, &p, sizeof(p));
+	*cap = want;
+	return TZ_OK;
+}
+
 int tz_size_add(size_t *out, size_t a, size_t b)
 {
 	if (a > SIZE_MAX - b)

@@ -111,14 +111,8 @@ static int dirty_get(commit_ctx *c, tz_table *t, const tz_buf *key, dirty_row **
 		*row_out = &c->rows[sl->value - 1];
 		return TZ_OK;
 	}
-	if (c->nrows == c->caprows) {
-		size_t cap = c->caprows ? c->caprows * 2 : 256;
-		dirty_row *r = tz_reallocarray(c->rows, cap, sizeof(*r));
-		if (r == NULL)
-			return TZ_ENOMEM;
-		c->rows = r;
-		c->caprows = cap;
-	}
+	if (tz_array_grow(&c->rows, &c->caprows, c->nrows, sizeof(*c->rows)) < 0)
+		return TZ_ENOMEM;
 	*row_out = memset(&c->rows[c->nrows], 0, sizeof(dirty_row));
 	(*row_out)->t = t;
 	if (((*row_out)->key = dup_buf(key, &(*row_out)->key_len)) == NULL)

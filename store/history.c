@@ -52,15 +52,8 @@ int tz_staging__add(tz_store *s, tz_staging *st, tz_oid *oid_out, git_object_t t
 	if (tz_hmap__get(&st->index, oid_out->id, 20) ||
 	    git_odb_exists_ext(s->odb, (const git_oid *)oid_out->id, GIT_ODB_LOOKUP_NO_REFRESH))
 		return TZ_OK;
-	if (st->n == st->cap) {
-		size_t cap = st->cap ? st->cap * 2 : 256;
-		struct tz_obj *o = tz_reallocarray(st->objs, cap, sizeof(*o));
-		if (o == NULL)
-			return TZ_ENOMEM;
-		st->objs = o;
-		st->cap = cap;
-	}
-	if ((rc = tz_hmap__upsert(&st->index, oid_out->id, 20, &sl, &added)) < 0)
+	if ((rc = tz_array_grow(&st->objs, &st->cap, st->n, sizeof(*st->objs))) < 0 ||
+	    (rc = tz_hmap__upsert(&st->index, oid_out->id, 20, &sl, &added)) < 0)
 		return rc;
 	if ((st->objs[st->n].data = tz_malloc(len)) == NULL)
 		return TZ_ENOMEM;
@@ -190,19 +183,12 @@ int tz_tree__read(tz_store *s, const tz_staging *st, const tz_oid *oid, tz_tree 
 	tz_reader_init(&r, out->data, cap);
 	cap = 0;
 	while (!tz_reader_done(&r)) {
-		if (out->n == cap) {
-			tz_tree_entry *e;
-			if (cap >= TZ_TREE_MAX_ENTRIES) {
-				rc = tz_error_set(TZ_ELIMIT, "tree %s has too many entries", hex);
-				goto fail;
-			}
-			if ((e = tz_reallocarray(out->e, cap ? cap * 2 : 16, sizeof(*e))) == NULL) {
-				rc = TZ_ENOMEM;
-				goto fail;
-			}
-			out->e = e;
-			cap = cap ? cap * 2 : 16;
+		if (out->n >= TZ_TREE_MAX_ENTRIES) {
+			rc = tz_error_set(TZ_ELIMIT, "tree %s has too many entries", hex);
+			goto fail;
 		}
+		if ((rc = tz_array_grow(&out->e, &cap, out->n, sizeof(*out->e))) < 0)
+			goto fail;
 		if ((rc = parse_entry(&r, &out->e[out->n])) < 0 ||
 		    (out->n > 0 && tz_tree__cmp(&out->e[out->n - 1], &out->e[out->n]) >= 0 &&
 		     (rc = tz_error_set(TZ_ECORRUPT, "tree entries out of order")) < 0)) {

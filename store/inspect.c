@@ -67,6 +67,7 @@ done:
 int tz_store_status(tz_store *s, tz_status *out)
 {
 	sqlite3_stmt *q = NULL;
+	size_t cap = 0;
 	int rc, step;
 
 	memset(out, 0, sizeof(*out));
@@ -82,12 +83,9 @@ int tz_store_status(tz_store *s, tz_status *out)
 		" GROUP BY t.tbl ORDER BY t.tbl")) < 0)
 		return rc;
 	while ((step = sqlite3_step(q)) == SQLITE_ROW) {
-		tz_status_table *t = tz_reallocarray(out->tables, out->ntables + 1, sizeof(*t));
-		if (t == NULL) {
-			rc = TZ_ENOMEM;
+		tz_status_table *t;
+		if ((rc = tz_array_grow(&out->tables, &cap, out->ntables, sizeof(*out->tables))) < 0)
 			goto done;
-		}
-		out->tables = t;
 		t = &out->tables[out->ntables++];
 		memset(t, 0, sizeof(*t));
 		snprintf(t->table, sizeof(t->table), "%s", (const char *)sqlite3_column_text(q, 0));

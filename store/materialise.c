@@ -45,14 +45,8 @@ static int collect(const char *const *comp, const size_t *len, size_t depth, con
 	if (t == NULL)
 		return tz_error_set(TZ_EINVAL, "the target has rows of '%.*s', which is not tracked here",
 				    (int)len[0], comp[0]);
-	if (m->n == m->cap) {
-		size_t cap = m->cap ? m->cap * 2 : 256;
-		mat_change *c = tz_reallocarray(m->ch, cap, sizeof(*c));
-		if (c == NULL)
-			return TZ_ENOMEM;
-		m->ch = c;
-		m->cap = cap;
-	}
+	if (tz_array_grow(&m->ch, &m->cap, m->n, sizeof(*m->ch)) < 0)
+		return TZ_ENOMEM;
 	m->ch[m->n] = (mat_change){ t, tz_strndup(comp[4], len[4]), len[4], *b };
 	return m->ch[m->n++].key ? TZ_OK : TZ_ENOMEM;
 }

@@ -78,15 +78,8 @@ static int load_columns(tz_store *s, tz_table *t)
 		return rc;
 	sqlite3_bind_text(st, 1, t->name, -1, SQLITE_STATIC);
 	while ((step = sqlite3_step(st)) == SQLITE_ROW) {
-		if (t->ncols == cap) {
-			tz_col *c = tz_reallocarray(t->cols, cap ? cap * 2 : 16, sizeof(*c));
-			if (c == NULL) {
-				rc = TZ_ENOMEM;
-				goto done;
-			}
-			t->cols = c;
-			cap = cap ? cap * 2 : 16;
-		}
+		if ((rc = tz_array_grow(&t->cols, &cap, t->ncols, sizeof(*t->cols))) < 0)
+			goto done;
 		t->cols[t->ncols].pk = sqlite3_column_int(st, 1);
 		t->cols[t->ncols].name = tz_strdup((const char *)sqlite3_column_text(st, 0));
 		if (t->cols[t->ncols++].name == NULL) {
@@ -191,15 +184,8 @@ int tz_schema__load(tz_store *s, tz_tables *out)
 	if (rc < 0)
 		return rc;
 	while ((step = sqlite3_step(st)) == SQLITE_ROW) {
-		if (out->n == cap) {
-			tz_table *t = tz_reallocarray(out->t, cap ? cap * 2 : 8, sizeof(*t));
-			if (t == NULL) {
-				rc = TZ_ENOMEM;
-				goto done;
-			}
-			out->t = t;
-			cap = cap ? cap * 2 : 8;
-		}
+		if ((rc = tz_array_grow(&out->t, &cap, out->n, sizeof(*out->t))) < 0)
+			goto done;
 		memset(&out->t[out->n], 0, sizeof(tz_table));
 		rc = load_table(s, st, &out->t[out->n++]);
 		if (rc < 0)

@@ -99,6 +99,12 @@ char *tz_strdup(const char *s);
 char *tz_strndup(const char *s, size_t n);
 void tz_free(void *p);
 
+/* Make room for element n of a growable array: `arrp` points to the array
+ * pointer (of any element type), *cap is its capacity in elements.  When
+ * n < *cap nothing happens; otherwise the capacity doubles (16 at first).
+ * TZ_ENOMEM leaves the array and *cap as they were. */
+int tz_array_grow(void *arrp, size_t *cap, size_t n, size_t elem);
+
 /* Overflow-checked size arithmetic: 0 on success, TZ_ELIMIT on overflow. */
 int tz_size_add(size_t *out, size_t a, size_t b) TZ_MUST_CHECK;
 int tz_size_mul(size_t *out, size_t a, size_t b) TZ_MUST_CHECK;

@@ -194,15 +194,12 @@ static int collect_row(const char *const *comp, const size_t *len, size_t depth,
 	if (depth != TZ_PATH_DEPTH - 1)   /* walked from the table tree: partition/f/f/key */
 		return TZ_OK;
 	if (h->n == h->cap) {
-		size_t cap = h->cap ? h->cap * 2 : 1024;
-		tz_oid *o = tz_reallocarray(h->oids, cap, sizeof(*o));
-		char **p = o ? tz_reallocarray(h->parts, cap, sizeof(*p)) : NULL;
-		if (o)
-			h->oids = o;
-		if (p == NULL)
+		/* two arrays of one capacity: grow a copy of cap for each */
+		size_t c1 = h->cap, c2 = h->cap;
+		if (tz_array_grow(&h->oids, &c1, h->n, sizeof(*h->oids)) < 0 ||
+		    tz_array_grow(&h->parts, &c2, h->n, sizeof(*h->parts)) < 0)
 			return TZ_ENOMEM;
-		h->parts = p;
-		h->cap = cap;
+		h->cap = c1;
 	}
 	if ((rc = tz_hmap__upsert(&h->rows, comp[3], len[3], &sl, &added)) < 0)
 		return rc;

@@ -85,11 +85,12 @@ int cmd_status(const cli_opts *o0, int argc, char **argv)
 
 /* ---- log and show ---- */
 
+/* Where a listing goes: the options, the JSON buffer, items so far. */
 typedef struct {
 	const cli_opts *o;
 	tz_buf *b;
 	size_t n;
-} log_ctx;
+} out_ctx;
 
 static void fmt_time(char out[32], int64_t t)
 {
@@ -142,7 +143,7 @@ static void commit_text(const tz_commit_info *c)
 
 static int log_cb(const tz_commit_info *c, void *payload)
 {
-	log_ctx *l = payload;
+	out_ctx *l = payload;
 
 	if (l->o->json) {
 		tz_buf_puts(l->b, l->n ? ", " : "");
@@ -160,7 +161,7 @@ int cmd_log(const cli_opts *o0, int argc, char **argv)
 	cli_opts o = *o0;
 	tz_store *s = NULL;
 	tz_buf b = TZ_BUF_INIT;
-	log_ctx l = { &o, &b, 0 };
+	out_ctx l = { &o, &b, 0 };
 	const char *rev = NULL;
 	long max = 0;
 	int rc = CLI_EXIT_OK;
@@ -244,15 +245,10 @@ static void diff_row_text(tz_buf *b, const tz_diff_row *r)
 	}
 }
 
-typedef struct {
-	const cli_opts *o;
-	tz_buf *b;
-	size_t n;
-} diff_out;
 
 static int diff_cb(const tz_diff_row *r, void *payload)
 {
-	diff_out *d = payload;
+	out_ctx *d = payload;
 
 	if (d->o->json) {
 		tz_buf_puts(d->b, d->n ? ", " : "");
@@ -274,7 +270,7 @@ int cmd_diff(const cli_opts *o0, int argc, char **argv)
 	cli_opts o = *o0;
 	tz_store *s = NULL;
 	tz_buf b = TZ_BUF_INIT;
-	diff_out d = { &o, &b, 0 };
+	out_ctx d = { &o, &b, 0 };
 	int rc = CLI_EXIT_OK;
 
 	if (take_flags(&o, &argc, argv) > 3)
@@ -304,7 +300,7 @@ typedef struct {
 static int show_cb(const tz_commit_info *c, void *payload)
 {
 	show_ctx *sh = payload;
-	diff_out d = { sh->o, sh->b, 0 };
+	out_ctx d = { sh->o, sh->b, 0 };
 
 	if (sh->o->json) {
 		tz_buf_puts(sh->b, "{\"commit\": ");
@@ -348,15 +344,10 @@ int cmd_show(const cli_opts *o0, int argc, char **argv)
 
 /* ---- verify ---- */
 
-typedef struct {
-	const cli_opts *o;
-	tz_buf *b;
-	size_t n;
-} verify_out;
 
 static int verify_cb(const tz_verify_issue *is, void *payload)
 {
-	verify_out *v = payload;
+	out_ctx *v = payload;
 
 	if (v->o->json) {
 		tz_buf_printf(v->b, "%s{\"kind\": \"%s\", \"message\": ", v->n ? ", " : "", is->kind);
@@ -374,7 +365,7 @@ int cmd_verify(const cli_opts *o0, int argc, char **argv)
 	cli_opts o = *o0;
 	tz_store *s = NULL;
 	tz_buf b = TZ_BUF_INIT;
-	verify_out v = { &o, &b, 0 };
+	out_ctx v = { &o, &b, 0 };
 	tz_verify_result r;
 	int rc = CLI_EXIT_OK;
 
