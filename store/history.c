@@ -12,10 +12,10 @@
  */
 #include "store/store_int.h"
 
+#include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
 
-#include <sodium.h>
 
 /* A tree holds at most 1M entries: a leaf holds tens to hundreds of rows,
  * the root one entry per table; anything bigger is not ours. */
@@ -250,7 +250,7 @@ void tz_fanout__of(char out[2], const char *key, size_t len)
 	 * rows a leaf; DESIGN §3 measured 16-way levels writing half the tree
 	 * bytes of 256-way ones (16/16/16/16 against 256/256) for 1,000
 	 * scattered updates. */
-	crypto_generichash(h, sizeof(h), (const uint8_t *)key, len, NULL, 0);
+	tz_hash_short(h, sizeof(h), key, len);
 	out[0] = hex[h[0] >> 4];
 	out[1] = hex[h[0] & 15];
 }
@@ -503,7 +503,7 @@ int tz_commit__verify_sig(tz_store *s, const tz_oid *commit, const char **signer
 	}
 	/* The keys a store knows: its own (the key registry of enrolled
 	 * branches and administrators extends this list). */
-	if (sodium_memcmp(pk, s->kp.pk, TZ_PK_BYTES) != 0) {
+	if (!tz_ct_equal(pk, s->kp.pk, TZ_PK_BYTES)) {
 		rc = tz_error_set(TZ_EVERIFY, "commit %s is signed by a key this store does not know", hex);
 		goto done;
 	}

@@ -37,12 +37,8 @@
 #include <stdlib.h>
 #include <string.h>
 
-#include <sodium.h>
+#include "store/tz_keys.h"
 
-/* Base64 is written and checked in slices of this many input bytes: a
- * multiple of 3 (so slices need no padding and concatenate to the whole
- * encoding) giving 1 KiB of text, small enough for the stack. */
-#define B64_SLICE 768
 /* An encoded name is at most 4 bytes per name byte ("\xHH"), so a longer
  * name field cannot be the encoding of a name within TZ_ROW_MAX_NAME. */
 #define NAME_FIELD_MAX (4 * TZ_ROW_MAX_NAME)
@@ -416,47 +412,6 @@ static const char *quote(char out[4 * QUOTE_MAX + 4], const uint8_t *p, size_t n
 	return out;
 }
 
-/* ---- base64 (libsodium, standard alphabet, padded) ---- */
-
-static size_t base64_len(size_t n)
-{
-	return n / 3 * 4 + (n % 3 ? 4 : 0);
-}
-
-static void put_base64(tz_buf *out, const uint8_t *p, size_t n)
-{
-	char slice[B64_SLICE / 3 * 4 + 1];
-
-	while (n > 0) {
-		size_t k = n < B64_SLICE ? n : B64_SLICE;
-
-		sodium_bin2base64(slice, sizeof(slice), p, k, sodium_base64_VARIANT_ORIGINAL);
-		tz_buf_put(out, slice, base64_len(k));
-		p += k;
-		n -= k;
-	}
-}
-
-/* True when enc[0..elen) is exactly the base64 of raw[0..n). */
-static bool base64_equals(const uint8_t *enc, size_t elen, const uint8_t *raw, size_t n)
-{
-	char slice[B64_SLICE / 3 * 4 + 1];
-
-	if (elen != base64_len(n))
-		return false;
-	while (n > 0) {
-		size_t k = n < B64_SLICE ? n : B64_SLICE, m = base64_len(k);
-
-		sodium_bin2base64(slice, sizeof(slice), raw, k, sodium_base64_VARIANT_ORIGINAL);
-		if (memcmp(enc, slice, m) != 0)
-			return false;
-		enc += m;
-		raw += k;
-		n -= k;
-	}
-	return true;
-}
-
 /* ---- values ---- */
 
 /* See tz_row.h.  NULL appends nothing; an unknown type sets TZ_EINVAL on
@@ -476,7 +431,7 @@ void tz_value_format(tz_buf *out, const tz_value *v)
 		put_escaped(out, v->p, v->n, false);
 		break;
 	case TZ_VBLOB:
-		put_base64(out, v->p, v->n);
+		tz_base64_put(out, v->p, v->n);
 		break;
 	case TZ_VNULL:
 		break;
@@ -585,7 +540,7 @@ static size_t line_len(const tz_column *c, bool exact)
 	case TZ_VINT: val = format_i64(num, v->i); break;
 	case TZ_VREAL: val = exact ? tz_real_format(num, v->r) : 24; break;
 	case TZ_VTEXT: val = exact ? escaped_len(v->p, v->n, false) : 4 * v->n; break;
-	case TZ_VBLOB: val = base64_len(v->n); break;
+	case TZ_VBLOB: val = (v->n + 2) / 3 * 4; break;   /* padded base64 */
 	default: break;
 	}
 	len = exact ? escaped_len((const uint8_t *)c->name, c->name_len, true) : 4 * c->name_len;
@@ -736,15 +691,11 @@ static int decode_text(decoder *d, const uint8_t **p_out, size_t *n_out,
 static int decode_blob(decoder *d, tz_value *v, const uint8_t *s, size_t n)
 {
 	size_t k = 0;
-	const char *end = NULL;
 
 	v->p = d->at;
-	if (n > 0 && sodium_base642bin(d->at, n, (const char *)s, n, NULL, &k, &end,
-				       sodium_base64_VARIANT_ORIGINAL) != 0)
+	if (tz_base64_decode(d->at, n, &k, s, n) < 0)
 		return bad_line(d, "bad base64");
-	if (n > 0 && end != (const char *)s + n)
-		return bad_line(d, "bad base64");
-	if (!base64_equals(s, n, d->at, k))
+	if (!tz_base64_is(s, n, d->at, k))
 		return non_canonical(d);
 	d->at += k;
 	v->n = k;

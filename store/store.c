@@ -24,7 +24,6 @@
 #include <time.h>
 #include <unistd.h>
 
-#include <sodium.h>
 
 /* The on-disk format of store.db's tz_* tables; a store of a newer format
  * is refused rather than misread. */
@@ -105,8 +104,14 @@ bool tz_oid_is_zero(const tz_oid *oid)
 int tz_oid__parse(tz_oid *out, const char *hex)
 {
 	memset(out, 0, sizeof(*out));
-	if (strlen(hex) != 40 || sodium_hex2bin(out->id, 20, hex, 40, NULL, NULL, NULL) != 0)
+	if (strlen(hex) != 40)
 		return tz_error_set(TZ_ECORRUPT, "'%s' is not an object id", hex);
+	for (int i = 0; i < 40; i++) {
+		int c = hex[i], v = c >= '0' && c <= '9' ? c - '0' : c >= 'a' && c <= 'f' ? c - 'a' + 10 : -1;
+		if (v < 0)
+			return tz_error_set(TZ_ECORRUPT, "'%s' is not an object id", hex);
+		out->id[i / 2] = (uint8_t)(out->id[i / 2] << 4 | v);
+	}
 	return TZ_OK;
 }
 
@@ -385,15 +390,18 @@ static int db_open(sqlite3 **out, const char *path, int flags)
 /* Create store.db with the tz_* tables and the first tz_meta rows. */
 static int init_db(tz_store *s, const char *path)
 {
-	uint8_t inst[16];
-	char inst_hex[33];
+	tz_oid inst;
+	char inst_hex[41];
 	char sql[1024];
 	int rc;
 
 	if ((rc = db_open(&s->db, path, SQLITE_OPEN_READWRITE | SQLITE_OPEN_CREATE)) < 0)
 		return rc;
-	randombytes_buf(inst, sizeof(inst));
-	sodium_bin2hex(inst_hex, sizeof(inst_hex), inst, sizeof(inst));
+	/* 16 random bytes, printed with the oid formatter (hex) */
+	memset(&inst, 0, sizeof(inst));
+	tz_random_bytes(inst.id, 16);
+	tz_oid_fmt(inst_hex, &inst);
+	inst_hex[32] = '\0';
 	snprintf(sql, sizeof(sql),
 		 "INSERT INTO tz_meta(k, v) VALUES ('format', %d), ('code', '%s'),"
 		 " ('instance', '%s'), ('head', ''), ('hlc', 0), ('schema_version', 0);",

@@ -9,6 +9,7 @@
 #ifndef TZ_KEYS_H
 #define TZ_KEYS_H
 
+#include <stdbool.h>
 #include <stddef.h>
 #include <stdint.h>
 
@@ -72,5 +73,34 @@ int tz_sshsig_sign(tz_buf *out, const tz_keypair *kp, const char *ns,
  */
 int tz_sshsig_verify(uint8_t signer_pk[TZ_PK_BYTES], const char *armored, size_t armored_len,
 		     const char *ns, const void *msg, size_t len) TZ_MUST_CHECK;
+
+/*
+ * libsodium's other services, so that this file stays the one place that
+ * calls libsodium (STYLE.md).
+ */
+
+/* Append the standard, padded base64 of p[0..n) to out (sticky error). */
+void tz_base64_put(tz_buf *out, const void *p, size_t n);
+
+/* Is enc[0..elen) exactly the standard, padded base64 of raw[0..n)? */
+bool tz_base64_is(const void *enc, size_t elen, const void *raw, size_t n);
+
+/*
+ * Decode standard padded base64 s[0..n) into out (at most cap bytes); no
+ * whitespace or other character is skipped.  TZ_ECORRUPT when s is not
+ * base64 or has trailing characters; TZ_ELIMIT past cap.  The caller checks
+ * canonical form with tz_base64_is where it matters.
+ */
+int tz_base64_decode(uint8_t *out, size_t cap, size_t *len_out, const void *s, size_t n) TZ_MUST_CHECK;
+
+/* BLAKE2b of p[0..n) truncated to outlen (16 to 64) bytes: not for
+ * secrets, for spreading names (the tree fanout). */
+void tz_hash_short(uint8_t *out, size_t outlen, const void *p, size_t n);
+
+/* Fill p with n random bytes (the OS generator, via libsodium). */
+void tz_random_bytes(void *p, size_t n);
+
+/* Constant-time comparison of n bytes: true when equal. */
+bool tz_ct_equal(const void *a, const void *b, size_t n);
 
 #endif

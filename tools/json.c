@@ -9,7 +9,7 @@
 #include <math.h>
 #include <string.h>
 
-#include <sodium.h>
+#include "store/tz_keys.h"
 
 /* Length of the valid UTF-8 sequence at p (0 when invalid). */
 static size_t utf8_len(const uint8_t *p, size_t n)
@@ -78,13 +78,8 @@ void json_cstr(tz_buf *b, const char *s)
 
 static void base64_obj(tz_buf *b, const char *field, const uint8_t *p, size_t n)
 {
-	size_t cap = sodium_base64_encoded_len(n, sodium_base64_VARIANT_ORIGINAL);
-
 	tz_buf_printf(b, "{\"%s\": \"", field);
-	if (tz_buf_reserve(b, cap) == TZ_OK) {
-		sodium_bin2base64((char *)b->data + b->len, cap, p, n, sodium_base64_VARIANT_ORIGINAL);
-		b->len += strlen((char *)b->data + b->len);
-	}
+	tz_base64_put(b, p, n);
 	tz_buf_puts(b, "\"}");
 }
 
