@@ -1,6 +1,6 @@
 /*
- * row.c - typed values, the canonical row encoding and the key encoding
- * (tz_row.h; the format is specified in docs/row-format.md).
+ * row.c - typed values and the canonical row encoding (tz_row.h; the
+ * format is specified in docs/row-format.md; key names are in key.c).
  *
  * A row blob is one line per column, sorted by name bytewise:
  *
@@ -28,6 +28,7 @@
  * reach the history, whatever locale the embedding program set).
  */
 #include "store/tz_row.h"
+#include "store/store_int.h"
 
 #include <locale.h>
 #include <math.h>
@@ -42,15 +43,8 @@
 /* An encoded name is at most 4 bytes per name byte ("\xHH"), so a longer
  * name field cannot be the encoding of a name within TZ_ROW_MAX_NAME. */
 #define NAME_FIELD_MAX (4 * TZ_ROW_MAX_NAME)
-/* tz_real_format never writes more than 24 bytes ("-2.2250738585072014e-308");
- * 31 is the most a 32-byte buffer holds with its NUL. */
-#define REAL_TEXT_MAX 31
-/* Quoted names and values in error messages are cut at this many bytes:
- * enough to recognise them, short enough for one terminal line. */
-#define QUOTE_MAX 48
 
 static const char hex_lower[] = "0123456789abcdef";
-static const char hex_upper[] = "0123456789ABCDEF";
 
 /* ---- C locale for number formatting ---- */
 
@@ -151,7 +145,7 @@ size_t tz_real_format(char out[32], double d)
 /* Parse the canonical text of a real (s[0..n), not NUL-terminated).
  * 0 and *out set when s is exactly tz_real_format's output; -1 when it is
  * not; -2 when it spells a NaN. */
-static int parse_real(double *out, const uint8_t *s, size_t n)
+int tz_row__parse_real(double *out, const uint8_t *s, size_t n)
 {
 	char in[32], again[32];
 	char *end;
@@ -159,7 +153,7 @@ static int parse_real(double *out, const uint8_t *s, size_t n)
 	double d;
 
 	*out = 0;
-	if (n == 0 || n > REAL_TEXT_MAX || memchr(s, '\0', n) != NULL)
+	if (n == 0 || n > TZ_ROW__REAL_TEXT_MAX || memchr(s, '\0', n) != NULL)
 		return -1;
 	memcpy(in, s, n);
 	in[n] = '\0';
@@ -179,7 +173,7 @@ static int parse_real(double *out, const uint8_t *s, size_t n)
 /* ---- integers ---- */
 
 /* Decimal form of v into out (no NUL); returns the length (at most 20). */
-static size_t format_i64(char out[21], int64_t v)
+size_t tz_row__format_i64(char out[21], int64_t v)
 {
 	char tmp[20];
 	uint64_t m = v < 0 ? (uint64_t)0 - (uint64_t)v : (uint64_t)v;
@@ -198,7 +192,7 @@ static size_t format_i64(char out[21], int64_t v)
 
 /* Parse "0" or -?[1-9][0-9]* within int64.  0 on success; -1 when the
  * text is not canonical; -2 when it is out of range. */
-static int parse_i64(int64_t *out, const uint8_t *s, size_t n)
+int tz_row__parse_i64(int64_t *out, const uint8_t *s, size_t n)
 {
 	bool neg = n > 0 && s[0] == '-';
 	uint64_t m = 0, limit = neg ? (uint64_t)INT64_MAX + 1 : (uint64_t)INT64_MAX;
@@ -338,7 +332,7 @@ static bool escaped_equals(const uint8_t *enc, size_t elen, const uint8_t *raw, 
 	return at == elen;
 }
 
-static int hex_digit(uint8_t c)
+int tz_row__hex_digit(uint8_t c)
 {
 	if (c >= '0' && c <= '9')
 		return c - '0';
@@ -372,7 +366,7 @@ static int unescape(uint8_t *dst, size_t *dlen, const uint8_t *s, size_t n)
 		case 't': dst[k++] = '\t'; break;
 		case 'r': dst[k++] = '\r'; break;
 		case 'x':
-			if (n - i < 4 || (h = hex_digit(s[i + 2])) < 0 || (l = hex_digit(s[i + 3])) < 0)
+			if (n - i < 4 || (h = tz_row__hex_digit(s[i + 2])) < 0 || (l = tz_row__hex_digit(s[i + 3])) < 0)
 				return -1;
 			dst[k++] = (uint8_t)(h << 4 | l);
 			i += 2;
@@ -387,12 +381,12 @@ static int unescape(uint8_t *dst, size_t *dlen, const uint8_t *s, size_t n)
 }
 
 /* A printable, escaped and shortened copy of p[0..n) for a message. */
-static const char *quote(char out[4 * QUOTE_MAX + 4], const uint8_t *p, size_t n)
+const char *tz_row__quote(char out[4 * TZ_ROW__QUOTE_MAX + 4], const uint8_t *p, size_t n)
 {
 	size_t i = 0, k = 0, lit;
 	char e[4];
 
-	while (i < n && i < QUOTE_MAX) {
+	while (i < n && i < TZ_ROW__QUOTE_MAX) {
 		if ((lit = literal_len(p + i, n - i, false)) > 0) {
 			memcpy(out + k, p + i, lit);
 			k += lit;
@@ -422,7 +416,7 @@ void tz_value_format(tz_buf *out, const tz_value *v)
 
 	switch (v->type) {
 	case TZ_VINT:
-		tz_buf_put(out, num, format_i64(num, v->i));
+		tz_buf_put(out, num, tz_row__format_i64(num, v->i));
 		break;
 	case TZ_VREAL:
 		tz_buf_put(out, num, tz_real_format(num, v->r));
@@ -495,7 +489,7 @@ static int name_cmp_qsort(const void *a, const void *b)
 	return name_cmp(*(const tz_column *const *)a, *(const tz_column *const *)b);
 }
 
-static char type_tag(tz_vtype t)
+char tz_row__type_tag(tz_vtype t)
 {
 	static const char tags[] = "?irtbn";   /* indexed by tz_vtype */
 
@@ -505,7 +499,7 @@ static char type_tag(tz_vtype t)
 /* Refuse what no row may hold, before anything is written. */
 static int check_column(const tz_column *c)
 {
-	char q[4 * QUOTE_MAX + 4];
+	char q[4 * TZ_ROW__QUOTE_MAX + 4];
 	const char *why;
 
 	if (c->name_len == 0 || c->name == NULL)
@@ -513,7 +507,7 @@ static int check_column(const tz_column *c)
 	if (c->name_len > TZ_ROW_MAX_NAME)
 		return tz_error_set(TZ_ELIMIT, "cannot encode row: column name of %zu bytes exceeds "
 				    "the limit of %d", c->name_len, TZ_ROW_MAX_NAME);
-	if (type_tag(c->v.type) == '?')
+	if (tz_row__type_tag(c->v.type) == '?')
 		why = "has an unknown type";
 	else if (c->v.type == TZ_VREAL && isnan(c->v.r))
 		why = "is nan";
@@ -522,7 +516,7 @@ static int check_column(const tz_column *c)
 	else
 		return TZ_OK;
 	return tz_error_set(TZ_EINVAL, "cannot encode row: column '%s' %s",
-			    quote(q, (const uint8_t *)c->name, c->name_len), why);
+			    tz_row__quote(q, (const uint8_t *)c->name, c->name_len), why);
 }
 
 /* Bytes the line of c takes: exact, or a cheap upper bound when !exact.
@@ -537,7 +531,7 @@ static size_t line_len(const tz_column *c, bool exact)
 	if ((v->type == TZ_VTEXT || v->type == TZ_VBLOB) && v->n > TZ_ROW_MAX_BYTES)
 		return SIZE_MAX;
 	switch (v->type) {
-	case TZ_VINT: val = format_i64(num, v->i); break;
+	case TZ_VINT: val = tz_row__format_i64(num, v->i); break;
 	case TZ_VREAL: val = exact ? tz_real_format(num, v->r) : 24; break;
 	case TZ_VTEXT: val = exact ? escaped_len(v->p, v->n, false) : 4 * v->n; break;
 	case TZ_VBLOB: val = (v->n + 2) / 3 * 4; break;   /* padded base64 */
@@ -579,7 +573,7 @@ static void put_line(tz_buf *out, const tz_column *c)
 {
 	put_escaped(out, (const uint8_t *)c->name, c->name_len, true);
 	tz_buf_putc(out, ' ');
-	tz_buf_putc(out, (uint8_t)type_tag(c->v.type));
+	tz_buf_putc(out, (uint8_t)tz_row__type_tag(c->v.type));
 	if (c->v.type != TZ_VNULL) {
 		tz_buf_putc(out, ' ');
 		tz_value_format(out, &c->v);
@@ -590,7 +584,7 @@ static void put_line(tz_buf *out, const tz_column *c)
 /* Point sorted[] at the columns in name order; TZ_EINVAL on a duplicate. */
 static int sort_columns(const tz_column **sorted, const tz_column *cols, size_t ncols)
 {
-	char q[4 * QUOTE_MAX + 4];
+	char q[4 * TZ_ROW__QUOTE_MAX + 4];
 	bool in_order = true;
 
 	for (size_t i = 0; i < ncols; i++) {
@@ -604,7 +598,7 @@ static int sort_columns(const tz_column **sorted, const tz_column *cols, size_t 
 	for (size_t i = 1; i < ncols; i++)
 		if (name_cmp(sorted[i - 1], sorted[i]) == 0)
 			return tz_error_set(TZ_EINVAL, "cannot encode row: duplicate column '%s'",
-					    quote(q, (const uint8_t *)sorted[i]->name,
+					    tz_row__quote(q, (const uint8_t *)sorted[i]->name,
 						  sorted[i]->name_len));
 	return TZ_OK;
 }
@@ -704,30 +698,30 @@ static int decode_blob(decoder *d, tz_value *v, const uint8_t *s, size_t n)
 
 static int decode_number(decoder *d, tz_value *v, const uint8_t *s, size_t n)
 {
-	char q[4 * QUOTE_MAX + 4];
+	char q[4 * TZ_ROW__QUOTE_MAX + 4];
 	int r;
 
 	if (v->type == TZ_VINT) {
-		if ((r = parse_i64(&v->i, s, n)) == -2)
+		if ((r = tz_row__parse_i64(&v->i, s, n)) == -2)
 			return tz_error_set(TZ_ECORRUPT, "row line %zu: integer '%s' out of range",
-					    d->line, quote(q, s, n));
+					    d->line, tz_row__quote(q, s, n));
 		if (r < 0)
 			return tz_error_set(TZ_ECORRUPT, "row line %zu: non-canonical integer '%s'",
-					    d->line, quote(q, s, n));
+					    d->line, tz_row__quote(q, s, n));
 		return TZ_OK;
 	}
-	if ((r = parse_real(&v->r, s, n)) == -2)
+	if ((r = tz_row__parse_real(&v->r, s, n)) == -2)
 		return bad_line(d, "nan is not a value");
 	if (r < 0)
 		return tz_error_set(TZ_ECORRUPT, "row line %zu: non-canonical real '%s'",
-				    d->line, quote(q, s, n));
+				    d->line, tz_row__quote(q, s, n));
 	return TZ_OK;
 }
 
 /* The part of a line after "<name> ": the tag and the value. */
 static int decode_value(decoder *d, tz_value *v, const uint8_t *s, size_t n)
 {
-	char q[4 * QUOTE_MAX + 4];
+	char q[4 * TZ_ROW__QUOTE_MAX + 4];
 	const uint8_t *sp = memchr(s, ' ', n);
 	size_t tag_len = sp ? (size_t)(sp - s) : n;
 	const char *tags = "irtbn", *t;
@@ -737,7 +731,7 @@ static int decode_value(decoder *d, tz_value *v, const uint8_t *s, size_t n)
 		return bad_line(d, "missing type tag");
 	if (tag_len != 1 || (t = memchr(tags, s[0], 5)) == NULL)
 		return tz_error_set(TZ_ECORRUPT, "row line %zu: unknown type tag '%s'", d->line,
-				    quote(q, s, tag_len));
+				    tz_row__quote(q, s, tag_len));
 	v->type = (tz_vtype)(TZ_VINT + (t - tags));
 	if (v->type == TZ_VNULL)
 		return n == 1 ? TZ_OK : bad_line(d, "null takes no value");
@@ -801,12 +795,12 @@ static int check_shape(size_t *nlines, const uint8_t *data, size_t len)
 
 static int check_order(const decoder *d, const tz_column *prev, const tz_column *c)
 {
-	char q[4 * QUOTE_MAX + 4];
+	char q[4 * TZ_ROW__QUOTE_MAX + 4];
 	int cmp = name_cmp(prev, c);
 
 	if (cmp < 0)
 		return TZ_OK;
-	quote(q, (const uint8_t *)c->name, c->name_len);
+	tz_row__quote(q, (const uint8_t *)c->name, c->name_len);
 	if (cmp == 0)
 		return tz_error_set(TZ_ECORRUPT, "row line %zu: duplicate column '%s'", d->line, q);
 	return tz_error_set(TZ_ECORRUPT, "row line %zu: column '%s' out of order", d->line, q);
@@ -885,278 +879,4 @@ const tz_column *tz_row_find(const tz_row *row, const char *name, size_t name_le
 			hi = mid;
 	}
 	return NULL;
-}
-
-/* ---- key encoding ---- */
-
-static bool key_literal(uint8_t c, bool first)
-{
-	if ((c >= 'A' && c <= 'Z') || (c >= 'a' && c <= 'z') || (c >= '0' && c <= '9') || c == '-')
-		return true;
-	return (c == '_' || c == '.') && !first;
-}
-
-/* Append "%XX" or the byte to dst[*at..cap); false when it does not fit. */
-static bool key_put(char *dst, size_t *at, size_t cap, uint8_t c, bool literal)
-{
-	if (literal) {
-		if (cap - *at < 1)
-			return false;
-		dst[(*at)++] = (char)c;
-		return true;
-	}
-	if (cap - *at < 3)
-		return false;
-	dst[(*at)++] = '%';
-	dst[(*at)++] = hex_upper[c >> 4];
-	dst[(*at)++] = hex_upper[c & 15];
-	return true;
-}
-
-/* Write the "~x" tag and the payload bytes of a tagged component. */
-static bool key_put_tagged(char *dst, size_t *at, size_t cap, char tag, const char *s,
-			   size_t n)
-{
-	if (!key_put(dst, at, cap, '~', true) || !key_put(dst, at, cap, (uint8_t)tag, true))
-		return false;
-	for (size_t i = 0; i < n; i++)
-		if (!key_put(dst, at, cap, (uint8_t)s[i], key_literal((uint8_t)s[i], false)))
-			return false;
-	return true;
-}
-
-/* Write the encoding of one component at dst[*at..cap); false when it does
- * not fit.  The value was checked by check_key_value. */
-static bool key_put_value(char *dst, size_t *at, size_t cap, const tz_value *v)
-{
-	char num[32];
-
-	switch (v->type) {
-	case TZ_VINT:
-		return key_put_tagged(dst, at, cap, 'i', num, format_i64(num, v->i));
-	case TZ_VREAL:
-		return key_put_tagged(dst, at, cap, 'r', num, tz_real_format(num, v->r));
-	case TZ_VNULL:
-		return key_put_tagged(dst, at, cap, 'n', NULL, 0);
-	case TZ_VBLOB:
-		if (!key_put_tagged(dst, at, cap, 'b', NULL, 0) || (cap - *at) / 2 < v->n)
-			return false;
-		for (size_t i = 0; i < v->n; i++) {
-			dst[(*at)++] = hex_lower[v->p[i] >> 4];
-			dst[(*at)++] = hex_lower[v->p[i] & 15];
-		}
-		return true;
-	default:
-		if (v->n == 0)
-			return key_put_tagged(dst, at, cap, 'e', NULL, 0);
-		for (size_t i = 0; i < v->n; i++)
-			if (!key_put(dst, at, cap, v->p[i], key_literal(v->p[i], i == 0)))
-				return false;
-		return true;
-	}
-}
-
-static int check_key_value(const tz_value *v, size_t i)
-{
-	if (type_tag(v->type) == '?')
-		return tz_error_set(TZ_EINVAL, "cannot encode key: component %zu has unknown type %d",
-				    i + 1, (int)v->type);
-	if (v->type == TZ_VREAL && isnan(v->r))
-		return tz_error_set(TZ_EINVAL, "cannot encode key: component %zu is nan", i + 1);
-	if ((v->type == TZ_VTEXT || v->type == TZ_VBLOB) && v->p == NULL && v->n > 0)
-		return tz_error_set(TZ_EINVAL, "cannot encode key: component %zu has no bytes",
-				    i + 1);
-	return TZ_OK;
-}
-
-/* Encode the whole key into dst (TZ_KEY_MAX_BYTES); its length in *len. */
-static int key_write(char *dst, size_t *len, const tz_value *vals, size_t n)
-{
-	size_t at = 0;
-	int rc;
-
-	*len = 0;
-	if (n == 0 || n > TZ_KEY_MAX_COLUMNS)
-		return tz_error_set(TZ_EINVAL, "cannot encode key: %zu components (1 to %d allowed)",
-				    n, TZ_KEY_MAX_COLUMNS);
-	for (size_t i = 0; i < n; i++) {
-		if ((rc = check_key_value(&vals[i], i)) < 0)
-			return rc;
-		if ((i > 0 && !key_put(dst, &at, TZ_KEY_MAX_BYTES, '+', true)) ||
-		    !key_put_value(dst, &at, TZ_KEY_MAX_BYTES, &vals[i]))
-			return tz_error_set(TZ_ELIMIT, "cannot encode key: longer than %d bytes",
-					    TZ_KEY_MAX_BYTES);
-	}
-	*len = at;
-	return TZ_OK;
-}
-
-/* See tz_row.h.  Nothing is appended on failure. */
-int tz_key_encode(tz_buf *out, const tz_value *vals, size_t n)
-{
-	char key[TZ_KEY_MAX_BYTES];
-	size_t len;
-	int rc;
-
-	if (out->err != TZ_OK)
-		return out->err;
-	if ((rc = key_write(key, &len, vals, n)) < 0) {
-		out->err = rc;
-		return rc;
-	}
-	tz_buf_put(out, key, len);
-	return tz_buf_error(out);
-}
-
-/* ---- key decoding ---- */
-
-/* Undo %XX escapes of s[0..n) into dst (n bytes); -1 when malformed. */
-static int key_unescape(uint8_t *dst, size_t *dlen, const uint8_t *s, size_t n)
-{
-	size_t i = 0, k = 0;
-	int h, l;
-
-	while (i < n) {
-		if (s[i] != '%') {
-			dst[k++] = s[i++];
-			continue;
-		}
-		if (n - i < 3 || (h = hex_digit(s[i + 1])) < 0 || (l = hex_digit(s[i + 2])) < 0)
-			return -1;
-		dst[k++] = (uint8_t)(h << 4 | l);
-		i += 3;
-	}
-	*dlen = k;
-	return 0;
-}
-
-/* Empty text and blob values point here, never at NULL. */
-static const uint8_t empty[1];
-
-/* Decode a tagged component ("~x..."); -1 when malformed.  Blob bytes go
- * to *at (the arena, which has room for s's length). */
-static int key_decode_tagged(tz_value *v, uint8_t **at, const uint8_t *s, size_t n)
-{
-	uint8_t tmp[3 * REAL_TEXT_MAX];
-	size_t k;
-
-	if (n < 2)
-		return -1;
-	switch (s[1]) {
-	case 'n': v->type = TZ_VNULL; return 0;
-	case 'e': v->type = TZ_VTEXT; v->p = empty; return 0;
-	case 'i': v->type = TZ_VINT; return parse_i64(&v->i, s + 2, n - 2) < 0 ? -1 : 0;
-	case 'r':
-		v->type = TZ_VREAL;
-		/* the escaped text is at most 3 bytes per real byte */
-		if (n - 2 > 3 * REAL_TEXT_MAX || key_unescape(tmp, &k, s + 2, n - 2) < 0 ||
-		    k > REAL_TEXT_MAX)
-			return -1;
-		return parse_real(&v->r, tmp, k) < 0 ? -1 : 0;
-	case 'b':
-		v->type = TZ_VBLOB;
-		v->p = n == 2 ? empty : *at;
-		if ((n - 2) % 2 != 0)
-			return -1;
-		for (size_t i = 2; i < n; i += 2) {
-			int h = hex_digit(s[i]), l = hex_digit(s[i + 1]);
-
-			if (h < 0 || l < 0)
-				return -1;
-			*(*at)++ = (uint8_t)(h << 4 | l);
-		}
-		v->n = (n - 2) / 2;
-		return 0;
-	default:
-		return -1;
-	}
-}
-
-/* Decode one component s[0..n) into v and check that it is canonical. */
-static int key_decode_one(tz_value *v, uint8_t **at, const uint8_t *s, size_t n)
-{
-	char again[TZ_KEY_MAX_BYTES];
-	size_t len = 0;
-
-	memset(v, 0, sizeof(*v));
-	if (n == 0)
-		return -1;
-	if (s[0] == '~') {
-		if (key_decode_tagged(v, at, s, n) < 0)
-			return -1;
-	} else {
-		v->type = TZ_VTEXT;
-		v->p = *at;
-		if (key_unescape(*at, &v->n, s, n) < 0)
-			return -1;
-		*at += v->n;
-	}
-	if (!key_put_value(again, &len, sizeof(again), v))
-		return -1;
-	return len == n && memcmp(again, s, n) == 0 ? 0 : -1;
-}
-
-/* Whether any component of s[0..n) decodes to bytes (text, or a blob of
- * at least one byte): integer-only keys then need no allocation. */
-static bool key_needs_arena(const uint8_t *s, size_t n)
-{
-	for (size_t i = 0; i < n; i++) {
-		if (i > 0 && s[i - 1] != '+')
-			continue;
-		if (s[i] != '~' || (n - i > 2 && s[i + 1] == 'b' && s[i + 2] != '+'))
-			return true;
-	}
-	return false;
-}
-
-/* See tz_row.h.  More components than `max` (but within the format's
- * TZ_KEY_MAX_COLUMNS) is TZ_ELIMIT.  Integer, real and NULL components
- * need no arena: *arena_out is then NULL.  On failure *n_out is 0,
- * *arena_out NULL and vals[] unspecified. */
-int tz_key_decode(tz_value *vals, size_t max, size_t *n_out, uint8_t **arena_out,
-		  const char *name, size_t len)
-{
-	const uint8_t *s = (const uint8_t *)name, *end, *plus;
-	char q[4 * QUOTE_MAX + 4];
-	uint8_t *arena = NULL, *at = NULL;
-	size_t n = 0;
-	int rc = TZ_ECORRUPT;
-
-	*n_out = 0;
-	*arena_out = NULL;
-	if (len == 0 || len > TZ_KEY_MAX_BYTES) {
-		rc = tz_error_set(TZ_ECORRUPT, "bad key: %zu bytes (1 to %d allowed)", len,
-				  TZ_KEY_MAX_BYTES);
-		goto done;
-	}
-	end = s + len;
-	if (key_needs_arena(s, len) && (arena = at = tz_malloc(len)) == NULL) {
-		rc = TZ_ENOMEM;
-		goto done;
-	}
-	for (;;) {
-		plus = memchr(s, '+', (size_t)(end - s));
-		if (n == TZ_KEY_MAX_COLUMNS || n == max) {
-			rc = n == max && n < TZ_KEY_MAX_COLUMNS ? TZ_ELIMIT : TZ_ECORRUPT;
-			rc = tz_error_set(rc, "bad key '%s': more than %zu components",
-					  quote(q, (const uint8_t *)name, len), n);
-			goto done;
-		}
-		if (key_decode_one(&vals[n], &at, s, plus ? (size_t)(plus - s) : (size_t)(end - s)) < 0) {
-			rc = tz_error_set(TZ_ECORRUPT, "bad key '%s': non-canonical component %zu",
-					  quote(q, (const uint8_t *)name, len), n + 1);
-			goto done;
-		}
-		n++;
-		if (plus == NULL)
-			break;
-		s = plus + 1;
-	}
-	*n_out = n;
-	*arena_out = arena;
-	arena = NULL;
-	rc = TZ_OK;
-done:
-	tz_free(arena);
-	return rc;
 }

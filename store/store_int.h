@@ -11,6 +11,26 @@
 #include "store/tz_keys.h"
 #include "store/tz_store.h"
 
+/* ---- row.c helpers that key.c shares ---- */
+
+/* Quoted names and values in error messages are cut at this many bytes:
+ * enough to recognise them, short enough for one terminal line. */
+#define TZ_ROW__QUOTE_MAX 48
+/* tz_real_format never writes more than 24 bytes ("-2.2250738585072014e-308");
+ * 31 is the most a 32-byte buffer holds with its NUL. */
+#define TZ_ROW__REAL_TEXT_MAX 31
+/* Decimal of v into out (no NUL needed by callers); returns the length. */
+size_t tz_row__format_i64(char out[21], int64_t v);
+/* Strict parses: the canonical form only (TZ_ECORRUPT otherwise). */
+int tz_row__parse_i64(int64_t *out, const uint8_t *s, size_t n);
+int tz_row__parse_real(double *out, const uint8_t *s, size_t n);
+/* 0-15 for a lower-case hex digit, -1 otherwise. */
+int tz_row__hex_digit(uint8_t c);
+/* p[0..n) printable and cut for an error message; returns out. */
+const char *tz_row__quote(char out[4 * TZ_ROW__QUOTE_MAX + 4], const uint8_t *p, size_t n);
+/* The row line tag of a type: 'i', 'r', 't', 'b', 'n'. */
+char tz_row__type_tag(tz_vtype t);
+
 /* ---- small hash map: byte-string keys to a uint64 value ---- */
 
 typedef struct {
