@@ -19,7 +19,7 @@
  *
  * Text escaping: a byte is written as is when it is part of a valid UTF-8
  * sequence (no overlong forms, no surrogates, nothing past U+10FFFF) of a
- * code point that is not an ASCII control (U+0000-U+001F, U+007F) and is
+ * code point that is not a control (U+0000-U+001F, U+007F-U+009F) and is
  * not a backslash; in names the space is escaped too, because the space
  * ends the name.  Everything else is \\, \n, \t, \r or \xHH (lower case).
  *
@@ -253,6 +253,10 @@ static size_t literal_len(const uint8_t *p, size_t n, bool name)
 
 	if (c < 0x80)
 		return c >= 0x20 && c != 0x7F && c != '\\' && !(name && c == ' ') ? 1 : 0;
+	/* C1 controls (U+0080-U+009F, C2 80-C2 9F) are escaped like C0 ones:
+	 * U+009B alone can drive a terminal that `git show` prints to. */
+	if (c == 0xC2 && n >= 2 && p[1] < 0xA0)
+		return 0;
 	return utf8_len(p, n);
 }
 
@@ -879,4 +883,14 @@ const tz_column *tz_row_find(const tz_row *row, const char *name, size_t name_le
 			hi = mid;
 	}
 	return NULL;
+}
+
+bool tz_utf8_valid(const uint8_t *p, size_t n)
+{
+	for (size_t i = 0, l; i < n; i += l) {
+		l = p[i] < 0x80 ? 1 : utf8_len(p + i, n - i);
+		if (l == 0)
+			return false;
+	}
+	return true;
 }

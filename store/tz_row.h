@@ -15,6 +15,7 @@
 #ifndef TZ_ROW_H
 #define TZ_ROW_H
 
+#include <stdbool.h>
 #include <stddef.h>
 #include <stdint.h>
 
@@ -102,6 +103,10 @@ void tz_value_format(tz_buf *out, const tz_value *v);
  * ("0.1", "1e+100", "-0", "inf", "-inf").  `out` holds at least 32 bytes.
  * Returns the length written (without the NUL). */
 size_t tz_real_format(char out[32], double d);
+
+/* Is p[0..n) well-formed UTF-8 (no overlong forms, no surrogates, nothing
+ * past U+10FFFF)? */
+bool tz_utf8_valid(const uint8_t *p, size_t n);
 
 /* Compare two values: 0 when equal in type and bytes (reals by bits). */
 int tz_value_cmp(const tz_value *a, const tz_value *b);

@@ -11,43 +11,6 @@
 
 #include "store/tz_keys.h"
 
-/* Length of the valid UTF-8 sequence at p (0 when invalid). */
-static size_t utf8_len(const uint8_t *p, size_t n)
-{
-	uint32_t cp;
-	size_t len;
-
-	if (p[0] < 0x80)
-		return 1;
-	if ((p[0] & 0xe0) == 0xc0)
-		len = 2, cp = p[0] & 0x1f;
-	else if ((p[0] & 0xf0) == 0xe0)
-		len = 3, cp = p[0] & 0x0f;
-	else if ((p[0] & 0xf8) == 0xf0)
-		len = 4, cp = p[0] & 0x07;
-	else
-		return 0;
-	if (len > n)
-		return 0;
-	for (size_t i = 1; i < len; i++) {
-		if ((p[i] & 0xc0) != 0x80)
-			return 0;
-		cp = cp << 6 | (p[i] & 0x3f);
-	}
-	if ((len == 2 && cp < 0x80) || (len == 3 && cp < 0x800) || (len == 4 && cp < 0x10000) ||
-	    cp > 0x10ffff || (cp >= 0xd800 && cp <= 0xdfff))
-		return 0;
-	return len;
-}
-
-static bool is_utf8(const uint8_t *p, size_t n)
-{
-	for (size_t i = 0, l; i < n; i += l)
-		if ((l = utf8_len(p + i, n - i)) == 0)
-			return false;
-	return true;
-}
-
 void json_str(tz_buf *b, const void *s, size_t n)
 {
 	const uint8_t *p = s;
@@ -99,7 +62,7 @@ void json_value(tz_buf *b, const tz_value *v)
 			tz_buf_printf(b, "{\"real\": \"%s\"}", num);
 		break;
 	case TZ_VTEXT:
-		if (is_utf8(v->p, v->n))
+		if (tz_utf8_valid(v->p, v->n))
 			json_str(b, v->p, v->n);
 		else
 			base64_obj(b, "text_base64", v->p, v->n);

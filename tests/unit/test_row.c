@@ -181,7 +181,9 @@ static void test_text(void)
 	ONE("truncated euro sign", col("x", vt("\xe2\x82", 2)), "x t \\xe2\\x82\n");
 	ONE("euro sign and emoji", col("x", vt("€😀", 7)), "x t €😀\n");
 	ONE("U+10FFFF", col("x", vt("\xf4\x8f\xbf\xbf", 4)), "x t \xf4\x8f\xbf\xbf\n");
-	ONE("C1 control U+0085 is valid UTF-8", col("x", vt("\xc2\x85", 2)), "x t \xc2\x85\n");
+	ONE("C1 control U+0085 is escaped", col("x", vt("\xc2\x85", 2)), "x t \\xc2\\x85\n");
+	ONE("C1 control U+009B (CSI) is escaped", col("x", vt("\xc2\x9b", 2)), "x t \\xc2\\x9b\n");
+	ONE("U+00A0 just past C1 is literal", col("x", vt("\xc2\xa0", 2)), "x t \xc2\xa0\n");
 	ONE("valid then invalid", col("x", vt("\xd9\x85\xd9", 3)), "x t \xd9\x85\\xd9\n");
 }
 
