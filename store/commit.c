@@ -125,7 +125,7 @@ static int dirty_get(commit_ctx *c, tz_table *t, const tz_buf *key, dirty_row **
 /* One log entry: stamp it, record it in _log, note its key. */
 static int take_entry(commit_ctx *c, sqlite3_stmt *q, tz_buf *key)
 {
-	static const char ops[] = "?iud";
+	static const char ops[] = "?iudr";
 	tz_table *t = tz_schema__by_tid(&c->ts, sqlite3_column_int64(q, 1));
 	int op = sqlite3_column_int(q, 2);
 	tz_value kv[TZ_KEY_MAX_COLUMNS], po;
@@ -144,7 +144,7 @@ static int take_entry(commit_ctx *c, sqlite3_stmt *q, tz_buf *key)
 		return tz_error_wrap(rc, "change log entry %lld of '%s'", (long long)c->max_seq, t->name);
 	c->hlc = hlc_tick(c->hlc, sqlite3_column_int64(q, 3));
 	tz_buf_printf(&c->log, "%016llx %c %s %s\n", (unsigned long long)c->hlc,
-		      ops[op >= 1 && op <= 3 ? op : 0], t->enc, (const char *)key->data);
+		      ops[op >= 1 && op <= 4 ? op : 0], t->enc, (const char *)key->data);
 	if (c->resync[t - c->ts.t])
 		return TZ_OK;
 	if ((rc = dirty_get(c, t, key, &row, &added)) < 0)
@@ -229,8 +229,8 @@ static int read_dirty(commit_ctx *c)
 		tz_free(arena);
 		if (rc < 0)
 			return rc;
-		if ((i & 1023) == 0)
-			tz_progress__report(c->s, "reading changed rows", i, c->nrows);
+		if ((i & 1023) == 1023 || i + 1 == c->nrows)
+			tz_progress__report(c->s, "reading changed rows", i + 1, c->nrows);
 	}
 	return TZ_OK;
 }

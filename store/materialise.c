@@ -170,12 +170,41 @@ static int uncommitted(mat_ctx *m, const tz_oid *head_root, bool *dirty)
 	return rc;
 }
 
+/* Same tracked tables and declarations in both roots?  (The version may
+ * differ: a change undone later still counted up.) */
+static int same_schema(tz_store *s, const tz_tree *a, const tz_tree *b)
+{
+	const tz_tree_entry *sa = tz_tree__find(a, "_schema", 7), *sb = tz_tree__find(b, "_schema", 7);
+	tz_tree ta = { NULL, 0, NULL }, tb = { NULL, 0, NULL };
+	int rc = TZ_OK;
+
+	if (sa && sb && memcmp(&sa->oid, &sb->oid, sizeof(tz_oid)) == 0)
+		return TZ_OK;
+	if (sa && sb && (rc = tz_tree__read(s, NULL, &sa->oid, &ta)) == TZ_OK &&
+	    (rc = tz_tree__read(s, NULL, &sb->oid, &tb)) == TZ_OK) {
+		static const char *const parts[2] = { "tables", "tz_track" };
+		for (int i = 0; i < 2 && rc == TZ_OK; i++) {
+			const tz_tree_entry *x = tz_tree__find(&ta, parts[i], strlen(parts[i]));
+			const tz_tree_entry *y = tz_tree__find(&tb, parts[i], strlen(parts[i]));
+			if (!x || !y || memcmp(&x->oid, &y->oid, sizeof(tz_oid)) != 0)
+				rc = TZ_EINVAL;
+		}
+	} else if (rc == TZ_OK) {
+		rc = TZ_EINVAL;
+	}
+	tz_tree__release(&ta);
+	tz_tree__release(&tb);
+	if (rc == TZ_EINVAL)
+		tz_error_set(rc, "the target has another schema than the head; checkout across a schema change is"
+				 " not supported");
+	return rc;
+}
+
 /* Inside the write transaction: check, walk, apply, record. */
 static int checkout_txn(mat_ctx *m, const tz_oid *target, uint64_t *touched)
 {
 	tz_oid head, htree = { { 0 } }, ttree;
 	tz_tree a = { NULL, 0, NULL }, b = { NULL, 0, NULL };
-	const tz_tree_entry *sa, *sb;
 	char hex[41];
 	bool has, dirty;
 	int rc;
@@ -190,13 +219,8 @@ static int checkout_txn(mat_ctx *m, const tz_oid *target, uint64_t *touched)
 	if ((rc = tz_commit__tree(m->s, target, &ttree)) < 0 || (rc = tz_tree__read(m->s, NULL, &ttree, &b)) < 0 ||
 	    (has && (rc = tz_tree__read(m->s, NULL, &htree, &a)) < 0))
 		goto done;
-	sa = tz_tree__find(&a, "_schema", 7);
-	sb = tz_tree__find(&b, "_schema", 7);
-	if (!sa || !sb || memcmp(&sa->oid, &sb->oid, sizeof(tz_oid)) != 0) {
-		rc = tz_error_set(TZ_EINVAL, "the target has another schema than the head; checkout across a schema"
-					     " change is not supported");
+	if ((rc = same_schema(m->s, &a, &b)) < 0)
 		goto done;
-	}
 	if ((m->del = tz_calloc(m->ts.n + 1, sizeof(*m->del))) == NULL ||
 	    (m->ins = tz_calloc(m->ts.n + 1, sizeof(*m->ins))) == NULL) {
 		rc = TZ_ENOMEM;

@@ -2,14 +2,21 @@
  * schema.c - tracked tables: loading their declarations, validating a
  * schema file, the change-capture triggers, and `schema apply`.
  *
- * Capture (DESIGN §4): three triggers per tracked table append
- * (seq, tid, op, ts, po, k0..k7) to tz_changes in the writer's own
- * transaction, whoever the writer is (the application, the sqlite3 shell).
- * `ts` is the wall clock in milliseconds; the commit turns the entries,
- * in seq order, into the replica's hybrid logical clock.  `po` is the
- * owner column's value before the change (owned tables), so a commit
- * finds where the row sat in the head tree without searching partitions.
- * Triggers never read other tables: their cost is one B-tree append.
+ * Capture (DESIGN §4): AFTER INSERT, UPDATE and DELETE triggers on every
+ * tracked table append (seq, tid, op, ts, po, k0..k7) to tz_changes in
+ * the writer's own transaction, whoever the writer is (the application,
+ * the sqlite3 shell).  `ts` is the wall clock in milliseconds; the commit
+ * turns the entries, in seq order, into the replica's hybrid logical
+ * clock.  `po` is the owner column's value before the change (owned
+ * tables), so a commit finds where the row sat in the head tree without
+ * searching partitions.  These never read a table: one B-tree append.
+ *
+ * Owned tables have two more, for the rows a REPLACE removes without any
+ * delete trigger: BEFORE INSERT, and BEFORE UPDATE OF the key columns,
+ * log the row that already holds the incoming key (op 4, "replaced", with
+ * its owner), at the cost of one index probe per insert and none for
+ * updates that leave the key alone.  Ops: 1 insert, 2 update, 3 delete,
+ * 4 replaced-or-probed (the row may also survive, for INSERT OR IGNORE).
  */
 #include "store/store_int.h"
 
@@ -317,17 +324,12 @@ static void put_owner(tz_buf *b, const tz_table *t)
 	}
 }
 
-/* Owned tables: INSERT OR REPLACE (or an UPSERT's REPLACE) deletes the
- * row it replaces without firing delete triggers, so before an insert log
- * the row with the same key, if any, as deleted: its owner says where the
- * head has it.  One index probe per insert; no entry for a new key. */
-static void replace_trigger_sql(tz_buf *b, const tz_table *t)
+/* The body of the "replaced" triggers: log the row that holds NEW's key. */
+static void replaced_row_sql(tz_buf *b, const tz_table *t)
 {
-	tz_buf_printf(b, "CREATE TRIGGER \"tz_r_%lld\" BEFORE INSERT ON ", (long long)t->tid);
-	tz_sql__put_ident(b, t->name);
 	tz_buf_puts(b, " BEGIN INSERT INTO tz_changes(tid, op, ts, po");
 	put_key_slots(b, t);
-	tz_buf_printf(b, ") SELECT %lld, 3, " TS_EXPR ", o.", (long long)t->tid);
+	tz_buf_printf(b, ") SELECT %lld, 4, " TS_EXPR ", o.", (long long)t->tid);
 	tz_sql__put_ident(b, t->owner_column);
 	put_key_refs(b, t, "o");
 	tz_buf_puts(b, " FROM ");
@@ -341,6 +343,32 @@ static void replace_trigger_sql(tz_buf *b, const tz_table *t)
 		tz_sql__put_ident(b, c);
 	}
 	tz_buf_puts(b, "; END;\n");
+}
+
+/* Owned tables: INSERT OR REPLACE and UPDATE OR REPLACE delete the row
+ * they collide with without firing delete triggers, so log that row, with
+ * its owner (where the head has it), before the write.  tz_r_N probes on
+ * every insert; tz_k_N fires only when an update changes the key. */
+static void replace_trigger_sql(tz_buf *b, const tz_table *t)
+{
+	tz_buf_printf(b, "CREATE TRIGGER \"tz_r_%lld\" BEFORE INSERT ON ", (long long)t->tid);
+	tz_sql__put_ident(b, t->name);
+	replaced_row_sql(b, t);
+	tz_buf_printf(b, "CREATE TRIGGER \"tz_k_%lld\" BEFORE UPDATE OF ", (long long)t->tid);
+	for (size_t k = 0; k < t->npk; k++) {
+		tz_buf_puts(b, k ? ", " : "");
+		tz_sql__put_ident(b, t->cols[t->pk_idx[k]].name);
+	}
+	tz_buf_puts(b, " ON ");
+	tz_sql__put_ident(b, t->name);
+	for (size_t k = 0; k < t->npk; k++) {
+		const char *c = t->cols[t->pk_idx[k]].name;
+		tz_buf_puts(b, k ? " OR NEW." : " WHEN NEW.");
+		tz_sql__put_ident(b, c);
+		tz_buf_puts(b, " IS NOT OLD.");
+		tz_sql__put_ident(b, c);
+	}
+	replaced_row_sql(b, t);
 }
 
 /* CREATE TRIGGER statements for one table (op 1 insert, 2 update,
@@ -396,7 +424,7 @@ static int install_triggers(tz_store *s, const tz_tables *ts)
 	int rc, step;
 
 	if ((rc = tz_sql__prepare(s, &st, "SELECT name FROM sqlite_master WHERE type = 'trigger'"
-					  " AND name GLOB 'tz_[iudr]_[0-9]*'")) < 0)
+					  " AND name GLOB 'tz_[iudrk]_[0-9]*'")) < 0)
 		return rc;
 	while ((step = sqlite3_step(st)) == SQLITE_ROW) {
 		tz_buf_puts(&sql, "DROP TRIGGER ");
@@ -502,7 +530,7 @@ int tz_schema__ddl(tz_store *s, const tz_table *t, tz_buf *out)
 
 	/* the table first, then its indexes and triggers (ours excluded) */
 	if ((rc = tz_sql__prepare(s, &q, "SELECT sql FROM sqlite_master WHERE tbl_name = ?1 AND sql IS NOT NULL"
-					 " AND NOT (type = 'trigger' AND name GLOB 'tz_[iudr]_[0-9]*')"
+					 " AND NOT (type = 'trigger' AND name GLOB 'tz_[iudrk]_[0-9]*')"
 					 " ORDER BY type <> 'table', rowid")) < 0)
 		return rc;
 	sqlite3_bind_text(q, 1, t->name, -1, SQLITE_STATIC);

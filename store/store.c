@@ -511,8 +511,12 @@ static int read_config(tz_store *s, const char *path)
 	return TZ_OK;
 }
 
+static bool lock_try(tz_store *s);
+
 /* Move refs/heads/main to the head store.db recorded (a crash between the
- * SQLite commit and the ref update leaves the ref behind). */
+ * SQLite commit and the ref update leaves the ref behind).  Only when no
+ * writer is at work: a writer moves the ref itself, and the head must be
+ * read under the lock so that a finishing writer is not undone. */
 static int reconcile(tz_store *s)
 {
 	git_reference *ref = NULL;
@@ -520,20 +524,24 @@ static int reconcile(tz_store *s)
 	tz_oid head;
 	int rc;
 
-	if ((rc = tz_head__get(s, &has, &head)) < 0 || !has)
-		return rc;
-	if (git_reference_lookup(&ref, s->repo, "refs/heads/main") == 0 &&
-	    git_reference_target(ref) && memcmp(git_reference_target(ref)->id, head.id, 20) == 0) {
-		git_reference_free(ref);
+	if (!lock_try(s))
 		return TZ_OK;
-	}
-	git_reference_free(ref);
+	if ((rc = tz_head__get(s, &has, &head)) < 0 || !has)
+		goto done;
+	if (git_reference_lookup(&ref, s->repo, "refs/heads/main") == 0 && git_reference_target(ref) &&
+	    memcmp(git_reference_target(ref)->id, head.id, 20) == 0)
+		goto done;
 	if (!git_odb_exists(s->odb, (const git_oid *)head.id)) {
 		char hex[41];
 		tz_oid_fmt(hex, &head);
-		return tz_error_set(TZ_ECORRUPT, "store.db's head %s is missing from the history", hex);
+		rc = tz_error_set(TZ_ECORRUPT, "store.db's head %s is missing from the history", hex);
+		goto done;
 	}
-	return tz_ref__set(s, &head, "reconcile: store.db head");
+	rc = tz_ref__set(s, &head, "reconcile: store.db head");
+done:
+	git_reference_free(ref);
+	tz_store__unlock(s);
+	return rc;
 }
 
 int tz_store_open(tz_store **out, const char *dir)
@@ -594,6 +602,25 @@ done:
 /* How long a writer waits for another to finish: a large first commit
  * takes seconds; a minute covers it on a slow rural PC. */
 #define TZ_LOCK_WAIT_MS 60000
+
+/* Take store.lock without waiting; false when another process has it. */
+static bool lock_try(tz_store *s)
+{
+	char *p = path_join(s->dir, "store.lock");
+
+	if (p == NULL)
+		return false;
+	s->lock_fd = open(p, O_RDWR | O_CREAT | O_CLOEXEC, 0644);
+	tz_free(p);
+	if (s->lock_fd < 0 || flock(s->lock_fd, LOCK_EX | LOCK_NB) != 0) {
+		if (s->lock_fd >= 0)
+			close(s->lock_fd);
+		s->lock_fd = -1;
+		return false;
+	}
+	s->lock_depth = 1;
+	return true;
+}
 
 int tz_store__lock(tz_store *s)
 {

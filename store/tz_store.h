@@ -90,9 +90,12 @@ int tz_store_schema_apply(tz_store *s, const char *sql, const char *origin,
 
 /*
  * Bring store.db's tracked tables to the tree of `rev` and make it the head,
- * touching only rows that differ and leaving no change-log entries.
- * Refuses (TZ_EBUSY) while the change log holds uncommitted changes, and
- * (TZ_EINVAL) when `rev` has another schema than the head.
+ * touching only rows that differ and leaving no change-log entries; the old
+ * head stays in the reflog.  *rows_touched counts the row paths rewritten
+ * (a row that moved partitions counts twice).  Refuses (TZ_EBUSY) while
+ * there is uncommitted work (change-log entries, or a table whose DDL
+ * differs from the head's), and (TZ_EINVAL) when `rev` tracks other tables
+ * or declarations than the head.
  */
 int tz_store_checkout(tz_store *s, const char *rev, uint64_t *rows_touched);
 

@@ -38,6 +38,8 @@ int cli_fail(const char *what);
 int cli_usage(const char *cmd, const char *fmt, ...) TZ_PRINTF(2, 3);
 /* True when argv holds -h or --help (and prints the command's help). */
 bool cli_wants_help(const char *cmd, int argc, char **argv);
+/* Take "--json" out of argv (setting o->json); returns the new argc. */
+int cli_take_json(cli_opts *o, int *argc, char **argv);
 /* Open the store named by -C, with the progress line when on a terminal. */
 int cli_open(const cli_opts *o, tz_store **out);
 

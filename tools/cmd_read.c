@@ -8,21 +8,6 @@
 #include <string.h>
 #include <time.h>
 
-/* Take "--json" out of the arguments; the rest stay in order. */
-static int take_flags(cli_opts *o, int *argc, char **argv)
-{
-	int j = 1;
-
-	for (int i = 1; i < *argc; i++) {
-		if (strcmp(argv[i], "--json") == 0)
-			o->json = true;
-		else
-			argv[j++] = argv[i];
-	}
-	*argc = j;
-	return j;
-}
-
 int cmd_status(const cli_opts *o0, int argc, char **argv)
 {
 	cli_opts o = *o0;
@@ -32,7 +17,7 @@ int cmd_status(const cli_opts *o0, int argc, char **argv)
 	char hex[41] = "";
 	int rc = CLI_EXIT_OK;
 
-	if (take_flags(&o, &argc, argv) != 1)
+	if (cli_take_json(&o, &argc, argv) != 1)
 		return cli_usage("status", "unexpected argument '%s'", argv[1]);
 	if (cli_open(&o, &s) < 0 || tz_store_status(s, &st) < 0) {
 		tz_store_close(s);
@@ -166,7 +151,7 @@ int cmd_log(const cli_opts *o0, int argc, char **argv)
 	long max = 0;
 	int rc = CLI_EXIT_OK;
 
-	take_flags(&o, &argc, argv);
+	cli_take_json(&o, &argc, argv);
 	for (int i = 1; i < argc; i++) {
 		char *end;
 		if (strcmp(argv[i], "-n") == 0 && i + 1 < argc) {
@@ -273,7 +258,7 @@ int cmd_diff(const cli_opts *o0, int argc, char **argv)
 	out_ctx d = { &o, &b, 0 };
 	int rc = CLI_EXIT_OK;
 
-	if (take_flags(&o, &argc, argv) > 3)
+	if (cli_take_json(&o, &argc, argv) > 3)
 		return cli_usage("diff", "at most two revisions");
 	tz_buf_puts(&b, o.json ? "[" : "");
 	if (cli_open(&o, &s) < 0 || tz_store_diff(s, argc > 1 ? argv[1] : NULL, argc > 2 ? argv[2] : NULL,
@@ -324,7 +309,7 @@ int cmd_show(const cli_opts *o0, int argc, char **argv)
 	show_ctx sh = { NULL, &o, &b, 0 };
 	int rc = CLI_EXIT_OK;
 
-	if (take_flags(&o, &argc, argv) > 2)
+	if (cli_take_json(&o, &argc, argv) > 2)
 		return cli_usage("show", "expected at most one revision");
 	if (cli_open(&o, &s) < 0) {
 		rc = cli_fail("show");
@@ -369,7 +354,7 @@ int cmd_verify(const cli_opts *o0, int argc, char **argv)
 	tz_verify_result r;
 	int rc = CLI_EXIT_OK;
 
-	if (take_flags(&o, &argc, argv) != 1)
+	if (cli_take_json(&o, &argc, argv) != 1)
 		return cli_usage("verify", "unexpected argument '%s'", argv[1]);
 	tz_buf_puts(&b, "{\"issues\": [");
 	if (cli_open(&o, &s) < 0 || tz_store_verify(s, &r, verify_cb, &v) < 0) {

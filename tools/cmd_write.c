@@ -5,21 +5,33 @@
 #include "tools/cli.h"
 
 #include <errno.h>
+#include <stdbool.h>
 #include <string.h>
 
 /* A schema file of at most 64 MiB: DDL and declarations are kilobytes;
  * a file that size is a mistake (a database dump passed by error). */
 #define SCHEMA_FILE_MAX (64u << 20)
 
-int cmd_init_hq(const cli_opts *o, int argc, char **argv)
+int cmd_init_hq(const cli_opts *o0, int argc, char **argv)
 {
-	(void)o;
-	if (argc != 2)
+	cli_opts o = *o0;
+	tz_buf b = TZ_BUF_INIT;
+	int rc = CLI_EXIT_OK;
+
+	if (cli_take_json(&o, &argc, argv) != 2)
 		return cli_usage("init-hq", "expected exactly one directory");
 	if (tz_store_init(argv[1], "HQ") < 0)
 		return cli_fail("init-hq");
-	printf("initialised HQ store in '%s'\n", argv[1]);
-	return CLI_EXIT_OK;
+	if (o.json) {
+		tz_buf_puts(&b, "{\"store\": ");
+		json_cstr(&b, argv[1]);
+		tz_buf_puts(&b, ", \"replica\": \"HQ\"}");
+		rc = cli_emit(&b);
+	} else {
+		printf("initialised HQ store in '%s'\n", argv[1]);
+	}
+	tz_buf_release(&b);
+	return rc;
 }
 
 static int read_text_file(const char *path, char **out)
@@ -81,23 +93,24 @@ static void print_commit(const cli_opts *o, const tz_commit_result *r, const cha
 	tz_buf_release(&b);
 }
 
-int cmd_schema(const cli_opts *o, int argc, char **argv)
+int cmd_schema(const cli_opts *o0, int argc, char **argv)
 {
+	cli_opts o = *o0;
 	tz_store *s = NULL;
 	tz_commit_result r;
 	char *sql = NULL;
 	int rc = CLI_EXIT_OK;
 
-	if (argc != 3 || strcmp(argv[1], "apply") != 0)
+	if (cli_take_json(&o, &argc, argv) != 3 || strcmp(argv[1], "apply") != 0)
 		return cli_usage("schema", "expected 'apply FILE.sql'");
 	if (read_text_file(argv[2], &sql) < 0)
 		return cli_fail("schema apply");
-	if (cli_open(o, &s) < 0)
+	if (cli_open(&o, &s) < 0)
 		rc = cli_fail("schema apply");
 	else if (tz_store_schema_apply(s, sql, argv[2], &r) < 0)
 		rc = cli_fail("schema apply");
 	else
-		print_commit(o, &r, "schema applied, commit");
+		print_commit(&o, &r, "schema applied, commit");
 	tz_store_close(s);
 	tz_free(sql);
 	return rc;
@@ -127,43 +140,61 @@ int cmd_commit(const cli_opts *o, int argc, char **argv)
 	return rc;
 }
 
-int cmd_checkout(const cli_opts *o, int argc, char **argv)
+int cmd_checkout(const cli_opts *o0, int argc, char **argv)
 {
+	cli_opts o = *o0;
 	tz_store *s = NULL;
+	tz_buf b = TZ_BUF_INIT;
 	uint64_t n;
 	tz_oid head;
 	char hex[41];
 	int rc = CLI_EXIT_OK;
 
-	if (argc != 2)
+	if (cli_take_json(&o, &argc, argv) != 2)
 		return cli_usage("checkout", "expected one revision");
-	if (cli_open(o, &s) < 0 || tz_store_checkout(s, argv[1], &n) < 0 || tz_store_resolve(s, &head, NULL) < 0) {
+	if (cli_open(&o, &s) < 0 || tz_store_checkout(s, argv[1], &n) < 0 || tz_store_resolve(s, &head, NULL) < 0) {
 		rc = cli_fail("checkout");
+	} else if (tz_oid_fmt(hex, &head), o.json) {
+		tz_buf_puts(&b, "{\"head\": ");
+		json_cstr(&b, hex);
+		tz_buf_printf(&b, ", \"paths_rewritten\": %llu}", (unsigned long long)n);
+		rc = cli_emit(&b);
 	} else {
-		tz_oid_fmt(hex, &head);
-		printf("head is now %.12s (%llu rows rewritten)\n", hex, (unsigned long long)n);
+		printf("head is now %.12s (%llu row paths rewritten)\n", hex, (unsigned long long)n);
 	}
+	tz_buf_release(&b);
 	tz_store_close(s);
 	return rc;
 }
 
-int cmd_keys(const cli_opts *o, int argc, char **argv)
+int cmd_keys(const cli_opts *o0, int argc, char **argv)
 {
+	cli_opts o = *o0;
 	tz_store *s = NULL;
-	tz_buf b = TZ_BUF_INIT;
+	tz_buf b = TZ_BUF_INIT, j = TZ_BUF_INIT;
+	bool show;
 	int rc = CLI_EXIT_OK;
 
-	if (argc != 2 || (strcmp(argv[1], "show") != 0 && strcmp(argv[1], "allowed-signers") != 0))
+	if (cli_take_json(&o, &argc, argv) != 2 ||
+	    (strcmp(argv[1], "show") != 0 && strcmp(argv[1], "allowed-signers") != 0))
 		return cli_usage("keys", "expected 'show' or 'allowed-signers'");
-	if (cli_open(o, &s) < 0) {
+	show = strcmp(argv[1], "show") == 0;
+	if (cli_open(&o, &s) < 0 || (show ? tz_store_public_key(s, &b) : tz_store_allowed_signers(s, &b)) < 0) {
 		rc = cli_fail("keys");
-	} else if (strcmp(argv[1], "show") == 0) {
-		if (tz_store_public_key(s, &b) < 0 || cli_emit(&b) != CLI_EXIT_OK)
-			rc = cli_fail("keys show");
-	} else if (tz_store_allowed_signers(s, &b) < 0 || fwrite(b.data, 1, b.len, stdout) != b.len) {
+	} else if (o.json) {
+		/* the same text, as one JSON string */
+		tz_buf_printf(&j, "{\"replica\": \"%s\", \"%s\": ", tz_store_code(s),
+			      show ? "public_key" : "allowed_signers");
+		json_str(&j, b.data, b.len);
+		tz_buf_puts(&j, "}");
+		rc = cli_emit(&j);
+	} else if (show) {
+		rc = cli_emit(&b);
+	} else if (fwrite(b.data, 1, b.len, stdout) != b.len) {
 		rc = cli_fail("keys allowed-signers");
 	}
 	tz_buf_release(&b);
+	tz_buf_release(&j);
 	tz_store_close(s);
 	return rc;
 }

@@ -1,6 +1,7 @@
 /*
  * json.c - the JSON that `--json` prints (docs/cli.md): integers and
- * reals as numbers, text as strings, NULL as null, blobs as
+ * reals as numbers (a real always with a '.' or an exponent, so that 1.0
+ * does not read back as the integer 1), text as strings, NULL as null, blobs as
  * {"base64": "..."}; text that is not UTF-8 as {"text_base64": "..."} and
  * non-finite reals as {"real": "inf"} so nothing is lost or made up.
  */
@@ -56,9 +57,12 @@ void json_value(tz_buf *b, const tz_value *v)
 		break;
 	case TZ_VREAL:
 		tz_real_format(num, v->r);
-		if (isfinite(v->r))
+		if (isfinite(v->r)) {
+			/* "1" would read back as an integer: a real keeps a '.' */
 			tz_buf_puts(b, num);
-		else
+			if (strpbrk(num, ".e") == NULL)
+				tz_buf_puts(b, ".0");
+		} else
 			tz_buf_printf(b, "{\"real\": \"%s\"}", num);
 		break;
 	case TZ_VTEXT:

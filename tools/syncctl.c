@@ -43,8 +43,9 @@ static const cli_command commands[] = {
 	  "is shown with the columns that differ, in the history's value form\n"
 	  "('t' text, 'i' integer, 'r' real, 'b' base64 blob, 'n' null).\n\n"
 	  "Example:\n  syncctl -C hq diff HEAD~1 HEAD\n" },
-	{ "show", cmd_show, "show [--json] REV", "a commit and the rows it changed",
-	  "Example:\n  syncctl -C hq show HEAD\n" },
+	{ "show", cmd_show, "show [--json] [REV]", "a commit and the rows it changed",
+	  "REV defaults to the head.\n\n"
+	  "Example:\n  syncctl -C hq show HEAD~1\n" },
 	{ "verify", cmd_verify, "verify [--json]", "check signatures, objects and store.db",
 	  "Checks every commit's signature, every object's hash and encoding, the tree\n"
 	  "layout, and that store.db equals the head plus the change log; a row changed\n"
@@ -59,8 +60,9 @@ static const cli_command commands[] = {
 	{ "keys", cmd_keys, "keys show | allowed-signers", "the replica's public key; allowed signers for git",
 	  "'keys allowed-signers' prints a file for gpg.ssh.allowedSignersFile so that\n"
 	  "stock 'git verify-commit' checks the history.\n\n"
-	  "Example:\n  syncctl -C hq keys allowed-signers > signers\n"
-	  "  git -C hq/history -c gpg.ssh.allowedSignersFile=signers verify-commit HEAD\n" },
+	  "Example:\n  syncctl -C hq keys allowed-signers > /tmp/signers\n"
+	  "  git -C hq/history -c gpg.ssh.allowedSignersFile=/tmp/signers verify-commit HEAD\n"
+	  "(git -C resolves a relative allowedSignersFile inside the history.)\n" },
 };
 
 #define NCOMMANDS (sizeof(commands) / sizeof(commands[0]))
@@ -129,6 +131,20 @@ static void progress(const char *what, uint64_t done, uint64_t total, void *payl
 			(unsigned long long)total, (unsigned long long)(done * 100 / total), done == total ? "\n" : "");
 	else
 		fprintf(stderr, "\r%s: %llu", what, (unsigned long long)done);
+}
+
+int cli_take_json(cli_opts *o, int *argc, char **argv)
+{
+	int j = 1;
+
+	for (int i = 1; i < *argc; i++) {
+		if (strcmp(argv[i], "--json") == 0)
+			o->json = true;
+		else
+			argv[j++] = argv[i];
+	}
+	*argc = j;
+	return j;
 }
 
 int cli_open(const cli_opts *o, tz_store **out)

@@ -33,6 +33,18 @@ check "commit an auto-assigned integer key" "$S" -C "$HQ" commit
 git -C "$HQ/history" ls-tree -r --name-only HEAD counter | grep -q '/~i2$'
 ok $? "the auto-assigned key is in the head"
 
+# UPDATE OR REPLACE that gives a row the key of a row under another owner
+# deletes that row without a delete trigger: the head must not keep both.
+sqlite3 "$HQ/store.db" "INSERT INTO person VALUES ('P3', 'TNG03', 'Chaima');"
+"$S" -C "$HQ" commit >/dev/null
+sqlite3 "$HQ/store.db" "UPDATE OR REPLACE person SET id = 'P3' WHERE id = 'P2';"
+check "commit after UPDATE OR REPLACE collided two keys" "$S" -C "$HQ" commit
+n=$(git -C "$HQ/history" ls-tree -r --name-only HEAD person | grep -c '/P3$')
+[ "$n" = 1 ]; ok $? "the surviving key is in the head once ($n)"
+git -C "$HQ/history" ls-tree -r --name-only HEAD person | grep -q '^person/CAS01/.*/P3$'
+ok $? "the surviving row is under the updated row's owner"
+check "verify after the collision" "$S" -C "$HQ" verify
+
 # ALTER TABLE outside schema apply: the next commit re-encodes the table.
 sqlite3 "$HQ/store.db" "ALTER TABLE person ADD COLUMN phone TEXT DEFAULT '0600000000'"
 check "verify with a schema change pending" "$S" -C "$HQ" verify
@@ -60,6 +72,26 @@ old=$(git -C "$HQ/history" rev-parse HEAD)
 check "checkout HEAD~1" "$S" -C "$HQ" checkout HEAD~1
 git -C "$HQ/history" reflog show main | grep -q "^${old:0:7}"
 ok $? "the old head is in the reflog"
+
+# JSON keeps a REAL 1.0 apart from the INTEGER 1; every command takes --json.
+sqlite3 "$HQ/store.db" "CREATE TABLE m(id INTEGER PRIMARY KEY, r REAL, i INTEGER);"
+printf "INSERT INTO tz_track VALUES ('m', 'shared', NULL);\n" >"$WORK/m.sql"
+"$S" -C "$HQ" schema apply --json "$WORK/m.sql" >"$WORK/apply.json"
+json_valid "$WORK/apply.json" "schema apply --json is one JSON document"
+sqlite3 "$HQ/store.db" "INSERT INTO m VALUES (1, 1.0, 1)"
+"$S" -C "$HQ" diff --json >"$WORK/m.json"
+like "$WORK/m.json" '"name": "r", "new": 1\.0\}' "a real 1.0 is 1.0 in JSON"
+like "$WORK/m.json" '"name": "i", "new": 1\}' "an integer 1 is 1 in JSON"
+"$S" -C "$HQ" commit --json >"$WORK/c.json"
+json_valid "$WORK/c.json" "commit --json is one JSON document"
+"$S" -C "$HQ" keys show --json >"$WORK/k.json"
+json_valid "$WORK/k.json" "keys show --json is one JSON document"
+"$S" -C "$HQ" keys allowed-signers --json >"$WORK/a.json"
+json_valid "$WORK/a.json" "keys allowed-signers --json is one JSON document"
+"$S" -C "$HQ" checkout --json HEAD >"$WORK/co.json"
+json_valid "$WORK/co.json" "checkout --json is one JSON document"
+"$S" init-hq --json "$WORK/j" >"$WORK/i.json"
+json_valid "$WORK/i.json" "init-hq --json is one JSON document"
 
 # The first commit of a store with nothing tracked is nothing to commit.
 "$S" init-hq "$WORK/empty" >/dev/null
