@@ -15,6 +15,7 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <unistd.h>
 
 
 /* A tree holds at most 1M entries: a leaf holds tens to hundreds of rows,
@@ -470,13 +471,35 @@ done:
 	return rc;
 }
 
+/* Remove the lock files a process killed in the middle of a ref update
+ * leaves (libgit2 writes <ref>.lock, then renames it).  Callers hold
+ * store.lock, so no other Tazamun writer can own them: they are stale.
+ * Returns true when one was removed. */
+static bool remove_stale_ref_locks(tz_store *s)
+{
+	static const char *const names[] = { "refs/heads/main.lock", "logs/refs/heads/main.lock" };
+	const char *gitdir = git_repository_path(s->repo);
+	bool removed = false;
+
+	for (size_t i = 0; i < sizeof(names) / sizeof(names[0]); i++) {
+		char path[4096];
+		snprintf(path, sizeof(path), "%s%s", gitdir, names[i]);
+		removed |= unlink(path) == 0;
+	}
+	return removed;
+}
+
 int tz_ref__set(tz_store *s, const tz_oid *oid, const char *why)
 {
 	git_reference *ref = NULL;
+	int rc;
 
 	if (tz_faultsim(TZ_FAULT_RENAME))
 		return tz_error_set(TZ_EIO, "cannot update refs/heads/main: injected fault");
-	if (git_reference_create(&ref, s->repo, "refs/heads/main", (const git_oid *)oid->id, 1, why) < 0)
+	rc = git_reference_create(&ref, s->repo, "refs/heads/main", (const git_oid *)oid->id, 1, why);
+	if (rc < 0 && remove_stale_ref_locks(s))
+		rc = git_reference_create(&ref, s->repo, "refs/heads/main", (const git_oid *)oid->id, 1, why);
+	if (rc < 0)
 		return tz_git__error("cannot update refs/heads/main");
 	git_reference_free(ref);
 	return TZ_OK;

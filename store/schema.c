@@ -324,6 +324,31 @@ static void put_owner(tz_buf *b, const tz_table *t)
 	}
 }
 
+/* "WHEN NEW.k1 IS NOT OLD.k1 OR ...": the update changes the key. */
+static void put_key_changed(tz_buf *b, const tz_table *t)
+{
+	for (size_t k = 0; k < t->npk; k++) {
+		const char *c = t->cols[t->pk_idx[k]].name;
+		tz_buf_puts(b, k ? " OR NEW." : " WHEN NEW.");
+		tz_sql__put_ident(b, c);
+		tz_buf_puts(b, " IS NOT OLD.");
+		tz_sql__put_ident(b, c);
+	}
+}
+
+/* "UPDATE OF k1, k2": such a trigger is not even invoked by an UPDATE
+ * whose SET list leaves the key alone, so ordinary updates pay nothing. */
+static void put_update_of_key(tz_buf *b, const tz_table *t)
+{
+	tz_buf_puts(b, "UPDATE OF ");
+	for (size_t k = 0; k < t->npk; k++) {
+		tz_buf_puts(b, k ? ", " : "");
+		tz_sql__put_ident(b, t->cols[t->pk_idx[k]].name);
+	}
+	tz_buf_puts(b, " ON ");
+	tz_sql__put_ident(b, t->name);
+}
+
 /* The body of the "replaced" triggers: log the row that holds NEW's key. */
 static void replaced_row_sql(tz_buf *b, const tz_table *t)
 {
@@ -354,25 +379,15 @@ static void replace_trigger_sql(tz_buf *b, const tz_table *t)
 	tz_buf_printf(b, "CREATE TRIGGER \"tz_r_%lld\" BEFORE INSERT ON ", (long long)t->tid);
 	tz_sql__put_ident(b, t->name);
 	replaced_row_sql(b, t);
-	tz_buf_printf(b, "CREATE TRIGGER \"tz_k_%lld\" BEFORE UPDATE OF ", (long long)t->tid);
-	for (size_t k = 0; k < t->npk; k++) {
-		tz_buf_puts(b, k ? ", " : "");
-		tz_sql__put_ident(b, t->cols[t->pk_idx[k]].name);
-	}
-	tz_buf_puts(b, " ON ");
-	tz_sql__put_ident(b, t->name);
-	for (size_t k = 0; k < t->npk; k++) {
-		const char *c = t->cols[t->pk_idx[k]].name;
-		tz_buf_puts(b, k ? " OR NEW." : " WHEN NEW.");
-		tz_sql__put_ident(b, c);
-		tz_buf_puts(b, " IS NOT OLD.");
-		tz_sql__put_ident(b, c);
-	}
+	tz_buf_printf(b, "CREATE TRIGGER \"tz_k_%lld\" BEFORE ", (long long)t->tid);
+	put_update_of_key(b, t);
+	put_key_changed(b, t);
 	replaced_row_sql(b, t);
 }
 
-/* CREATE TRIGGER statements for one table (op 1 insert, 2 update,
- * 3 delete; an update that changes the key also logs the old key). */
+/* CREATE TRIGGER statements for one table: tz_i, tz_u, tz_d log the key
+ * (op 1 insert, 2 update, 3 delete) with one INSERT each; tz_m logs the
+ * old key as deleted when an update changes the key. */
 static void trigger_sql(tz_buf *b, const tz_table *t)
 {
 	static const char *const kind[3] = { "INSERT", "UPDATE", "DELETE" };
@@ -389,24 +404,17 @@ static void trigger_sql(tz_buf *b, const tz_table *t)
 		else
 			put_owner(b, t);
 		put_key_refs(b, t, op == 3 ? "OLD" : "NEW");
-		tz_buf_puts(b, ");");
-		if (op == 2) {
-			tz_buf_puts(b, " INSERT INTO tz_changes(tid, op, ts, po");
-			put_key_slots(b, t);
-			tz_buf_printf(b, ") SELECT %lld, 3, " TS_EXPR, (long long)t->tid);
-			put_owner(b, t);
-			put_key_refs(b, t, "OLD");
-			for (size_t k = 0; k < t->npk; k++) {
-				const char *c = t->cols[t->pk_idx[k]].name;
-				tz_buf_puts(b, k ? " OR OLD." : " WHERE OLD.");
-				tz_sql__put_ident(b, c);
-				tz_buf_puts(b, " IS NOT NEW.");
-				tz_sql__put_ident(b, c);
-			}
-			tz_buf_puts(b, ";");
-		}
-		tz_buf_puts(b, " END;\n");
+		tz_buf_puts(b, "); END;\n");
 	}
+	tz_buf_printf(b, "CREATE TRIGGER \"tz_m_%lld\" AFTER ", (long long)t->tid);
+	put_update_of_key(b, t);
+	put_key_changed(b, t);
+	tz_buf_puts(b, " BEGIN INSERT INTO tz_changes(tid, op, ts, po");
+	put_key_slots(b, t);
+	tz_buf_printf(b, ") VALUES (%lld, 3, " TS_EXPR, (long long)t->tid);
+	put_owner(b, t);
+	put_key_refs(b, t, "OLD");
+	tz_buf_puts(b, "); END;\n");
 	if (t->owner_column)
 		replace_trigger_sql(b, t);
 }
@@ -424,7 +432,7 @@ static int install_triggers(tz_store *s, const tz_tables *ts)
 	int rc, step;
 
 	if ((rc = tz_sql__prepare(s, &st, "SELECT name FROM sqlite_master WHERE type = 'trigger'"
-					  " AND name GLOB 'tz_[iudrk]_[0-9]*'")) < 0)
+					  " AND name GLOB 'tz_[iudmrk]_[0-9]*'")) < 0)
 		return rc;
 	while ((step = sqlite3_step(st)) == SQLITE_ROW) {
 		tz_buf_puts(&sql, "DROP TRIGGER ");
@@ -530,7 +538,7 @@ int tz_schema__ddl(tz_store *s, const tz_table *t, tz_buf *out)
 
 	/* the table first, then its indexes and triggers (ours excluded) */
 	if ((rc = tz_sql__prepare(s, &q, "SELECT sql FROM sqlite_master WHERE tbl_name = ?1 AND sql IS NOT NULL"
-					 " AND NOT (type = 'trigger' AND name GLOB 'tz_[iudrk]_[0-9]*')"
+					 " AND NOT (type = 'trigger' AND name GLOB 'tz_[iudmrk]_[0-9]*')"
 					 " ORDER BY type <> 'table', rowid")) < 0)
 		return rc;
 	sqlite3_bind_text(q, 1, t->name, -1, SQLITE_STATIC);

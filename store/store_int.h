@@ -155,7 +155,8 @@ int tz_pack__write(tz_store *s, tz_staging *st);
 /* Create a signed commit object; returns its id. */
 int tz_commit__create(tz_store *s, tz_oid *out, const tz_oid *tree, const tz_oid *parent,
 		      const char *message);
-/* Move refs/heads/main to `oid` (reflog message `why`). */
+/* Move refs/heads/main to `oid` (reflog message `why`).  Called with
+ * store.lock held: a ref lock file left by a killed writer is removed. */
 int tz_ref__set(tz_store *s, const tz_oid *oid, const char *why);
 /* Read a commit's tree id and first parent. */
 int tz_commit__tree(tz_store *s, const tz_oid *commit, tz_oid *tree_out);

@@ -93,6 +93,19 @@ json_valid "$WORK/co.json" "checkout --json is one JSON document"
 "$S" init-hq --json "$WORK/j" >"$WORK/i.json"
 json_valid "$WORK/i.json" "init-hq --json is one JSON document"
 
+# A writer killed inside the ref update leaves libgit2's ref lock file: it
+# is stale (writers hold store.lock) and must not block the store (found by
+# the crash campaign of t02).
+sqlite3 "$HQ/store.db" "UPDATE person SET name = 'lock test' WHERE id = 'P1'"
+"$S" -C "$HQ" commit >/dev/null
+git -C "$HQ/history" rev-parse HEAD~1 >"$HQ/history/refs/heads/main.lock"
+git -C "$HQ/history" update-ref refs/heads/main HEAD~1 2>/dev/null ||
+	printf '%s\n' "$(git -C "$HQ/history" rev-parse HEAD~1)" >"$HQ/history/refs/heads/main"
+check "a store opens despite a stale ref lock" "$S" -C "$HQ" verify
+[ ! -e "$HQ/history/refs/heads/main.lock" ]; ok $? "the stale ref lock is gone"
+[ "$(git -C "$HQ/history" rev-parse HEAD)" = "$(sqlite3 "$HQ/store.db" "SELECT v FROM tz_meta WHERE k = 'head'")" ]
+ok $? "the ref points at the head store.db recorded"
+
 # The first commit of a store with nothing tracked is nothing to commit.
 "$S" init-hq "$WORK/empty" >/dev/null
 check "commit on an empty store" "$S" -C "$WORK/empty" commit
