@@ -27,7 +27,7 @@ PKG_CFLAGS := $(shell pkg-config --cflags $(PKGS) 2>/dev/null)
 PKG_LIBS   := $(shell pkg-config --libs $(PKGS) 2>/dev/null)
 CFLAGS  ?= $(OPT)
 ALL_CFLAGS := -std=c11 -D_DEFAULT_SOURCE -I. $(WARN) $(SANFLAGS) $(PKG_CFLAGS) $(CFLAGS) -MMD -MP
-LDLIBS  := $(PKG_LIBS) -lpthread
+LDLIBS  := $(PKG_LIBS) -lpthread -lm
 
 LIB_SRC := $(wildcard store/*.c conflict/*.c syncd/*.c)
 LIB_OBJ := $(LIB_SRC:%.c=$(BUILD)/%.o)

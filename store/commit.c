@@ -18,6 +18,7 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <math.h>
 #include <time.h>
 
 /* A row that the commit rewrites: its key and where it sits. */
@@ -73,6 +74,14 @@ static uint64_t hlc_tick(uint64_t prev, int64_t wall_ms)
 	uint64_t pt = wall_ms > 0 ? (uint64_t)wall_ms << 16 : 0;
 
 	return pt > prev ? pt : prev + 1;
+}
+
+/* A Julian day (what the triggers record) in ms since the epoch. */
+static int64_t julian_ms(double jd)
+{
+	double ms = (jd - 2440587.5) * 86400000.0;
+
+	return ms > 0 && ms < 9e15 ? (int64_t)llround(ms) : 0;
 }
 
 static int64_t now_ms(void)
@@ -142,7 +151,7 @@ static int take_entry(commit_ctx *c, sqlite3_stmt *q, tz_buf *key)
 	tz_buf_clear(key);
 	if ((rc = tz_key_encode(key, kv, t->npk)) < 0)
 		return tz_error_wrap(rc, "change log entry %lld of '%s'", (long long)c->max_seq, t->name);
-	c->hlc = hlc_tick(c->hlc, sqlite3_column_int64(q, 3));
+	c->hlc = hlc_tick(c->hlc, julian_ms(sqlite3_column_double(q, 3)));
 	tz_buf_printf(&c->log, "%016llx %c %s %s\n", (unsigned long long)c->hlc,
 		      ops[op >= 1 && op <= 4 ? op : 0], t->enc, (const char *)key->data);
 	if (c->resync[t - c->ts.t])

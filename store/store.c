@@ -39,7 +39,7 @@ static const char *const tz_schema_sql =
 	"CREATE TABLE tz_track(tbl TEXT PRIMARY KEY, scope TEXT NOT NULL, owner_column TEXT);\n"
 	"CREATE TABLE tz_tid(tid INTEGER PRIMARY KEY, tbl TEXT NOT NULL UNIQUE);\n"
 	"CREATE TABLE tz_changes(seq INTEGER PRIMARY KEY, tid INTEGER NOT NULL,"
-	" op INTEGER NOT NULL, ts INTEGER NOT NULL, po, k0, k1, k2, k3, k4, k5, k6, k7);\n";
+	" op INTEGER NOT NULL, ts REAL NOT NULL, po, k0, k1, k2, k3, k4, k5, k6, k7);\n";
 
 static pthread_once_t git_once = PTHREAD_ONCE_INIT;
 static int git_init_rc;
