@@ -6,10 +6,11 @@
 # line to run and exits 1.  Called by `make deps`, hence `make test`/`demo`.
 set -eu
 
-# Libraries (headers and .pc files), then the programs the tests run:
+# Libraries (headers and .pc files; libssl-dev for libcrypto's SHA-1 of
+# the packs), then the programs the tests run:
 # sqlite3 (the shell), git + ssh-keygen (`git verify-commit` on SSH-signed
 # commits), zstd, and procps (ps, pgrep: the tests watch the daemons).
-PKGS="pkg-config libsqlite3-dev libgit2-dev libzstd-dev libsodium-dev zlib1g-dev"
+PKGS="pkg-config libsqlite3-dev libgit2-dev libzstd-dev libsodium-dev zlib1g-dev libssl-dev"
 PKGS="$PKGS sqlite3 git openssh-client zstd procps"
 
 if ! command -v dpkg-query >/dev/null 2>&1; then
