@@ -62,11 +62,7 @@ static int statements(mat_ctx *m, size_t i, sqlite3_stmt **del, sqlite3_stmt **i
 	if (m->del[i] == NULL) {
 		tz_buf_puts(&d, "DELETE FROM ");
 		tz_sql__put_ident(&d, t->name);
-		for (size_t k = 0; k < t->npk; k++) {
-			tz_buf_puts(&d, k ? " AND " : " WHERE ");
-			tz_sql__put_ident(&d, t->cols[t->pk_idx[k]].name);
-			tz_buf_printf(&d, " = ?%zu", k + 1);
-		}
+		tz_schema__put_key_cond(&d, t, " WHERE ", " AND ", "", " = ", NULL);
 		tz_buf_puts(&in, "INSERT INTO ");
 		tz_sql__put_ident(&in, t->name);
 		for (size_t c = 0; c < t->ncols; c++) {

@@ -250,6 +250,24 @@ void tz_sql__put_ident(tz_buf *b, const char *name)
 	tz_buf_putc(b, '"');
 }
 
+void tz_schema__put_key_cond(tz_buf *b, const tz_table *t, const char *lead, const char *join,
+			     const char *lhs, const char *op, const char *rhs)
+{
+	for (size_t k = 0; k < t->npk; k++) {
+		const char *c = t->cols[t->pk_idx[k]].name;
+		tz_buf_puts(b, k ? join : lead);
+		tz_buf_puts(b, lhs);
+		tz_sql__put_ident(b, c);
+		tz_buf_puts(b, op);
+		if (rhs) {
+			tz_buf_puts(b, rhs);
+			tz_sql__put_ident(b, c);
+		} else {
+			tz_buf_printf(b, "?%zu", k + 1);
+		}
+	}
+}
+
 /* "SELECT <columns sorted by name> FROM t", and the key condition. */
 static void select_sql(tz_buf *sql, const tz_table *t, bool by_key)
 {
@@ -261,11 +279,8 @@ static void select_sql(tz_buf *sql, const tz_table *t, bool by_key)
 	}
 	tz_buf_puts(sql, " FROM ");
 	tz_sql__put_ident(sql, t->name);
-	for (size_t k = 0; by_key && k < t->npk; k++) {
-		tz_buf_puts(sql, k ? " AND " : " WHERE ");
-		tz_sql__put_ident(sql, t->cols[t->pk_idx[k]].name);
-		tz_buf_printf(sql, " = ?%zu", k + 1);
-	}
+	if (by_key)
+		tz_schema__put_key_cond(sql, t, " WHERE ", " AND ", "", " = ", NULL);
 }
 
 int tz_schema__select_row(tz_store *s, tz_table *t, sqlite3_stmt **out)
@@ -328,13 +343,7 @@ static void put_owner(tz_buf *b, const tz_table *t)
 /* "WHEN NEW.k1 IS NOT OLD.k1 OR ...": the update changes the key. */
 static void put_key_changed(tz_buf *b, const tz_table *t)
 {
-	for (size_t k = 0; k < t->npk; k++) {
-		const char *c = t->cols[t->pk_idx[k]].name;
-		tz_buf_puts(b, k ? " OR NEW." : " WHEN NEW.");
-		tz_sql__put_ident(b, c);
-		tz_buf_puts(b, " IS NOT OLD.");
-		tz_sql__put_ident(b, c);
-	}
+	tz_schema__put_key_cond(b, t, " WHEN ", " OR ", "NEW.", " IS NOT ", "OLD.");
 }
 
 /* "UPDATE OF k1, k2": such a trigger is not even invoked by an UPDATE
@@ -361,13 +370,7 @@ static void replaced_row_sql(tz_buf *b, const tz_table *t)
 	tz_buf_puts(b, " FROM ");
 	tz_sql__put_ident(b, t->name);
 	tz_buf_puts(b, " AS o");
-	for (size_t k = 0; k < t->npk; k++) {
-		const char *c = t->cols[t->pk_idx[k]].name;
-		tz_buf_puts(b, k ? " AND o." : " WHERE o.");
-		tz_sql__put_ident(b, c);
-		tz_buf_puts(b, " = NEW.");
-		tz_sql__put_ident(b, c);
-	}
+	tz_schema__put_key_cond(b, t, " WHERE ", " AND ", "o.", " = ", "NEW.");
 	tz_buf_puts(b, "; END;\n");
 }
 

@@ -212,6 +212,11 @@ int tz_schema__head_tables(tz_store *s, const tz_oid *root, tz_tree *out);
 /* Does t's DDL differ from what head_tables records (or is it absent)?
  * Such a table is rebuilt whole by the next commit. */
 int tz_schema__ddl_changed(tz_store *s, const tz_table *t, const tz_tree *head_tables, bool *changed);
+/* The key condition of t: for each key column c, `lead` (first) or `join`,
+ * then lhs c op rhs c, or lhs c op ?N when rhs is NULL (N = 1, 2, ...):
+ * (" WHERE ", " AND ", "", " = ", NULL) gives " WHERE "a" = ?1 AND "b" = ?2". */
+void tz_schema__put_key_cond(tz_buf *b, const tz_table *t, const char *lead, const char *join,
+			     const char *lhs, const char *op, const char *rhs);
 /* SELECT of every row of t, columns as tz_schema__select_row has them. */
 int tz_schema__select_all(tz_store *s, const tz_table *t, sqlite3_stmt **out);
 /* The SELECT of one row by key, prepared once per table. */
