@@ -82,6 +82,7 @@ const char *tz_error_name(int code)
 int tz_faultsim_armed;
 static uint64_t fault_target[TZ_FAULT__COUNT];
 static uint64_t fault_calls[TZ_FAULT__COUNT];
+static int fault_fired;
 static const char *const fault_names[TZ_FAULT__COUNT] = {
 	"alloc", "write", "fsync", "rename", "sql", "net"
 };
@@ -99,7 +100,15 @@ int tz_faultsim__hit(tz_fault_site site)
 {
 	if (fault_target[site] == 0)
 		return 0;
-	return ++fault_calls[site] == fault_target[site];
+	if (++fault_calls[site] != fault_target[site])
+		return 0;
+	fault_fired = 1;
+	return 1;
+}
+
+int tz_faultsim_fired(void)
+{
+	return fault_fired;
 }
 
 void tz_faultsim_arm(tz_fault_site site, uint64_t k)

@@ -86,6 +86,9 @@ static inline int tz_faultsim(tz_fault_site site)
 void tz_faultsim_arm(tz_fault_site site, uint64_t k);
 /* How many calls `site` has seen since it was armed. */
 uint64_t tz_faultsim_calls(tz_fault_site site);
+/* Did an armed fault fire (some site reached its k-th call)?  A sweep
+ * stops when it no longer does: k is then past the last call. */
+int tz_faultsim_fired(void);
 /* Read TZ_FAULTSIM from the environment; TZ_EINVAL on a malformed value. */
 int tz_faultsim_from_env(void);
 

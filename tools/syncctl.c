@@ -156,11 +156,24 @@ int cli_open(const cli_opts *o, tz_store **out)
 	return TZ_OK;
 }
 
+/* Fault sweeps (tests): with TZ_FAULTSIM_REPORT=FILE, say in FILE whether
+ * the armed fault fired, so the sweep knows when k is past the last call. */
+static void report_fault(void)
+{
+	const char *path = getenv("TZ_FAULTSIM_REPORT");
+	FILE *f;
+
+	if (path == NULL || (f = fopen(path, "w")) == NULL)
+		return;
+	fprintf(f, "%s\n", tz_faultsim_fired() ? "fired" : "not fired");
+	fclose(f);
+}
+
 int main(int argc, char **argv)
 {
 	cli_opts o = { ".", false, isatty(2) != 0 };
 	const cli_command *c;
-	int i = 1;
+	int i = 1, rc;
 
 	if (tz_faultsim_from_env() < 0) {
 		fprintf(stderr, "syncctl: %s\n", tz_error_last());
@@ -193,5 +206,7 @@ int main(int argc, char **argv)
 	}
 	if (cli_wants_help(c->name, argc - i, argv + i))
 		return CLI_EXIT_OK;
-	return c->run(&o, argc - i, argv + i);
+	rc = c->run(&o, argc - i, argv + i);
+	report_fault();
+	return rc;
 }
