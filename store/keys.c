@@ -6,7 +6,8 @@
  *
  * Key files (tz_keys.h has the contract):
  *   <dir>/<name>      "tazamun-ed25519-secret\n" <128 hex digits> "\n", 0600
- *   <dir>/<name>.pub  "ssh-ed25519 <base64> [comment]\n", 0644
+ *   <dir>/<name>.pub  "ssh-ed25519 <base64> [comment]\n", 0600 (keys/ holds
+ *                     nothing for others to read: the store's contract)
  * Each is written to a temporary ".<name>[.pub].tmp-XXXXXX" in the same
  * directory, fsynced, then hard-linked to its final name (link() fails with
  * EEXIST, which makes "never overwrite" atomic where rename() would replace
@@ -456,7 +457,7 @@ int tz_keypair_save(const tz_keypair *kp, const char *dir, const char *name,
 		goto done;
 	if ((rc = keyfile_write(&sec, dir, name, "", (const uint8_t *)sectext,
 				SECRET_FILE_LEN, 0600)) < 0 ||
-	    (rc = keyfile_write(&pub, dir, name, ".pub", pubtext.data, pubtext.len, 0644)) < 0 ||
+	    (rc = keyfile_write(&pub, dir, name, ".pub", pubtext.data, pubtext.len, 0600)) < 0 ||
 	    (rc = keyfile_place(&sec)) < 0 || (rc = keyfile_place(&pub)) < 0 ||
 	    (rc = fsync_dir(dir)) < 0)
 		goto done;

@@ -36,7 +36,7 @@ void tz_keypair_wipe(tz_keypair *kp);
  * Key files in a store's keys/ directory:
  *   <dir>/<name>      the secret key, mode 0600: "tazamun-ed25519-secret\n"
  *                     then the 64-byte secret key in hex and "\n";
- *   <dir>/<name>.pub  the public key in OpenSSH form, mode 0644:
+ *   <dir>/<name>.pub  the public key in OpenSSH form, mode 0600:
  *                     "ssh-ed25519 <base64> <comment>\n".
  * tz_keypair_save refuses to overwrite (TZ_EEXISTS); files are written to a
  * temporary name, fsynced and renamed.  tz_keypair_load checks that the

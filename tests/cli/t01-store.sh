@@ -12,6 +12,7 @@ for f in store.db history/HEAD keys/replica keys/replica.pub config; do
 	[ -e "$HQ/$f" ]; ok $? "init-hq made $f"
 done
 [ "$(stat -c %a "$HQ/keys/replica")" = 600 ]; ok $? "the secret key file is mode 0600"
+[ "$(stat -c %a "$HQ/keys/replica.pub")" = 600 ]; ok $? "the public key file is mode 0600"
 [ "$(stat -c %a "$HQ/keys")" = 700 ]; ok $? "keys/ is mode 0700"
 fails "init-hq refuses a non-empty directory" 1 "$S" init-hq "$HQ"
 like "$WORK/.err" "not empty" "init-hq says why"

@@ -211,8 +211,8 @@ static void test_save_load(const tz_keypair *kp)
 	      "save a key pair");
 	CHECK(stat(in_tmp(p, "branch-01"), &st) == 0 && (st.st_mode & 07777) == 0600,
 	      "secret key file has mode 0600");
-	CHECK(stat(in_tmp(p, "branch-01.pub"), &st) == 0 && (st.st_mode & 07777) == 0644,
-	      "public key file has mode 0644");
+	CHECK(stat(in_tmp(p, "branch-01.pub"), &st) == 0 && (st.st_mode & 07777) == 0600,
+	      "public key file has mode 0600");
 	CHECK(count_entries(tmpdir) == 2, "no temporary files left behind");
 	tz_pubkey_openssh(&line, kp->pk);
 	tz_buf_puts(&line, " branch-01@tazamun\n");
