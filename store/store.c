@@ -495,7 +495,7 @@ static int read_config(tz_store *s, const char *path)
 
 	if (f == NULL)
 		return tz_error_set(errno == ENOENT ? TZ_ENOTFOUND : TZ_EIO,
-				    "'%s' is not a Tazamun store (no config: %s)", s->dir, strerror(errno));
+				    "not a Tazamun store ('%s': %s)", path, strerror(errno));
 	n = fread(buf, 1, sizeof(buf) - 1, f);
 	fclose(f);
 	buf[n] = '\0';
