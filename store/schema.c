@@ -22,6 +22,7 @@
 
 #include <stdio.h>
 #include <string.h>
+#include <strings.h>
 
 /* SQLite's own clock as a Julian day ('now' is fixed for one statement).
  * Stored raw: the arithmetic to milliseconds is done once per entry by the
@@ -454,6 +455,62 @@ static int install_triggers(tz_store *s, const tz_tables *ts)
 	return rc;
 }
 
+/* The first keyword of a statement, past white space and comments. */
+static size_t first_word(const char *sql, const char **word)
+{
+	const char *p = sql;
+	size_t n = 0;
+
+	for (;;) {
+		while (*p == ' ' || *p == '\t' || *p == '\n' || *p == '\r' || *p == '\f')
+			p++;
+		if (p[0] == '-' && p[1] == '-') {
+			p += strcspn(p, "\n");
+		} else if (p[0] == '/' && p[1] == '*') {
+			const char *e = strstr(p + 2, "*/");
+			p = e ? e + 2 : p + strlen(p);
+		} else {
+			break;
+		}
+	}
+	while ((p[n] >= 'A' && p[n] <= 'Z') || (p[n] >= 'a' && p[n] <= 'z'))
+		n++;
+	*word = p;
+	return n;
+}
+
+/* Run the schema file statement by statement.  A statement that ends or
+ * starts a transaction would commit part of the file behind our back, so
+ * that a later refusal could no longer undo it: refused. */
+static int run_file(tz_store *s, const char *sql, const char *origin)
+{
+	static const char *const banned[] = { "BEGIN", "COMMIT", "END", "ROLLBACK" };
+	const char *tail = sql, *word;
+	sqlite3_stmt *st = NULL;
+	int n = 0, rc = TZ_OK;
+
+	while (rc == TZ_OK && *tail) {
+		int step = SQLITE_DONE;
+		if (sqlite3_prepare_v2(s->db, tail, -1, &st, &tail) != SQLITE_OK)
+			return tz_error_set(TZ_ESQL, "'%s', statement %d: %s", origin, n + 1, sqlite3_errmsg(s->db));
+		if (st == NULL)
+			break;   /* only white space or comments were left */
+		n++;
+		size_t len = first_word(sqlite3_sql(st), &word);
+		for (size_t i = 0; i < sizeof(banned) / sizeof(banned[0]) && rc == TZ_OK; i++)
+			if (len == strlen(banned[i]) && strncasecmp(word, banned[i], len) == 0)
+				rc = tz_error_set(TZ_EINVAL, "'%s', statement %d: %s: a schema file must not control"
+						  " transactions (schema apply runs it in one)", origin, n, banned[i]);
+		while (rc == TZ_OK && (step = sqlite3_step(st)) == SQLITE_ROW)
+			;
+		if (rc == TZ_OK && step != SQLITE_DONE)
+			rc = tz_error_set(TZ_ESQL, "'%s', statement %d: %s", origin, n, sqlite3_errmsg(s->db));
+		sqlite3_finalize(st);
+		st = NULL;
+	}
+	return rc;
+}
+
 /* Everything of `schema apply` that happens inside the transaction.  The
  * commit that follows sees which tables' DDL differs from the head's and
  * rebuilds those whole (newly tracked tables included). */
@@ -462,10 +519,8 @@ static int apply_in_txn(tz_store *s, const char *sql, const char *origin)
 	tz_tables ts = { 0, NULL };
 	int rc;
 
-	if ((rc = tz_sql__exec(s, sql)) < 0) {
-		tz_error_wrap(rc, "'%s'", origin);
+	if ((rc = run_file(s, sql, origin)) < 0)
 		goto done;
-	}
 	if ((rc = tz_sql__exec(s, "INSERT OR IGNORE INTO tz_tid(tbl) SELECT tbl FROM tz_track")) < 0 ||
 	    (rc = tz_schema__load(s, &ts)) < 0 || (rc = tz_sql__exec(s, drop_untracked_sql)) < 0)
 		goto done;

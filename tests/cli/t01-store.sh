@@ -38,7 +38,10 @@ for bad in \
 	"CREATE TABLE t2(id PRIMARY KEY, o); INSERT INTO tz_track VALUES ('t2', 'owned', 'missing');|no column 'missing'" \
 	"CREATE TABLE t3(id PRIMARY KEY); INSERT INTO tz_track VALUES ('t3', 'everyone', NULL);|unknown scope" \
 	"CREATE TABLE t4(id PRIMARY KEY, o); INSERT INTO tz_track VALUES ('t4', 'owned', NULL);|needs an owner_column" \
-	"CREATE TABLE t5(id PRIMARY KEY; |syntax error"; do
+	"CREATE TABLE t5(id PRIMARY KEY; |syntax error" \
+	"CREATE TABLE t6(id PRIMARY KEY); COMMIT; INSERT INTO tz_track VALUES ('t6', 'nope', NULL);|must not control transactions" \
+	"/* c */ -- c
+ commit; |must not control transactions"; do
 	i=$((i + 1))
 	printf '%s\n' "${bad%%|*}" >"$WORK/bad$i.sql"
 	fails "schema apply refuses bad declaration $i" 1 "$S" -C "$HQ" schema apply "$WORK/bad$i.sql"
