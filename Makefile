@@ -30,7 +30,8 @@ ALL_CFLAGS := -std=c11 -D_DEFAULT_SOURCE -I. $(WARN) $(SANFLAGS) $(PKG_CFLAGS) $
 LDLIBS  := $(PKG_LIBS) -lpthread -lm
 
 LIB_SRC := $(wildcard store/*.c conflict/*.c syncd/*.c)
-LIB_OBJ := $(LIB_SRC:%.c=$(BUILD)/%.o)
+# library objects under obj/: $(BUILD)/syncd is the program, not a directory
+LIB_OBJ := $(LIB_SRC:%.c=$(BUILD)/obj/%.o)
 LIB     := $(BUILD)/libtazamun.a
 TOOL_COMMON := $(filter-out tools/syncctl.c tools/syncd.c,$(wildcard tools/*.c))
 TOOL_COMMON_OBJ := $(TOOL_COMMON:%.c=$(BUILD)/%.o)
@@ -50,6 +51,10 @@ check-pkgs:
 	@pkg-config --exists $(PKGS) || { echo "missing libraries; run: sh tools/deps.sh" >&2; exit 1; }
 
 $(BUILD)/%.o: %.c
+	@mkdir -p $(dir $@)
+	$(CC) $(ALL_CFLAGS) -c -o $@ $<
+
+$(BUILD)/obj/%.o: %.c
 	@mkdir -p $(dir $@)
 	$(CC) $(ALL_CFLAGS) -c -o $@ $<
 

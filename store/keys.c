@@ -2,7 +2,7 @@
  * keys.c - Ed25519 key pairs and key files (libsodium), OpenSSH public key
  * lines, and SSH signatures in the sshsig format (tz_keys.h).
  *
- * This is the only file that calls libsodium's signing functions.
+ * keys.c and crypto.c are the only files that call libsodium.
  *
  * Key files (tz_keys.h has the contract):
  *   <dir>/<name>      "tazamun-ed25519-secret\n" <128 hex digits> "\n", 0600
@@ -800,73 +800,4 @@ int tz_sshsig_verify(uint8_t signer_pk[TZ_PK_BYTES], const char *armored, size_t
 done:
 	tz_buf_release(&data);
 	return rc;
-}
-
-/* ---- libsodium's other services ---- */
-
-void tz_base64_put(tz_buf *out, const void *p, size_t n)
-{
-	size_t cap = sodium_base64_encoded_len(n, sodium_base64_VARIANT_ORIGINAL);
-
-	/* sodium writes a NUL after the text; tz_buf keeps room for one */
-	if (tz_buf_reserve(out, cap) < 0)
-		return;
-	sodium_bin2base64((char *)out->data + out->len, cap, p, n, sodium_base64_VARIANT_ORIGINAL);
-	out->len += cap - 1;
-}
-
-/* Check in slices of 3 KiB of input: a multiple of 3, so the slices need
- * no padding and their encodings concatenate to the whole; 4 KiB of text
- * fits on the stack and the check needs no allocation. */
-#define B64_SLICE 3072
-
-bool tz_base64_is(const void *enc, size_t elen, const void *raw, size_t n)
-{
-	char slice[B64_SLICE / 3 * 4 + 1];
-	const uint8_t *e = enc, *r = raw;
-
-	if (elen != (n + 2) / 3 * 4)
-		return false;
-	while (n > 0) {
-		size_t k = n < B64_SLICE ? n : B64_SLICE, m = (k + 2) / 3 * 4;
-		sodium_bin2base64(slice, sizeof(slice), r, k, sodium_base64_VARIANT_ORIGINAL);
-		if (memcmp(e, slice, m) != 0)
-			return false;
-		e += m;
-		r += k;
-		n -= k;
-	}
-	return true;
-}
-
-int tz_base64_decode(uint8_t *out, size_t cap, size_t *len_out, const void *s, size_t n)
-{
-	const char *end = NULL;
-
-	*len_out = 0;
-	if (n == 0)
-		return TZ_OK;
-	if (n / 4 * 3 > cap)
-		return tz_error_set(TZ_ELIMIT, "base64 text decodes past %zu bytes", cap);
-	if (sodium_base642bin(out, cap, s, n, NULL, len_out, &end, sodium_base64_VARIANT_ORIGINAL) != 0 ||
-	    end != (const char *)s + n) {
-		*len_out = 0;
-		return tz_error_set(TZ_ECORRUPT, "bad base64");
-	}
-	return TZ_OK;
-}
-
-void tz_hash_short(uint8_t *out, size_t outlen, const void *p, size_t n)
-{
-	crypto_generichash(out, outlen, p, n, NULL, 0);
-}
-
-void tz_random_bytes(void *p, size_t n)
-{
-	randombytes_buf(p, n);
-}
-
-bool tz_ct_equal(const void *a, const void *b, size_t n)
-{
-	return sodium_memcmp(a, b, n) == 0;
 }

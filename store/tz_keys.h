@@ -4,7 +4,7 @@
  * Every replica signs its commits with its Ed25519 key in the SSH signature
  * format (OpenSSH PROTOCOL.sshsig, namespace "git"), so that stock
  * `git verify-commit` with an allowed-signers file checks the history.
- * This file is the only place that calls libsodium's signing functions.
+ * keys.c and crypto.c, declared here, are the only callers of libsodium.
  */
 #ifndef TZ_KEYS_H
 #define TZ_KEYS_H
@@ -75,8 +75,8 @@ int tz_sshsig_verify(uint8_t signer_pk[TZ_PK_BYTES], const char *armored, size_t
 		     const char *ns, const void *msg, size_t len) TZ_MUST_CHECK;
 
 /*
- * libsodium's other services, so that this file stays the one place that
- * calls libsodium (STYLE.md).
+ * libsodium's other services (crypto.c), so that store/'s two wrapper files
+ * stay the only callers of libsodium (STYLE.md).
  */
 
 /* Append the standard, padded base64 of p[0..n) to out (sticky error). */
@@ -102,5 +102,112 @@ void tz_random_bytes(void *p, size_t n);
 
 /* Constant-time comparison of n bytes: true when equal. */
 bool tz_ct_equal(const void *a, const void *b, size_t n);
+
+/*
+ * ---- Bundle cryptography (docs/bundle-format.md) ----
+ *
+ * A bundle's body is encrypted with a fresh 32-byte key, sealed to the
+ * recipient (crypto_box_seal to the X25519 form of its Ed25519 key), with
+ * crypto_secretstream_xchacha20poly1305 in chunks, and signed with
+ * Ed25519ph over a context string and the bytes.
+ */
+
+#define TZ_STREAM_KEY_BYTES 32      /* secretstream key */
+#define TZ_SEALED_KEY_BYTES 80      /* crypto_box_SEALBYTES (48) + the key */
+#define TZ_STREAM_HEADER_BYTES 24   /* secretstream header */
+#define TZ_STREAM_ABYTES 17         /* per chunk: tag (1) + MAC (16) */
+/* Plaintext per chunk: 64 KiB keeps the working memory of one chunk small
+ * and the 21 bytes of framing + tag per chunk under 0.04 %. */
+#define TZ_STREAM_CHUNK 65536
+#define TZ_SIG_BYTES 64             /* an Ed25519 signature */
+
+/*
+ * Seal the stream key `key` to the owner of the Ed25519 public key
+ * recipient_pk (crypto_box_seal to its X25519 form).  Returns TZ_OK;
+ * TZ_EINVAL when recipient_pk is not a usable Ed25519 key; TZ_EIO when
+ * libsodium fails.  `out` is zeroed on failure.
+ */
+int tz_seal_key(uint8_t out[TZ_SEALED_KEY_BYTES], const uint8_t key[TZ_STREAM_KEY_BYTES],
+		const uint8_t recipient_pk[TZ_PK_BYTES]) TZ_MUST_CHECK;
+
+/*
+ * Open a sealed stream key with our key pair.  TZ_OK; TZ_EVERIFY when it
+ * was not sealed to kp or was altered; TZ_EINVAL when kp cannot be turned
+ * into X25519 keys.  `key` is zeroed on failure; the X25519 secret is wiped.
+ */
+int tz_unseal_key(uint8_t key[TZ_STREAM_KEY_BYTES], const uint8_t sealed[TZ_SEALED_KEY_BYTES],
+		  const tz_keypair *kp) TZ_MUST_CHECK;
+
+/* An encryption stream in progress: libsodium's state, kept opaque so that
+ * only keys.c sees libsodium's types (checked there to fit). */
+typedef struct {
+	uint8_t opaque[64];
+} tz_stream;
+
+/*
+ * Start a stream under `key`: fills the 24-byte header the receiver needs.
+ * TZ_OK or TZ_EIO; st is wiped on failure.
+ */
+int tz_stream_init_push(tz_stream *st, uint8_t header[TZ_STREAM_HEADER_BYTES],
+			const uint8_t key[TZ_STREAM_KEY_BYTES]) TZ_MUST_CHECK;
+
+/*
+ * The framed size of n plaintext bytes: one chunk per TZ_STREAM_CHUNK
+ * bytes (at least one), each u32 length + TZ_STREAM_ABYTES + its bytes.
+ * TZ_OK, or TZ_ELIMIT on overflow (*out is then 0).
+ */
+int tz_stream_size(uint64_t *out, uint64_t n) TZ_MUST_CHECK;
+
+/*
+ * Encrypt plain[0..n) as the whole stream and append it to `out`:
+ * chunks of exactly TZ_STREAM_CHUNK bytes tagged MESSAGE, the last chunk
+ * (1..TZ_STREAM_CHUNK bytes, or 0 when n is 0) tagged FINAL; each chunk
+ * as u32 little-endian length of the encrypted chunk, then the encrypted
+ * chunk.  ad[0..ad_len) is authenticated with the first chunk.  st is
+ * wiped afterwards, whatever happens.  Returns TZ_OK or out's error
+ * (TZ_ENOMEM, TZ_ELIMIT); on failure out is back to its length on entry.
+ */
+int tz_stream_push_all(tz_buf *out, tz_stream *st, const void *ad, size_t ad_len,
+		       const void *plain, size_t n) TZ_MUST_CHECK;
+
+/*
+ * Decrypt a whole stream made by tz_stream_push_all and append the
+ * plaintext to `out` (it is never longer than the ciphertext, and grows
+ * chunk by chunk).  Fail-closed: TZ_EVERIFY for a chunk that does not
+ * authenticate (under this key, header and ad), a chunk length outside
+ * TZ_STREAM_ABYTES..TZ_STREAM_CHUNK + TZ_STREAM_ABYTES, a truncated chunk,
+ * a missing FINAL chunk, bytes after it, a tag other than MESSAGE/FINAL,
+ * or non-canonical chunking; TZ_ENOMEM.  On failure the bytes appended are
+ * wiped and out is back to its length on entry.
+ */
+int tz_stream_decrypt(tz_buf *out, const uint8_t key[TZ_STREAM_KEY_BYTES],
+		      const uint8_t header[TZ_STREAM_HEADER_BYTES],
+		      const void *ad, size_t ad_len, const void *cipher, size_t n) TZ_MUST_CHECK;
+
+/* One piece of signed data. */
+typedef struct {
+	const void *p;
+	size_t n;
+} tz_piece;
+
+/*
+ * Ed25519ph (SHA-512 prehash) signature with kp over `context` including
+ * its terminating NUL, then each piece in order.  The context keeps a
+ * signature made for one purpose from being valid for another.  TZ_OK or
+ * TZ_EIO; sig is zeroed on failure.
+ */
+int tz_sign_ph(uint8_t sig[TZ_SIG_BYTES], const tz_keypair *kp, const char *context,
+	       const tz_piece *pieces, size_t npieces) TZ_MUST_CHECK;
+
+/*
+ * Verify an Ed25519ph signature by pk over `context` (with its NUL) and
+ * the pieces.  TZ_OK, or TZ_EVERIFY "signature does not verify".
+ */
+int tz_verify_ph(const uint8_t sig[TZ_SIG_BYTES], const uint8_t pk[TZ_PK_BYTES],
+		 const char *context, const tz_piece *pieces, size_t npieces) TZ_MUST_CHECK;
+
+/* Zero n bytes in a way the compiler cannot remove (sodium_memzero);
+ * for keys and plaintext.  Accepts NULL when n is 0. */
+void tz_wipe(void *p, size_t n);
 
 #endif
