@@ -20,15 +20,12 @@
 #include <sodium.h>
 
 #include "syncd/tz_bundle.h"
-
-/* The fixture, shared with tests/unit/test_bundle.c (keep identical). */
-#define FIX_DICT "tazamun fixture dictionary: name=;region=Tunis;region=Sfax;national_id=BE;"
+#include "tests/fuzz/bundle_fixture.h"
 
 /* The contract between a fuzz target and tests/fuzz/driver.c. */
 int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size);
 int tz_fuzz_reject(const uint8_t *data, size_t size);
 
-static tz_keypair k_b01, k_hq;
 static const tz_bundle_opts fix_opts = { 0, FIX_DICT, sizeof(FIX_DICT) - 1 };
 
 static void fail(const char *what)
@@ -37,36 +34,15 @@ static void fail(const char *what)
 	abort();
 }
 
-static void fixture_key(tz_keypair *kp, uint8_t seed_byte)
-{
-	uint8_t seed[crypto_sign_SEEDBYTES];
-
-	memset(seed, seed_byte, sizeof(seed));
-	if (crypto_sign_seed_keypair(kp->pk, kp->sk, seed) != 0)
-		fail("cannot make the fixture keys");
-}
-
 static void setup(void)
 {
 	static int done;
 
 	if (done)
 		return;
-	if (tz_crypto_init() != TZ_OK)
-		fail("cannot start libsodium");
-	fixture_key(&k_b01, 1);
-	fixture_key(&k_hq, 2);
+	if (fixture_setup() != 0)
+		fail("cannot make the fixture keys");
 	done = 1;
-}
-
-static int fixture_cb(uint8_t pk[TZ_PK_BYTES], const char *sender, void *payload)
-{
-	(void)payload;
-	if (strcmp(sender, "B01") == 0) {
-		memcpy(pk, k_b01.pk, TZ_PK_BYTES);
-		return TZ_OK;
-	}
-	return strcmp(sender, "OLD") == 0 ? TZ_EPERM : TZ_ENOTFOUND;
 }
 
 static int all_zero(const void *p, size_t n)

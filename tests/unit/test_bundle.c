@@ -18,6 +18,7 @@
  * from fixed seeds, reader "HQ", dictionary FIX_DICT, the key callback).
  */
 #include "syncd/tz_bundle.h"
+#include "tests/fuzz/bundle_fixture.h"
 #include "store/tz_zstd.h"
 #include "tests/unit/tz_test.h"
 
@@ -27,8 +28,6 @@
 #include <sodium.h>
 
 #define MIB ((size_t)1 << 20)
-/* The fixture, shared with tests/fuzz/fuzz_bundle.c (keep identical). */
-#define FIX_DICT "tazamun fixture dictionary: name=;region=Tunis;region=Sfax;national_id=BE;"
 #define WRONG_DICT "another dictionary: region=Sousse;region=Gabes;"
 #define CONTEXT "tazamun bundle v1"
 /* Offsets in the base bundle: sender "B01", recipient "HQ", 2 prerequisites. */
@@ -41,27 +40,9 @@
 #define OFF_CIPHER (OFF_PLAIN + 8)
 #define HDR_LEN (OFF_CIPHER + 8)
 
-static tz_keypair k_b01, k_hq, k_b02, k_old, k_zz9;
+static tz_keypair k_b02, k_old, k_zz9;   /* k_b01, k_hq: bundle_fixture.h */
 static tz_buf base = TZ_BUF_INIT;
 static const tz_bundle_opts fix_opts = { 3, FIX_DICT, sizeof(FIX_DICT) - 1 };
-
-static void fixture_key(tz_keypair *kp, uint8_t seed_byte)
-{
-	uint8_t seed[crypto_sign_SEEDBYTES];
-
-	memset(seed, seed_byte, sizeof(seed));
-	crypto_sign_seed_keypair(kp->pk, kp->sk, seed);
-}
-
-static int fixture_cb(uint8_t pk[TZ_PK_BYTES], const char *sender, void *payload)
-{
-	(void)payload;
-	if (strcmp(sender, "B01") == 0) {
-		memcpy(pk, k_b01.pk, TZ_PK_BYTES);
-		return TZ_OK;
-	}
-	return strcmp(sender, "OLD") == 0 ? TZ_EPERM : TZ_ENOTFOUND;
-}
 
 static void put_u16(tz_buf *b, uint16_t v)
 {
@@ -511,8 +492,8 @@ int main(int argc, char **argv)
 
 	if (tz_crypto_init() != TZ_OK)
 		return 1;
-	fixture_key(&k_b01, 1);
-	fixture_key(&k_hq, 2);
+	if (fixture_setup() != 0)
+		return 1;
 	fixture_key(&k_b02, 3);
 	fixture_key(&k_old, 4);
 	fixture_key(&k_zz9, 5);
