@@ -47,4 +47,15 @@ static int fixture_cb(uint8_t pk[TZ_PK_BYTES], const char *sender, void *payload
 	return strcmp(sender, "OLD") == 0 ? TZ_EPERM : TZ_ENOTFOUND;
 }
 
+/* 1 when p[0..n) is all zero bytes (what a failed read leaves). */
+static int all_zero(const void *p, size_t n)
+{
+	const uint8_t *b = p;
+
+	for (size_t i = 0; i < n; i++)
+		if (b[i] != 0)
+			return 0;
+	return 1;
+}
+
 #endif

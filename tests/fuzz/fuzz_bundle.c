@@ -45,16 +45,6 @@ static void setup(void)
 	done = 1;
 }
 
-static int all_zero(const void *p, size_t n)
-{
-	const uint8_t *b = p;
-
-	for (size_t i = 0; i < n; i++)
-		if (b[i] != 0)
-			return 0;
-	return 1;
-}
-
 static int open_bundle(tz_bundle_header *h, tz_buf *payload, const uint8_t *data, size_t size)
 {
 	setup();

@@ -258,16 +258,6 @@ static const bad_case cases[] = {
 };
 #define NCASES (sizeof(cases) / sizeof(cases[0]))
 
-static int all_zero(const void *p, size_t n)
-{
-	const uint8_t *b = p;
-
-	for (size_t i = 0; i < n; i++)
-		if (b[i] != 0)
-			return 0;
-	return 1;
-}
-
 static void test_refusals(void)
 {
 	tz_buf b = TZ_BUF_INIT, payload = TZ_BUF_INIT;
