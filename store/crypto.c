@@ -3,11 +3,13 @@
  * (keys.c): base64, a short hash, random bytes, constant-time comparison,
  * and the bundle's cryptography: the stream key sealed to the recipient,
  * secretstream encryption in chunks, Ed25519ph signatures over a context
- * and pieces (docs/bundle-format.md).  keys.c and this file are the only
- * ones that call libsodium; declarations are in tz_keys.h.
+ * and pieces (docs/bundle-format.md); the enrolment file's passphrase key
+ * (Argon2id) and HMAC-SHA-512-256 over pieces.  keys.c and this file are
+ * the only ones that call libsodium; declarations are in tz_keys.h.
  */
 #include "store/tz_keys.h"
 
+#include <errno.h>
 #include <string.h>
 
 #include <sodium.h>
@@ -324,4 +326,92 @@ int tz_verify_ph(const uint8_t sig[TZ_SIG_BYTES], const uint8_t pk[TZ_PK_BYTES],
 		rc = tz_error_set(TZ_EVERIFY, "signature does not verify");
 	sodium_memzero(&st, sizeof(st));
 	return rc;
+}
+
+/* ---- passphrase keys and MACs (tz_keys.h, the enrolment file) ---- */
+
+_Static_assert(TZ_PWHASH_SALT_BYTES == crypto_pwhash_argon2id_SALTBYTES &&
+	       TZ_PWHASH_KEY_BYTES == TZ_STREAM_KEY_BYTES &&
+	       TZ_PWHASH_OPS_DEFAULT == crypto_pwhash_argon2id_OPSLIMIT_MODERATE &&
+	       TZ_PWHASH_MEM_DEFAULT == crypto_pwhash_argon2id_MEMLIMIT_MODERATE &&
+	       TZ_PWHASH_OPS_MIN == crypto_pwhash_argon2id_OPSLIMIT_MIN &&
+	       TZ_PWHASH_MEM_MIN == crypto_pwhash_argon2id_MEMLIMIT_MIN &&
+	       TZ_PWHASH_OPS_MAX <= crypto_pwhash_argon2id_OPSLIMIT_MAX &&
+	       TZ_PWHASH_MEM_MAX <= crypto_pwhash_argon2id_MEMLIMIT_MAX &&
+	       TZ_PWHASH_KEY_BYTES >= crypto_pwhash_argon2id_BYTES_MIN &&
+	       TZ_MAC_BYTES == crypto_auth_hmacsha512256_BYTES &&
+	       TZ_MAC_KEY_BYTES == crypto_auth_hmacsha512256_KEYBYTES,
+	       "tz_keys.h passphrase and MAC sizes disagree with libsodium");
+
+/* Refuse parameters outside tz_keys.h's bounds, before any work. */
+static int pwhash_check(const void *pass, size_t pass_len, uint64_t opslimit, uint64_t memlimit)
+{
+	if (pass == NULL && pass_len > 0)
+		return tz_error_set(TZ_EINVAL, "passphrase hash: missing passphrase");
+	if (opslimit < TZ_PWHASH_OPS_MIN || opslimit > TZ_PWHASH_OPS_MAX)
+		return tz_error_set(TZ_ELIMIT, "passphrase hash: opslimit %llu is outside %d..%d",
+				    (unsigned long long)opslimit, TZ_PWHASH_OPS_MIN,
+				    TZ_PWHASH_OPS_MAX);
+	if (memlimit < TZ_PWHASH_MEM_MIN || memlimit > TZ_PWHASH_MEM_MAX)
+		return tz_error_set(TZ_ELIMIT, "passphrase hash: memlimit %llu is outside "
+				    "%d..%llu", (unsigned long long)memlimit, TZ_PWHASH_MEM_MIN,
+				    (unsigned long long)TZ_PWHASH_MEM_MAX);
+	if ((uint64_t)pass_len > crypto_pwhash_argon2id_PASSWD_MAX)
+		return tz_error_set(TZ_ELIMIT, "passphrase hash: passphrase of %zu bytes is "
+				    "too long", pass_len);
+	return TZ_OK;
+}
+
+int tz_pwhash_key(uint8_t key[TZ_PWHASH_KEY_BYTES], const void *pass, size_t pass_len,
+		  const uint8_t salt[TZ_PWHASH_SALT_BYTES], uint64_t opslimit, uint64_t memlimit)
+{
+	int rc, err;
+
+	sodium_memzero(key, TZ_PWHASH_KEY_BYTES);
+	if ((rc = pwhash_check(pass, pass_len, opslimit, memlimit)) < 0 ||
+	    (rc = tz_crypto_init()) < 0)
+		return rc;
+	/* Argon2's memory is the largest allocation a reader makes */
+	if (tz_faultsim(TZ_FAULT_ALLOC))
+		return tz_error_set(TZ_ENOMEM, "passphrase hash: cannot allocate %llu KiB",
+				    (unsigned long long)(memlimit >> 10));
+	errno = 0;
+	if (crypto_pwhash(key, TZ_PWHASH_KEY_BYTES, pass_len > 0 ? (const char *)pass : "",
+			  pass_len, salt, opslimit, (size_t)memlimit,
+			  crypto_pwhash_ALG_ARGON2ID13) == 0)
+		return TZ_OK;
+	/* the parameters were checked above: what is left is Argon2 failing to
+	 * map its memory (mmap sets ENOMEM; libsodium's own checks set EINVAL
+	 * or EFBIG) */
+	err = errno;
+	sodium_memzero(key, TZ_PWHASH_KEY_BYTES);
+	if (err == ENOMEM)
+		return tz_error_set(TZ_ENOMEM, "passphrase hash: cannot allocate %llu KiB",
+				    (unsigned long long)(memlimit >> 10));
+	return tz_error_set(TZ_EIO, "passphrase hash: libsodium refused (errno %d)", err);
+}
+
+void tz_mac(uint8_t out[TZ_MAC_BYTES], const uint8_t key[TZ_MAC_KEY_BYTES],
+	    const tz_piece *pieces, size_t n)
+{
+	crypto_auth_hmacsha512256_state st;
+
+	crypto_auth_hmacsha512256_init(&st, key, TZ_MAC_KEY_BYTES);
+	for (size_t i = 0; i < n; i++)
+		if (pieces[i].n > 0)
+			crypto_auth_hmacsha512256_update(&st, pieces[i].p, pieces[i].n);
+	crypto_auth_hmacsha512256_final(&st, out);
+	sodium_memzero(&st, sizeof(st));
+}
+
+bool tz_mac_verify(const uint8_t mac[TZ_MAC_BYTES], const uint8_t key[TZ_MAC_KEY_BYTES],
+		   const tz_piece *pieces, size_t n)
+{
+	uint8_t want[TZ_MAC_BYTES];
+	bool ok;
+
+	tz_mac(want, key, pieces, n);
+	ok = crypto_verify_32(want, mac) == 0;
+	sodium_memzero(want, sizeof(want));
+	return ok;
 }

@@ -210,4 +210,65 @@ int tz_verify_ph(const uint8_t sig[TZ_SIG_BYTES], const uint8_t pk[TZ_PK_BYTES],
  * for keys and plaintext.  Accepts NULL when n is 0. */
 void tz_wipe(void *p, size_t n);
 
+/*
+ * ---- Passphrase keys and MACs (the enrolment file, docs/bundle-format.md) ----
+ *
+ * An enrolment file is encrypted under a key derived from a passphrase
+ * with Argon2id (crypto_pwhash, algorithm ARGON2ID13, one lane); a branch
+ * binds its new public key to a one-time enrolment secret with
+ * HMAC-SHA-512-256 (crypto_auth_hmacsha512256).
+ */
+
+#define TZ_PWHASH_KEY_BYTES 32      /* the derived key (a secretstream key) */
+#define TZ_PWHASH_SALT_BYTES 16     /* crypto_pwhash_argon2id_SALTBYTES */
+/* What writers use: libsodium's MODERATE Argon2id parameters (3 passes
+ * over 256 MiB, about a second on a branch laptop), because an enrolment
+ * file is opened once and a stolen one can be attacked offline. */
+#define TZ_PWHASH_OPS_DEFAULT 3
+#define TZ_PWHASH_MEM_DEFAULT ((uint64_t)256 << 20)
+/* What tz_pwhash_key accepts, hence what a reader runs on a file's word.
+ * Below: libsodium's minimums (1 pass, 8 KiB; tests and fuzzing use them
+ * to stay fast).  Above: 16 passes over 1 GiB, 16x the defaults' work and
+ * room for libsodium's SENSITIVE (4, 1 GiB): the most time and memory a
+ * hostile file can make a reader spend before it is refused. */
+#define TZ_PWHASH_OPS_MIN 1
+#define TZ_PWHASH_OPS_MAX 16
+#define TZ_PWHASH_MEM_MIN 8192
+#define TZ_PWHASH_MEM_MAX ((uint64_t)1 << 30)
+
+/*
+ * Derive key from pass[0..pass_len) and salt with Argon2id13, opslimit
+ * passes over memlimit bytes (one lane).  pass may hold any bytes (NULL
+ * when pass_len is 0); an empty passphrase is the caller's to refuse.
+ * Returns TZ_OK; TZ_ELIMIT when opslimit is outside
+ * TZ_PWHASH_OPS_MIN..TZ_PWHASH_OPS_MAX, memlimit outside
+ * TZ_PWHASH_MEM_MIN..TZ_PWHASH_MEM_MAX or pass_len past libsodium's
+ * maximum (checked before any work); TZ_ENOMEM when Argon2 cannot get its
+ * memory (also the `alloc` fault site); TZ_EINVAL for a NULL pass with a
+ * length; TZ_EIO when libsodium fails otherwise.  key is zeroed on failure.
+ * Takes about memlimit bytes and time proportional to opslimit x memlimit.
+ */
+int tz_pwhash_key(uint8_t key[TZ_PWHASH_KEY_BYTES], const void *pass, size_t pass_len,
+		  const uint8_t salt[TZ_PWHASH_SALT_BYTES], uint64_t opslimit,
+		  uint64_t memlimit) TZ_MUST_CHECK;
+
+#define TZ_MAC_BYTES 32             /* crypto_auth_hmacsha512256_BYTES */
+#define TZ_MAC_KEY_BYTES 32         /* crypto_auth_hmacsha512256_KEYBYTES */
+
+/*
+ * HMAC-SHA-512-256 under key of the concatenation of the pieces, in order
+ * (pieces with n = 0 may have p = NULL).  The concatenation is all that is
+ * authenticated: the caller makes its encoding unambiguous (fixed sizes or
+ * length prefixes, a purpose string first).  Cannot fail.
+ */
+void tz_mac(uint8_t out[TZ_MAC_BYTES], const uint8_t key[TZ_MAC_KEY_BYTES],
+	    const tz_piece *pieces, size_t n);
+
+/*
+ * Recompute the MAC of the pieces under key and compare it with mac in
+ * constant time: true only when they are equal.  Fail-closed.
+ */
+bool tz_mac_verify(const uint8_t mac[TZ_MAC_BYTES], const uint8_t key[TZ_MAC_KEY_BYTES],
+		   const tz_piece *pieces, size_t n) TZ_MUST_CHECK;
+
 #endif

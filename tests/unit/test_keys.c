@@ -2,7 +2,10 @@
  * test_keys.c - unit tests for store/keys.c: key pairs and key files,
  * OpenSSH public key lines, SSH signatures (sshsig), fault injection on
  * the key-file writes, and interoperability with stock OpenSSH
- * (ssh-keygen -Y sign / -Y verify) in both directions.
+ * (ssh-keygen -Y sign / -Y verify) in both directions; and from
+ * store/crypto.c the passphrase key (Argon2id, against vectors of the
+ * reference implementation) and the MAC (HMAC-SHA-512-256, against a
+ * vector of Python's hmac module).
  *
  * The hostile-signature cases build their blobs by hand with libsodium and
  * sign them properly, so that each one is refused for the one defect it
@@ -14,6 +17,7 @@
 #include <dirent.h>
 #include <stdlib.h>
 #include <string.h>
+#include <sys/resource.h>
 #include <sys/stat.h>
 #include <sys/wait.h>
 #include <unistd.h>
@@ -555,6 +559,197 @@ static void test_interop(const tz_keypair *kp)
 	test_openssh_to_ours();
 }
 
+/* ---- passphrase keys (tz_pwhash_key) ---- */
+
+#if defined(__SANITIZE_ADDRESS__)
+#define UNDER_ASAN 1
+#elif defined(__has_feature)
+#if __has_feature(address_sanitizer)
+#define UNDER_ASAN 1
+#endif
+#endif
+
+#define PW "correct horse"
+#define PW_SALT "tazamun-salt-16b"
+
+static int hex_is(const uint8_t *p, size_t n, const char *hex)
+{
+	char buf[2 * 64 + 1];
+
+	for (size_t i = 0; i < n && i < 64; i++)
+		snprintf(buf + 2 * i, 3, "%02x", p[i]);
+	return strlen(hex) == 2 * n && memcmp(buf, hex, 2 * n) == 0;
+}
+
+static int pw(uint8_t key[TZ_PWHASH_KEY_BYTES], const char *pass, const char *salt,
+	      uint64_t ops, uint64_t mem)
+{
+	return tz_pwhash_key(key, pass, strlen(pass), (const uint8_t *)salt, ops, mem);
+}
+
+static void test_pwhash_vectors(void)
+{
+	uint8_t key[TZ_PWHASH_KEY_BYTES], again[TZ_PWHASH_KEY_BYTES];
+
+	/* printf 'correct horse' | argon2 tazamun-salt-16b -id -t 1 -k 8 -p 1 -l 32 -r
+	 * (the reference implementation, Debian's argon2 package, version 0x13) */
+	CHECK(pw(key, PW, PW_SALT, 1, 8192) == TZ_OK &&
+	      hex_is(key, sizeof(key), "e9d883c6cc9826ab5c05c33725c16046"
+				       "e9ba9293d38d39b86a9d8b4b606dfbf1"),
+	      "argon2id13, 1 pass, 8 KiB: the reference implementation's key");
+	/* ... -t 3 -k 64 ... */
+	CHECK(pw(key, PW, PW_SALT, 3, 65536) == TZ_OK &&
+	      hex_is(key, sizeof(key), "48b11ba16118873c875aecd4f09e1bee"
+				       "6a4a6a603056402068ee9b14d6cf0970"),
+	      "argon2id13, 3 passes, 64 KiB: the reference implementation's key");
+	CHECK(pw(again, PW, PW_SALT, 3, 65536) == TZ_OK && memcmp(key, again, 32) == 0,
+	      "passphrase key is deterministic");
+	CHECK(pw(again, PW, "tazamun-salt-16c", 3, 65536) == TZ_OK && memcmp(key, again, 32) != 0,
+	      "another salt gives another key");
+	CHECK(pw(again, "correct horsf", PW_SALT, 3, 65536) == TZ_OK && memcmp(key, again, 32) != 0,
+	      "another passphrase gives another key");
+	CHECK(pw(again, PW, PW_SALT, 2, 65536) == TZ_OK && memcmp(key, again, 32) != 0 &&
+	      pw(again, PW, PW_SALT, 3, 65536 + 1024) == TZ_OK && memcmp(key, again, 32) != 0,
+	      "other parameters give another key");
+	CHECK(tz_pwhash_key(key, "a\0b", 3, (const uint8_t *)PW_SALT, 1, 8192) == TZ_OK &&
+	      tz_pwhash_key(again, "a\0c", 3, (const uint8_t *)PW_SALT, 1, 8192) == TZ_OK &&
+	      memcmp(key, again, 32) != 0, "the passphrase is bytes: a NUL does not end it");
+	CHECK(tz_pwhash_key(key, NULL, 0, (const uint8_t *)PW_SALT, 1, 8192) == TZ_OK &&
+	      tz_pwhash_key(again, "", 0, (const uint8_t *)PW_SALT, 1, 8192) == TZ_OK &&
+	      memcmp(key, again, 32) == 0, "an empty passphrase is NULL or \"\" alike");
+}
+
+static void expect_pw_refused(uint64_t ops, uint64_t mem, const char *msg)
+{
+	uint8_t key[TZ_PWHASH_KEY_BYTES];
+	int rc;
+
+	memset(key, 0xaa, sizeof(key));
+	rc = pw(key, PW, PW_SALT, ops, mem);
+	CHECK(rc == TZ_ELIMIT && is_zero(key, sizeof(key)) && strstr(tz_error_last(), msg) != NULL,
+	      "passphrase key with opslimit %llu, memlimit %llu refused, key zeroed: %s",
+	      (unsigned long long)ops, (unsigned long long)mem, tz_error_last());
+}
+
+static void test_pwhash_limits(void)
+{
+	uint8_t key[TZ_PWHASH_KEY_BYTES];
+
+	expect_pw_refused(0, 8192, "opslimit 0 is outside 1..16");
+	expect_pw_refused(17, 8192, "opslimit 17 is outside 1..16");
+	expect_pw_refused(UINT64_MAX, 8192, "opslimit 18446744073709551615");
+	expect_pw_refused(1, 8191, "memlimit 8191 is outside 8192..1073741824");
+	expect_pw_refused(1, TZ_PWHASH_MEM_MAX + 1, "memlimit 1073741825 is outside");
+	expect_pw_refused(1, UINT64_MAX, "memlimit 18446744073709551615");
+	CHECK(pw(key, PW, PW_SALT, TZ_PWHASH_OPS_MAX, TZ_PWHASH_MEM_MIN) == TZ_OK,
+	      "opslimit %d is accepted", TZ_PWHASH_OPS_MAX);
+	CHECK(tz_pwhash_key(key, NULL, 3, (const uint8_t *)PW_SALT, 1, 8192) == TZ_EINVAL &&
+	      is_zero(key, sizeof(key)), "a NULL passphrase with a length is refused");
+	CHECK(TZ_PWHASH_OPS_DEFAULT == 3 && TZ_PWHASH_MEM_DEFAULT == 268435456,
+	      "the defaults are libsodium's MODERATE (3 passes, 256 MiB)");
+	tz_faultsim_arm(TZ_FAULT_ALLOC, 1);
+	memset(key, 0xaa, sizeof(key));
+	CHECK(pw(key, PW, PW_SALT, 1, 8192) == TZ_ENOMEM && is_zero(key, sizeof(key)) &&
+	      strstr(tz_error_last(), "passphrase hash: cannot allocate 8 KiB") != NULL,
+	      "an alloc fault gives ENOMEM, key zeroed: %s", tz_error_last());
+	tz_faultsim_arm(TZ_FAULT_ALLOC, 0);
+}
+
+/* Argon2 really out of memory: a child capped at its current size plus
+ * 64 MiB asks for 256 MiB.  Not under AddressSanitizer, whose shadow
+ * memory does not fit under such a cap. */
+static void test_pwhash_enomem(void)
+{
+	long pages = 0;
+	FILE *f;
+	pid_t pid;
+	int st = 0;
+
+#ifdef UNDER_ASAN
+	printf("ok %d # SKIP RLIMIT_AS under AddressSanitizer\n", ++tz_test_count);
+	return;
+#endif
+	if ((f = fopen("/proc/self/statm", "r")) == NULL || fscanf(f, "%ld", &pages) != 1) {
+		if (f != NULL)
+			fclose(f);
+		printf("ok %d # SKIP no /proc/self/statm\n", ++tz_test_count);
+		return;
+	}
+	fclose(f);
+	fflush(stdout);
+	if ((pid = fork()) == 0) {
+		struct rlimit rl;
+		uint8_t key[TZ_PWHASH_KEY_BYTES];
+		int rc;
+
+		rl.rlim_cur = rl.rlim_max = (rlim_t)pages * (rlim_t)sysconf(_SC_PAGESIZE) +
+					    ((rlim_t)64 << 20);
+		if (setrlimit(RLIMIT_AS, &rl) != 0)
+			_exit(2);
+		rc = pw(key, PW, PW_SALT, 1, TZ_PWHASH_MEM_DEFAULT);
+		_exit(rc == TZ_ENOMEM && is_zero(key, sizeof(key)) &&
+		      strstr(tz_error_last(), "cannot allocate 262144 KiB") != NULL ? 0 : 1);
+	}
+	CHECK(pid > 0 && waitpid(pid, &st, 0) == pid && WIFEXITED(st) && WEXITSTATUS(st) == 0,
+	      "argon2 out of memory (RLIMIT_AS) gives ENOMEM with a message");
+}
+
+/* ---- MACs (tz_mac, tz_mac_verify) ---- */
+
+static void test_mac(void)
+{
+	/* python3: hmac.new(bytes(range(32)), MSG, hashlib.sha512).hexdigest()[:64] */
+	static const char ctx[] = "tazamun enrol v1";   /* with its NUL: 17 bytes */
+	uint8_t key[TZ_MAC_KEY_BYTES], pk[32], mac[TZ_MAC_BYTES], other[TZ_MAC_BYTES];
+	uint8_t whole[17 + 32 + 3];
+	tz_piece p[3] = { { ctx, sizeof(ctx) }, { pk, sizeof(pk) }, { "B01", 3 } };
+	size_t flips = 0, refused = 0;
+
+	for (size_t i = 0; i < sizeof(key); i++)
+		key[i] = (uint8_t)i;
+	memset(pk, 0xab, sizeof(pk));
+	tz_mac(mac, key, p, 3);
+	CHECK(hex_is(mac, sizeof(mac), "f750cf3cc7fe39a350c30f54784192d6"
+				       "7f7ff95d07bfb1f893aa2ae66b7198e3"),
+	      "hmac-sha-512-256 of three pieces: python's hmac agrees");
+	tz_mac(other, key, NULL, 0);
+	CHECK(hex_is(other, sizeof(other), "b04a70f45e9529968060f0026344d5f4"
+					   "da59f1c3ce228245f6bb088d7b8aa9fc"),
+	      "hmac-sha-512-256 of nothing: python's hmac agrees");
+	memcpy(whole, ctx, 17);
+	memcpy(whole + 17, pk, 32);
+	memcpy(whole + 49, "B01", 3);
+	crypto_auth_hmacsha512256(other, whole, sizeof(whole), key);
+	CHECK(memcmp(mac, other, sizeof(mac)) == 0,
+	      "the MAC of pieces is libsodium's one-shot MAC of their concatenation");
+	tz_mac(other, key, (const tz_piece[]){ { whole, 20 }, { NULL, 0 }, { whole + 20, 32 } }, 3);
+	CHECK(memcmp(mac, other, sizeof(mac)) == 0, "other cuts of the same bytes, same MAC");
+	CHECK(tz_mac_verify(mac, key, p, 3), "verify accepts the MAC");
+	for (size_t i = 0; i < 8 * sizeof(mac); i++, flips++) {
+		mac[i / 8] ^= (uint8_t)(1 << (i % 8));
+		refused += !tz_mac_verify(mac, key, p, 3);
+		mac[i / 8] ^= (uint8_t)(1 << (i % 8));
+	}
+	CHECK(refused == flips, "every flipped MAC bit refused (%zu of %zu)", refused, flips);
+	flips = refused = 0;
+	for (size_t i = 0; i < 8 * sizeof(key); i++, flips++) {
+		key[i / 8] ^= (uint8_t)(1 << (i % 8));
+		refused += !tz_mac_verify(mac, key, p, 3);
+		key[i / 8] ^= (uint8_t)(1 << (i % 8));
+	}
+	CHECK(refused == flips, "every flipped key bit refused (%zu of %zu)", refused, flips);
+	flips = refused = 0;
+	for (size_t i = 0; i < 8 * sizeof(pk); i++, flips++) {
+		pk[i / 8] ^= (uint8_t)(1 << (i % 8));
+		refused += !tz_mac_verify(mac, key, p, 3);
+		pk[i / 8] ^= (uint8_t)(1 << (i % 8));
+	}
+	CHECK(refused == flips, "every flipped data bit refused (%zu of %zu)", refused, flips);
+	CHECK(!tz_mac_verify(mac, key, p, 2) && !tz_mac_verify(mac, key,
+	      (const tz_piece[]){ { ctx, sizeof(ctx) }, { pk, sizeof(pk) }, { "B01\0", 4 } }, 3),
+	      "a missing piece or a longer one refused");
+}
+
 int main(void)
 {
 	tz_keypair kp;
@@ -580,6 +775,10 @@ int main(void)
 	sweep(&kp, TZ_FAULT_RENAME, TZ_EIO, "rename");
 	sweep(&kp, TZ_FAULT_ALLOC, TZ_ENOMEM, "alloc");
 	test_interop(&kp);
+	test_pwhash_vectors();
+	test_pwhash_limits();
+	test_pwhash_enomem();
+	test_mac();
 	tz_keypair_wipe(&kp);
 	{
 		char cmd[TEST_CMD_MAX];
