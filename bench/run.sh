@@ -30,4 +30,11 @@ if [ -x "$build/bench/write_cost" ]; then
 else
 	echo "bench: no $build/bench/write_cost (build it with make bench)" >&2
 fi
+
+if [ -x "$build/bench/bundle_size" ]; then
+	"$build/bench/bundle_size" "$@" ||
+		echo "bench: bundle_size exited with status $?" >&2
+else
+	echo "bench: no $build/bench/bundle_size (build it with make bench)" >&2
+fi
 exit 0
