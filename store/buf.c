@@ -281,3 +281,36 @@ uint8_t *tz_buf_detach(tz_buf *b, size_t *len_out)
 	b->len = b->cap = 0;
 	return p;
 }
+
+int tz_reader_varint(tz_reader *r, uint64_t *out, uint64_t max)
+{
+	uint64_t v = 0;
+
+	*out = 0;
+	for (int i = 0; i < 10; i++) {
+		uint8_t c;
+		if (tz_reader_u8(r, &c) < 0)
+			return TZ_ECORRUPT;
+		if (i == 9 && c > 1)
+			return TZ_ECORRUPT;          /* past 64 bits */
+		v |= (uint64_t)(c & 0x7f) << (7 * i);
+		if (!(c & 0x80)) {
+			if (c == 0 && i > 0)
+				return TZ_ECORRUPT;  /* not the shortest form */
+			if (v > max)
+				return TZ_ECORRUPT;
+			*out = v;
+			return TZ_OK;
+		}
+	}
+	return TZ_ECORRUPT;
+}
+
+void tz_buf_varint(tz_buf *b, uint64_t v)
+{
+	while (v >= 0x80) {
+		tz_buf_putc(b, (uint8_t)(v | 0x80));
+		v >>= 7;
+	}
+	tz_buf_putc(b, (uint8_t)v);
+}

@@ -312,7 +312,7 @@ static int make_changes(commit_ctx *c, tz_path_change **out, size_t *nout)
 				continue;   /* absent on that side, or not moved */
 			ch[n] = (tz_path_change){ { r->t->enc, part, &r->fan[0], &r->fan[1], r->key },
 						  { strlen(r->t->enc), plen, 1, 1, r->key_len },
-						  r->oid, side == 0 };
+						  r->oid, side == 0, TZ_PATH_DEPTH };
 			n++;
 		}
 	}
@@ -589,7 +589,7 @@ fail:
 }
 
 static void make_message(tz_buf *m, const tz_store *s, const char *message, const commit_ctx *c,
-			 const tz_commit_result *r)
+			 const tz_commit_result *r, const char *base)
 {
 	if (message && *message)
 		tz_buf_puts(m, message);
@@ -601,6 +601,10 @@ static void make_message(tz_buf *m, const tz_store *s, const char *message, cons
 		m->len--;
 	tz_buf_printf(m, "\n\nTazamun-Replica: %s\nTazamun-Schema: %lld\nTazamun-HLC: %016llx\n", s->code,
 		      (long long)c->version, (unsigned long long)c->hlc);
+	/* a branch names the HQ commit it last integrated: the merge base HQ
+	 * uses for this commit's changes (docs/protocol.md) */
+	if (base && *base)
+		tz_buf_printf(m, "Tazamun-Base: %s\n", base);
 }
 
 /* Steps 2-4 once the trees are staged: pack, commit object, record, ref. */
@@ -608,14 +612,17 @@ static int seal(commit_ctx *c, const tz_oid *root, bool has_head, const tz_oid *
 		const char *message, tz_commit_result *r)
 {
 	tz_buf msg = TZ_BUF_INIT;
+	char base[64] = "";
 	int rc;
 
+	if (strcmp(c->s->code, "HQ") != 0 && (rc = tz_meta__get_text(c->s, "base", base, sizeof(base))) < 0)
+		return rc;
 	r->objects_written = c->st.n;
 	if ((rc = tz_pack__write(c->s, &c->st)) < 0)
 		goto done;
 	/* the clock of the commit itself: after every change it seals */
 	c->hlc = hlc_tick(c->hlc, now_ms());
-	make_message(&msg, c->s, message, c, r);
+	make_message(&msg, c->s, message, c, r, base);
 	if ((rc = tz_buf_error(&msg)) < 0 ||
 	    (rc = tz_commit__create(c->s, &r->commit, root, has_head ? head : NULL, (const char *)msg.data)) < 0 ||
 	    (rc = record(c, head, has_head, &r->commit)) < 0)

@@ -15,6 +15,7 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <time.h>
 #include <unistd.h>
 
 
@@ -259,8 +260,9 @@ void tz_fanout__of(char out[2], const char *key, size_t len)
 int tz_path_change__cmp(const void *a, const void *b)
 {
 	const tz_path_change *x = a, *y = b;
+	size_t dx = tz_path_change__depth(x), dy = tz_path_change__depth(y);
 
-	for (int i = 0; i < TZ_PATH_DEPTH; i++) {
+	for (size_t i = 0; i < dx && i < dy; i++) {
 		size_t n = x->comp_len[i] < y->comp_len[i] ? x->comp_len[i] : y->comp_len[i];
 		int c = memcmp(x->comp[i], y->comp[i], n);
 		if (c)
@@ -268,7 +270,7 @@ int tz_path_change__cmp(const void *a, const void *b)
 		if (x->comp_len[i] != y->comp_len[i])
 			return x->comp_len[i] < y->comp_len[i] ? -1 : 1;
 	}
-	return 0;
+	return dx == dy ? 0 : dx < dy ? -1 : 1;
 }
 
 /* Put the result of one group (a new id, or removal) into res. */
@@ -277,10 +279,12 @@ static int place(tz_tree_entry *res, size_t *nres, const tz_tree *t, const tz_tr
 {
 	if (old != NULL) {
 		tz_tree_entry *e = &res[old - t->e];
-		if (remove)
+		if (remove) {
 			e->mode = 0;   /* dropped when the list is compacted */
-		else
+		} else {
+			e->mode = mode;
 			e->oid = *oid;
+		}
 		return TZ_OK;
 	}
 	if (!remove) {
@@ -304,6 +308,9 @@ int tz_tree__apply(tz_store *s, tz_staging *st, tz_oid *out, bool *empty_out, co
 	*empty_out = false;
 	if (level >= TZ_PATH_DEPTH)
 		return tz_error_set(TZ_EINVAL, "tree path deeper than the layout");
+	for (size_t i = 0; i < n; i++)
+		if (tz_path_change__depth(&ch[i]) <= (size_t)level)
+			return tz_error_set(TZ_EINVAL, "tree path shorter than its place");
 	if (!tz_oid_is_zero(base) && (rc = tz_tree__read(s, st, base, &t)) < 0)
 		return rc;
 	if ((res = tz_calloc(t.n + n, sizeof(*res))) == NULL) {
@@ -319,10 +326,18 @@ int tz_tree__apply(tz_store *s, tz_staging *st, tz_oid *out, bool *empty_out, co
 		const tz_tree_entry *old = tz_tree__find(&t, name, len);
 		for (j = i + 1; j < n && ch[j].comp_len[level] == len && memcmp(ch[j].comp[level], name, len) == 0; j++)
 			;
-		if (level == TZ_PATH_LEAF) {
-			const tz_path_change *c = &ch[j - 1];   /* the last word on this key */
+		/* a blob here, or a tree: a path cannot be both */
+		bool leaf = tz_path_change__depth(&ch[i]) == (size_t)level + 1;
+		for (size_t k = i + 1; k < j && rc == TZ_OK; k++)
+			if ((tz_path_change__depth(&ch[k]) == (size_t)level + 1) != leaf)
+				rc = tz_error_set(TZ_ECORRUPT, "history: '%.*s' is both a file and a directory",
+						  (int)len, name);
+		if (rc < 0)
+			break;
+		if (leaf) {
+			const tz_path_change *c = &ch[j - 1];   /* the last word on this path */
 			if (old && old->mode != 0100644)
-				rc = tz_error_set(TZ_ECORRUPT, "history: '%.*s' is not a row", (int)len, name);
+				rc = tz_error_set(TZ_ECORRUPT, "history: '%.*s' is not a file", (int)len, name);
 			else
 				rc = place(res, &nres, &t, old, name, len, 0100644, &c->oid, c->del);
 		} else {
@@ -418,6 +433,33 @@ int tz_tree__diff(tz_store *s, const tz_staging *st, const tz_oid *a, const tz_o
 	return walk_rec(&w, a, b, 0);
 }
 
+int tz_tree__lookup(tz_store *s, const tz_staging *st, tz_oid *out, const tz_oid *root,
+		    const char *const *comp, const size_t *len, size_t depth)
+{
+	tz_oid cur = *root;
+
+	memset(out, 0, sizeof(*out));
+	for (size_t i = 0; i < depth; i++) {
+		tz_tree t;
+		const tz_tree_entry *e;
+		bool want_tree = i + 1 < depth;
+		int rc;
+
+		if (tz_oid_is_zero(&cur))
+			return TZ_OK;
+		if ((rc = tz_tree__read(s, st, &cur, &t)) < 0)
+			return rc;
+		e = tz_tree__find(&t, comp[i], len[i]);
+		if (e == NULL || (e->mode == 040000) != want_tree)
+			memset(&cur, 0, sizeof(cur));
+		else
+			cur = e->oid;
+		tz_tree__release(&t);
+	}
+	*out = cur;
+	return TZ_OK;
+}
+
 /* ---- commits and the ref ---- */
 
 int tz_commit__tree(tz_store *s, const tz_oid *commit, tz_oid *tree_out)
@@ -436,38 +478,66 @@ int tz_commit__tree(tz_store *s, const tz_oid *commit, tz_oid *tree_out)
 	return TZ_OK;
 }
 
+/* libgit2's format_header_field: a multi-line header value continues on
+ * lines that start with a space. */
+static void put_header_field(tz_buf *b, const char *field, const char *v, size_t n)
+{
+	tz_buf_printf(b, "%s ", field);
+	for (size_t i = 0; i < n; i++) {
+		tz_buf_putc(b, (uint8_t)v[i]);
+		if (v[i] == '\n')
+			tz_buf_putc(b, ' ');
+	}
+	tz_buf_putc(b, '\n');
+}
+
+int tz_commit__build(tz_store *s, tz_staging *st, tz_oid *out, const tz_oid *tree, const tz_oid *parents,
+		     size_t nparents, const char *signer, const tz_keypair *kp, const char *message)
+{
+	tz_buf content = TZ_BUF_INIT, armored = TZ_BUF_INIT, signed_ = TZ_BUF_INIT;
+	char hex[41];
+	long long now = (long long)time(NULL);
+	size_t hdr_end;
+	int rc;
+
+	tz_oid_fmt(hex, tree);
+	tz_buf_printf(&content, "tree %s\n", hex);
+	for (size_t i = 0; i < nparents; i++) {
+		tz_oid_fmt(hex, &parents[i]);
+		tz_buf_printf(&content, "parent %s\n", hex);
+	}
+	tz_buf_printf(&content, "author %s <%s@tazamun> %lld +0000\n", signer, signer, now);
+	tz_buf_printf(&content, "committer %s <%s@tazamun> %lld +0000\n", signer, signer, now);
+	hdr_end = content.len;
+	tz_buf_printf(&content, "\n%s", message);
+	if ((rc = tz_buf_error(&content)) < 0 ||
+	    (rc = tz_sshsig_sign(&armored, kp, "git", content.data, content.len)) < 0)
+		goto done;
+	tz_buf_put(&signed_, content.data, hdr_end);
+	put_header_field(&signed_, "gpgsig", (const char *)armored.data, armored.len);
+	tz_buf_put(&signed_, content.data + hdr_end, content.len - hdr_end);
+	if ((rc = tz_buf_error(&signed_)) == TZ_OK)
+		rc = tz_staging__add(s, st, out, GIT_OBJECT_COMMIT, signed_.data, signed_.len);
+done:
+	tz_buf_release(&content);
+	tz_buf_release(&armored);
+	tz_buf_release(&signed_);
+	return rc;
+}
+
 int tz_commit__create(tz_store *s, tz_oid *out, const tz_oid *tree_id, const tz_oid *parent_id,
 		      const char *message)
 {
-	git_signature *sig = NULL;
-	git_tree *tree = NULL;
-	git_commit *parent = NULL;
-	const git_commit *parents[1] = { NULL };
-	git_buf content = { NULL, 0, 0 };
-	tz_buf armored = TZ_BUF_INIT;
-	char email[64];
-	int rc = TZ_OK;
+	tz_staging st;
+	git_oid id;
+	int rc;
 
-	snprintf(email, sizeof(email), "%s@tazamun", s->code);
-	if (git_signature_now(&sig, s->code, email) < 0 ||
-	    git_tree_lookup(&tree, s->repo, (const git_oid *)tree_id->id) < 0 ||
-	    (parent_id && git_commit_lookup(&parent, s->repo, (const git_oid *)parent_id->id) < 0) ||
-	    (parents[0] = parent, git_commit_create_buffer(&content, s->repo, sig, sig, NULL, message, tree,
-							   parent ? 1 : 0, parents)) < 0) {
-		rc = tz_git__error("cannot create commit");
-		goto done;
-	}
-	if ((rc = tz_sshsig_sign(&armored, &s->kp, "git", content.ptr, content.size)) < 0)
-		goto done;
-	if (git_commit_create_with_signature((git_oid *)out->id, s->repo, content.ptr,
-					     (const char *)armored.data, "gpgsig") < 0)
+	tz_staging__init(&st);
+	if ((rc = tz_commit__build(s, &st, out, tree_id, parent_id, parent_id ? 1 : 0, s->code, &s->kp,
+				   message)) == TZ_OK && st.n == 1 &&
+	    git_odb_write(&id, s->odb, st.objs[0].data, st.objs[0].len, GIT_OBJECT_COMMIT) < 0)
 		rc = tz_git__error("cannot write commit");
-done:
-	git_buf_dispose(&content);
-	tz_buf_release(&armored);
-	git_commit_free(parent);
-	git_tree_free(tree);
-	git_signature_free(sig);
+	tz_staging__release(&st);
 	return rc;
 }
 
@@ -475,34 +545,38 @@ done:
  * leaves (libgit2 writes <ref>.lock, then renames it).  Callers hold
  * store.lock, so no other Tazamun writer can own them: they are stale.
  * Returns true when one was removed. */
-static bool remove_stale_ref_locks(tz_store *s)
+static bool remove_stale_ref_locks(tz_store *s, const char *ref)
 {
-	static const char *const names[] = { "refs/heads/main.lock", "logs/refs/heads/main.lock" };
 	const char *gitdir = git_repository_path(s->repo);
 	bool removed = false;
 
-	for (size_t i = 0; i < sizeof(names) / sizeof(names[0]); i++) {
+	for (int i = 0; i < 2; i++) {
 		char path[4096];
-		snprintf(path, sizeof(path), "%s%s", gitdir, names[i]);
+		snprintf(path, sizeof(path), "%s%s%s.lock", gitdir, i ? "logs/" : "", ref);
 		removed |= unlink(path) == 0;
 	}
 	return removed;
 }
 
-int tz_ref__set(tz_store *s, const tz_oid *oid, const char *why)
+int tz_ref__set_name(tz_store *s, const char *ref, const tz_oid *oid, const char *why)
 {
-	git_reference *ref = NULL;
+	git_reference *r = NULL;
 	int rc;
 
 	if (tz_faultsim(TZ_FAULT_RENAME))
-		return tz_error_set(TZ_EIO, "cannot update refs/heads/main: injected fault");
-	rc = git_reference_create(&ref, s->repo, "refs/heads/main", (const git_oid *)oid->id, 1, why);
-	if (rc < 0 && remove_stale_ref_locks(s))
-		rc = git_reference_create(&ref, s->repo, "refs/heads/main", (const git_oid *)oid->id, 1, why);
+		return tz_error_set(TZ_EIO, "cannot update %s: injected fault", ref);
+	rc = git_reference_create(&r, s->repo, ref, (const git_oid *)oid->id, 1, why);
+	if (rc < 0 && remove_stale_ref_locks(s, ref))
+		rc = git_reference_create(&r, s->repo, ref, (const git_oid *)oid->id, 1, why);
 	if (rc < 0)
-		return tz_git__error("cannot update refs/heads/main");
-	git_reference_free(ref);
+		return tz_git__error(ref);
+	git_reference_free(r);
 	return TZ_OK;
+}
+
+int tz_ref__set(tz_store *s, const tz_oid *oid, const char *why)
+{
+	return tz_ref__set_name(s, "refs/heads/main", oid, why);
 }
 
 int tz_commit__verify_sig(tz_store *s, const tz_oid *commit, const char **signer)
@@ -524,13 +598,17 @@ int tz_commit__verify_sig(tz_store *s, const tz_oid *commit, const char **signer
 		tz_error_wrap(rc, "commit %s", hex);
 		goto done;
 	}
-	/* The keys a store knows: its own (the key registry of enrolled
-	 * branches and administrators extends this list). */
-	if (!tz_ct_equal(pk, s->kp.pk, TZ_PK_BYTES)) {
-		rc = tz_error_set(TZ_EVERIFY, "commit %s is signed by a key this store does not know", hex);
-		goto done;
+	/* The keys a store knows: its registry (tz_keys) */
+	{
+		bool known;
+		if ((rc = tz_registry__principal_of(s, pk, s->signer, &known)) < 0)
+			goto done;
+		if (!known) {
+			rc = tz_error_set(TZ_EVERIFY, "commit %s is signed by a key this store does not know", hex);
+			goto done;
+		}
 	}
-	*signer = s->code;
+	*signer = s->signer;
 	rc = TZ_OK;
 done:
 	git_buf_dispose(&sig);

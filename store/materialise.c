@@ -28,7 +28,59 @@ typedef struct {
 	size_t n, cap;
 	sqlite3_stmt **del;  /* per table */
 	sqlite3_stmt **ins;
+	tz_hmap dirty;       /* "<tid> <encoded key>" of rows with log entries */
+	bool skip_dirty;
+	uint64_t kept;       /* rows left as the application wrote them */
 } mat_ctx;
+
+/* The rows the change log names: the application wrote them after the
+ * head was sealed, so they stay as they are (the next commit records
+ * them on top of what is materialised). */
+static int load_dirty(mat_ctx *m)
+{
+	sqlite3_stmt *q = NULL;
+	tz_buf k = TZ_BUF_INIT;
+	int rc, step;
+
+	if ((rc = tz_sql__prepare(m->s, &q, "SELECT DISTINCT tid, k0, k1, k2, k3, k4, k5, k6, k7 FROM tz_changes")) < 0)
+		return rc;
+	while ((step = sqlite3_step(q)) == SQLITE_ROW) {
+		tz_table *t = tz_schema__by_tid(&m->ts, sqlite3_column_int64(q, 0));
+		tz_value kv[TZ_KEY_MAX_COLUMNS];
+		tz_hmap_slot *slot;
+		bool added;
+		if (t == NULL)
+			continue;
+		for (size_t i = 0; i < t->npk; i++)
+			tz_sql__column_value(q, (int)i + 1, &kv[i]);
+		tz_buf_clear(&k);
+		tz_buf_printf(&k, "%lld ", (long long)t->tid);
+		if ((rc = tz_key_encode(&k, kv, t->npk)) < 0 ||
+		    (rc = tz_hmap__upsert(&m->dirty, k.data, k.len, &slot, &added)) < 0)
+			break;
+	}
+	if (rc == TZ_OK && step != SQLITE_DONE)
+		rc = tz_sql__error(m->s, step, "cannot read the change log");
+	sqlite3_finalize(q);
+	tz_buf_release(&k);
+	return rc;
+}
+
+static bool is_dirty(mat_ctx *m, const mat_change *c)
+{
+	char pre[32];
+	tz_buf k = TZ_BUF_INIT;
+	bool d;
+
+	if (m->dirty.count == 0)
+		return false;
+	snprintf(pre, sizeof(pre), "%lld ", (long long)c->t->tid);
+	tz_buf_puts(&k, pre);
+	tz_buf_put(&k, c->key, c->key_len);
+	d = tz_buf_error(&k) == TZ_OK && tz_hmap__get(&m->dirty, k.data, k.len) != NULL;
+	tz_buf_release(&k);
+	return d;
+}
 
 static int collect(const char *const *comp, const size_t *len, size_t depth, const tz_oid *a,
 		   const tz_oid *b, void *payload)
@@ -123,6 +175,10 @@ static int apply_one(mat_ctx *m, const mat_change *c, int pass)
 
 	if ((rc = statements(m, i, &del, &ins)) < 0)
 		return rc;
+	if (m->skip_dirty && is_dirty(m, c)) {
+		m->kept += pass == 0;
+		return TZ_OK;
+	}
 	if (pass == 0) {
 		if ((rc = tz_key_decode(kv, TZ_KEY_MAX_COLUMNS, &nk, &arena, c->key, c->key_len)) == TZ_OK) {
 			sqlite3_reset(del);
@@ -196,6 +252,65 @@ static int same_schema(tz_store *s, const tz_tree *a, const tz_tree *b)
 	return rc;
 }
 
+static void ctx_release(mat_ctx *m)
+{
+	for (size_t i = 0; i < m->ts.n; i++) {
+		sqlite3_finalize(m->del ? m->del[i] : NULL);
+		sqlite3_finalize(m->ins ? m->ins[i] : NULL);
+	}
+	for (size_t i = 0; i < m->n; i++)
+		tz_free(m->ch[i].key);
+	tz_free(m->ch);
+	tz_free(m->del);
+	tz_free(m->ins);
+	tz_hmap__release(&m->dirty);
+	tz_schema__release(&m->ts);
+}
+
+int tz_materialise__trees(tz_store *s, const tz_oid *from, const tz_oid *to, uint64_t *touched, uint64_t *kept)
+{
+	mat_ctx m;
+	sqlite3_stmt *q = NULL;
+	int64_t mark = 0;
+	char sql[96];
+	int rc;
+
+	memset(&m, 0, sizeof(m));
+	m.s = s;
+	m.skip_dirty = true;
+	tz_hmap__init(&m.dirty);
+	*touched = *kept = 0;
+	if ((rc = tz_schema__load(s, &m.ts)) < 0 || (rc = load_dirty(&m)) < 0 ||
+	    (rc = tz_sql__prepare(s, &q, "SELECT coalesce(max(seq), 0) FROM tz_changes")) < 0)
+		goto done;
+	if (sqlite3_step(q) == SQLITE_ROW)
+		mark = sqlite3_column_int64(q, 0);
+	sqlite3_finalize(q);
+	if ((m.del = tz_calloc(m.ts.n + 1, sizeof(*m.del))) == NULL ||
+	    (m.ins = tz_calloc(m.ts.n + 1, sizeof(*m.ins))) == NULL) {
+		rc = TZ_ENOMEM;
+		goto done;
+	}
+	if ((rc = tz_tree__diff(s, NULL, from, to, collect, &m)) < 0)
+		goto done;
+	for (int pass = 0; pass < 2; pass++)
+		for (size_t i = 0; i < m.n && rc == TZ_OK; i++) {
+			rc = apply_one(&m, &m.ch[i], pass);
+			if ((i & 1023) == 1023 || i + 1 == m.n)
+				tz_progress__report(s, "writing rows", i + 1 + (pass ? m.n : 0), 2 * m.n);
+		}
+	/* the triggers logged our writes: drop those entries, keep the
+	 * application's */
+	snprintf(sql, sizeof(sql), "DELETE FROM tz_changes WHERE seq > %lld", (long long)mark);
+	if (rc == TZ_OK)
+		rc = tz_sql__exec(s, sql);
+	*touched = m.n - m.kept;
+	*kept = m.kept;
+done:
+	ctx_release(&m);
+	return rc;
+}
+
 /* Inside the write transaction: check, walk, apply, record. */
 static int checkout_txn(mat_ctx *m, const tz_oid *target, uint64_t *touched)
 {
@@ -247,15 +362,12 @@ int tz_store_checkout(tz_store *s, const char *rev, uint64_t *rows_touched)
 	*rows_touched = 0;
 	memset(&m, 0, sizeof(m));
 	m.s = s;
+	tz_hmap__init(&m.dirty);
 	if ((rc = tz_store_resolve(s, &target, rev)) < 0 || (rc = tz_store__lock(s)) < 0)
 		return rc;
 	if ((rc = tz_sql__exec(s, "BEGIN IMMEDIATE")) < 0)
 		goto done;
 	rc = checkout_txn(&m, &target, rows_touched);
-	for (size_t i = 0; i < m.ts.n; i++) {
-		sqlite3_finalize(m.del ? m.del[i] : NULL);
-		sqlite3_finalize(m.ins ? m.ins[i] : NULL);
-	}
 	if (rc == TZ_OK)
 		rc = tz_sql__exec(s, "COMMIT");
 	if (rc < 0) {
@@ -269,11 +381,6 @@ done:
 	tz_store__unlock(s);
 	if (rc < 0)
 		tz_error_wrap(rc, "cannot check out '%s'", rev);
-	for (size_t i = 0; i < m.n; i++)
-		tz_free(m.ch[i].key);
-	tz_free(m.ch);
-	tz_free(m.del);
-	tz_free(m.ins);
-	tz_schema__release(&m.ts);
+	ctx_release(&m);
 	return rc;
 }

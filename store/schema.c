@@ -648,3 +648,88 @@ int tz_schema__ddl_changed(tz_store *s, const tz_table *t, const tz_tree *head_t
 	tz_buf_release(&name);
 	return rc;
 }
+
+/* The subtree `name` of `_schema` in root (empty when absent). */
+static int schema_subtree(tz_store *s, const tz_staging *st, const tz_oid *root, const char *name, tz_tree *out)
+{
+	tz_tree r = { NULL, 0, NULL }, sch = { NULL, 0, NULL };
+	const tz_tree_entry *e;
+	int rc;
+
+	memset(out, 0, sizeof(*out));
+	if ((rc = tz_tree__read(s, st, root, &r)) < 0)
+		return rc;
+	if ((e = tz_tree__find(&r, "_schema", 7)) != NULL && e->mode == 040000 &&
+	    (rc = tz_tree__read(s, st, &e->oid, &sch)) == TZ_OK &&
+	    (e = tz_tree__find(&sch, name, strlen(name))) != NULL && e->mode == 040000)
+		rc = tz_tree__read(s, st, &e->oid, out);
+	tz_tree__release(&sch);
+	tz_tree__release(&r);
+	return rc;
+}
+
+int tz_schema__install_from_tree(tz_store *s, const tz_staging *st, const tz_oid *root)
+{
+	tz_tree tables = { NULL, 0, NULL }, track = { NULL, 0, NULL };
+	tz_tables ts = { 0, NULL };
+	sqlite3_stmt *ins = NULL;
+	int rc;
+
+	if ((rc = schema_subtree(s, st, root, "tables", &tables)) < 0 ||
+	    (rc = schema_subtree(s, st, root, "tz_track", &track)) < 0)
+		goto done;
+	for (size_t i = 0; i < tables.n && rc == TZ_OK; i++) {
+		git_object_t type;
+		uint8_t *ddl = NULL;
+		size_t len;
+		if ((rc = tz_obj__read(s, st, &tables.e[i].oid, &type, &ddl, &len)) < 0)
+			break;
+		char *text = tz_strndup((const char *)ddl, len);
+		tz_free(ddl);
+		if (text == NULL) {
+			rc = TZ_ENOMEM;
+			break;
+		}
+		if ((rc = run_file(s, text, "the enrolment schema")) < 0)
+			tz_error_wrap(rc, "table '%.*s'", (int)tables.e[i].name_len, tables.e[i].name);
+		tz_free(text);
+	}
+	if (rc < 0 || (rc = tz_sql__prepare(s, &ins, "INSERT INTO tz_track(tbl, scope, owner_column) VALUES (?1, ?2, ?3)")) < 0)
+		goto done;
+	for (size_t i = 0; i < track.n && rc == TZ_OK; i++) {
+		static const char *const names[3] = { "tbl", "scope", "owner_column" };
+		git_object_t type;
+		uint8_t *blob = NULL;
+		size_t len;
+		tz_row *row = NULL;
+		if ((rc = tz_obj__read(s, st, &track.e[i].oid, &type, &blob, &len)) == TZ_OK &&
+		    (rc = tz_row_decode(&row, blob, len)) == TZ_OK) {
+			sqlite3_reset(ins);
+			for (int c = 0; c < 3; c++) {
+				const tz_column *col = tz_row_find(row, names[c], strlen(names[c]));
+				if (col == NULL) {
+					rc = tz_error_set(TZ_ECORRUPT, "_schema/tz_track/%.*s has no '%s'",
+							  (int)track.e[i].name_len, track.e[i].name, names[c]);
+					break;
+				}
+				tz_sql__bind_value(ins, c + 1, &col->v);
+			}
+			if (rc == TZ_OK && sqlite3_step(ins) != SQLITE_DONE)
+				rc = tz_sql__error(s, sqlite3_errcode(s->db), "cannot declare a tracked table");
+		}
+		tz_row_free(row);
+		tz_free(blob);
+	}
+	if (rc < 0)
+		goto done;
+	if ((rc = tz_sql__exec(s, "INSERT OR IGNORE INTO tz_tid(tbl) SELECT tbl FROM tz_track")) < 0 ||
+	    (rc = tz_schema__load(s, &ts)) < 0)
+		goto done;
+	rc = install_triggers(s, &ts);
+done:
+	sqlite3_finalize(ins);
+	tz_schema__release(&ts);
+	tz_tree__release(&tables);
+	tz_tree__release(&track);
+	return rc;
+}

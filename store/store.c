@@ -39,7 +39,13 @@ static const char *const tz_schema_sql =
 	"CREATE TABLE tz_track(tbl TEXT PRIMARY KEY, scope TEXT NOT NULL, owner_column TEXT);\n"
 	"CREATE TABLE tz_tid(tid INTEGER PRIMARY KEY, tbl TEXT NOT NULL UNIQUE);\n"
 	"CREATE TABLE tz_changes(seq INTEGER PRIMARY KEY, tid INTEGER NOT NULL,"
-	" op INTEGER NOT NULL, ts REAL NOT NULL, po, k0, k1, k2, k3, k4, k5, k6, k7);\n";
+	" op INTEGER NOT NULL, ts REAL NOT NULL, po, k0, k1, k2, k3, k4, k5, k6, k7);\n"
+	"CREATE TABLE tz_keys(principal TEXT PRIMARY KEY, role TEXT NOT NULL, pk BLOB UNIQUE,"
+	" added INTEGER NOT NULL, revoked INTEGER, secret BLOB, instance TEXT);\n"
+	"CREATE TABLE tz_lines(code TEXT PRIMARY KEY, line TEXT NOT NULL, received TEXT NOT NULL DEFAULT '',"
+	" enrolled TEXT NOT NULL);\n"
+	"CREATE TABLE tz_bundles(sender TEXT NOT NULL, seq INTEGER NOT NULL, digest BLOB NOT NULL,"
+	" at INTEGER NOT NULL, commits INTEGER NOT NULL, PRIMARY KEY (sender, seq));\n";
 
 static pthread_once_t git_once = PTHREAD_ONCE_INIT;
 static int git_init_rc;
@@ -279,6 +285,7 @@ void tz_store_set_progress(tz_store *s, tz_progress_cb cb, void *payload)
 
 const char *tz_store_code(const tz_store *s) { return s->code; }
 const char *tz_store_dir(const tz_store *s) { return s->dir; }
+const tz_keypair *tz_store_keypair(const tz_store *s) { return &s->kp; }
 
 /* ---- paths and files ---- */
 
@@ -321,9 +328,9 @@ static int rm_entry(const char *path, const struct stat *sb, int flag, struct FT
 
 /* Remove what init created: the whole directory if init made it, else
  * its contents (the directory was empty before). */
-static void undo_init(const char *dir, bool made_dir)
+void tz_store__undo_init(const char *dir, bool made_dir)
 {
-	const char *names[] = { "store.db", "store.db-wal", "store.db-shm", "config", "keys", "history" };
+	const char *names[] = { "store.db", "store.db-wal", "store.db-shm", "config", "keys", "history", "store.lock" };
 
 	if (made_dir) {
 		nftw(dir, rm_entry, 16, FTW_DEPTH | FTW_PHYS);
@@ -404,12 +411,14 @@ static int init_db(tz_store *s, const char *path)
 	inst_hex[32] = '\0';
 	snprintf(sql, sizeof(sql),
 		 "INSERT INTO tz_meta(k, v) VALUES ('format', %d), ('code', '%s'),"
-		 " ('instance', '%s'), ('head', ''), ('hlc', 0), ('schema_version', 0);",
-		 TZ_STORE_FORMAT, s->code, inst_hex);
+		 " ('instance', '%s'), ('head', ''), ('hlc', 0), ('schema_version', 0),"
+		 " ('role', '%s'), ('seq_out', 0), ('base', ''), ('bound', 0);",
+		 TZ_STORE_FORMAT, s->code, inst_hex, strcmp(s->code, "HQ") == 0 ? "hq" : "branch");
 	if ((rc = tz_sql__exec(s, "PRAGMA journal_mode=WAL")) < 0 ||
 	    (rc = tz_sql__exec(s, "BEGIN IMMEDIATE")) < 0)
 		return tz_error_wrap(rc, "cannot initialise '%s'", path);
 	if ((rc = tz_sql__exec(s, tz_schema_sql)) < 0 || (rc = tz_sql__exec(s, sql)) < 0 ||
+	    (rc = tz_registry__add(s, s->code, strcmp(s->code, "HQ") == 0 ? "hq" : "branch", s->kp.pk, NULL)) < 0 ||
 	    (rc = tz_sql__exec(s, "COMMIT")) < 0) {
 		sqlite3_exec(s->db, "ROLLBACK", NULL, NULL, NULL);
 		return tz_error_wrap(rc, "cannot initialise '%s'", path);
@@ -444,6 +453,13 @@ static int init_history(const char *path)
 
 int tz_store_init(const char *dir, const char *code)
 {
+	bool made;
+
+	return tz_store__init(dir, code, &made);
+}
+
+int tz_store__init(const char *dir, const char *code, bool *made_out)
+{
 	tz_store s;
 	char *p_db = NULL, *p_keys = NULL, *p_hist = NULL, *p_conf = NULL;
 	char conf[256];
@@ -477,7 +493,8 @@ done:
 	tz_keypair_wipe(&s.kp);
 	sqlite3_close(s.db);
 	if (rc < 0)
-		undo_init(dir, made);
+		tz_store__undo_init(dir, made);
+	*made_out = made;
 	tz_free(p_db);
 	tz_free(p_keys);
 	tz_free(p_hist);
@@ -513,6 +530,34 @@ static int read_config(tz_store *s, const char *path)
 
 static bool lock_try(tz_store *s);
 
+/* HQ: move each refs/heads/branches/<code> to the line store.db recorded. */
+static int reconcile_lines(tz_store *s)
+{
+	sqlite3_stmt *q = NULL;
+	int rc, step;
+
+	if ((rc = tz_sql__prepare(s, &q, "SELECT code, line FROM tz_lines")) < 0)
+		return rc;
+	while (rc == TZ_OK && (step = sqlite3_step(q)) == SQLITE_ROW) {
+		char ref[64];
+		git_reference *r = NULL;
+		tz_oid line;
+		snprintf(ref, sizeof(ref), "refs/heads/branches/%s", (const char *)sqlite3_column_text(q, 0));
+		if (tz_oid__parse(&line, (const char *)sqlite3_column_text(q, 1)) < 0)
+			continue;
+		if (git_reference_lookup(&r, s->repo, ref) == 0 && git_reference_target(r) &&
+		    memcmp(git_reference_target(r)->id, line.id, 20) == 0) {
+			git_reference_free(r);
+			continue;
+		}
+		git_reference_free(r);
+		if (git_odb_exists(s->odb, (const git_oid *)line.id))
+			rc = tz_ref__set_name(s, ref, &line, "reconcile: store.db line");
+	}
+	sqlite3_finalize(q);
+	return rc;
+}
+
 /* Move refs/heads/main to the head store.db recorded (a crash between the
  * SQLite commit and the ref update leaves the ref behind).  Only when no
  * writer is at work: a writer moves the ref itself, and the head must be
@@ -539,6 +584,8 @@ static int reconcile(tz_store *s)
 	}
 	rc = tz_ref__set(s, &head, "reconcile: store.db head");
 done:
+	if (rc == TZ_OK)
+		rc = reconcile_lines(s);
 	git_reference_free(ref);
 	tz_store__unlock(s);
 	return rc;
@@ -681,13 +728,5 @@ int tz_store_public_key(tz_store *s, tz_buf *out)
 {
 	tz_pubkey_openssh(out, s->kp.pk);
 	tz_buf_printf(out, " %s", s->code);
-	return tz_buf_error(out);
-}
-
-int tz_store_allowed_signers(tz_store *s, tz_buf *out)
-{
-	tz_buf_printf(out, "%s namespaces=\"git\" ", s->code);
-	tz_pubkey_openssh(out, s->kp.pk);
-	tz_buf_putc(out, '\n');
 	return tz_buf_error(out);
 }

@@ -126,7 +126,13 @@ typedef struct {
 	size_t comp_len[TZ_PATH_DEPTH];
 	tz_oid oid;
 	bool del;
+	size_t depth;        /* components used; 0 means TZ_PATH_DEPTH (a row) */
 } tz_path_change;
+
+static inline size_t tz_path_change__depth(const tz_path_change *c)
+{
+	return c->depth ? c->depth : TZ_PATH_DEPTH;
+}
 
 /*
  * Apply `n` changes, all sharing comp[0..level-1] and sorted with
@@ -137,6 +143,10 @@ typedef struct {
 int tz_tree__apply(tz_store *s, tz_staging *st, tz_oid *out, bool *empty_out, const tz_oid *base,
 		   int level, const tz_path_change *ch, size_t n);
 int tz_path_change__cmp(const void *a, const void *b);
+/* The id at path comp[0..depth) under `root` (a blob at the end, trees on
+ * the way), or zero when there is none. */
+int tz_tree__lookup(tz_store *s, const tz_staging *st, tz_oid *out, const tz_oid *root,
+		    const char *const *comp, const size_t *len, size_t depth);
 
 /* The two fanout directory names of an encoded key: the two hex digits of
  * the first byte of its BLAKE2b hash ("a", "3"). */
@@ -155,11 +165,39 @@ int tz_pack__write(tz_store *s, tz_staging *st);
 /* Create a signed commit object; returns its id. */
 int tz_commit__create(tz_store *s, tz_oid *out, const tz_oid *tree, const tz_oid *parent,
 		      const char *message);
+/* Stage a commit object signed by kp (sshsig, namespace git) with
+ * `signer` as author and committer name: parents in order, time now. */
+int tz_commit__build(tz_store *s, tz_staging *st, tz_oid *out, const tz_oid *tree, const tz_oid *parents,
+		     size_t nparents, const char *signer, const tz_keypair *kp, const char *message);
+/* Move `ref` (a full name) to oid, as tz_ref__set does for main. */
+int tz_ref__set_name(tz_store *s, const char *ref, const tz_oid *oid, const char *why);
 /* Move refs/heads/main to `oid` (reflog message `why`).  Called with
  * store.lock held: a ref lock file left by a killed writer is removed. */
 int tz_ref__set(tz_store *s, const tz_oid *oid, const char *why);
 /* Read a commit's tree id and first parent. */
 int tz_commit__tree(tz_store *s, const tz_oid *commit, tz_oid *tree_out);
+
+/* ---- commits as row deltas (transfer.c) ---- */
+
+#define TZ_COMMIT_MAX_PARENTS 8
+/* Parse a commit's tree and parents (staging first, then the ODB). */
+int tz_commit__parse(tz_store *s, const tz_staging *st, const tz_oid *commit, tz_oid *tree, tz_oid *parents,
+		     size_t max_parents, size_t *nparents);
+/* Append the delta payload of commits[0..n) (parents before children;
+ * each one against its first parent) to out. */
+int tz_transfer__pack(tz_store *s, tz_buf *out, const tz_oid *commits, size_t n);
+/* Rebuild a payload's commits into st, checking every tree and commit id;
+ * *commits (tz_free) lists them in payload order.  A parent neither in st
+ * nor in the ODB is TZ_ENOTFOUND naming it. */
+int tz_transfer__unpack(tz_store *s, tz_staging *st, const void *p, size_t n, tz_oid **commits,
+			size_t *ncommits);
+
+/* The raw bytes of a commit object (staging first). */
+int tz_commit__read_raw(tz_store *s, const tz_staging *st, const tz_oid *commit, uint8_t **raw, size_t *n);
+/* Verify the sshsig of a raw commit; the signer's key in pk. */
+int tz_commit__raw_signer(const uint8_t *raw, size_t n, uint8_t pk[TZ_PK_BYTES]);
+/* The id of trailer "<name>: <hex>" of a raw commit (the last one). */
+int tz_commit__raw_trailer(const uint8_t *raw, size_t n, const char *name, tz_oid *out, bool *found);
 
 /* Translate the last libgit2 error into ours, with `what` as context. */
 int tz_git__error(const char *what);
@@ -222,6 +260,10 @@ int tz_schema__select_all(tz_store *s, const tz_table *t, sqlite3_stmt **out);
 /* The SELECT of one row by key, prepared once per table. */
 int tz_schema__select_row(tz_store *s, tz_table *t, sqlite3_stmt **out);
 
+/* Inside a transaction: create the tables of root's _schema/tables, declare
+ * _schema/tz_track and install the capture triggers (a new branch store). */
+int tz_schema__install_from_tree(tz_store *s, const tz_staging *st, const tz_oid *root);
+
 /* ---- the store itself (store.c) ---- */
 
 struct tz_store {
@@ -233,15 +275,40 @@ struct tz_store {
 	tz_keypair kp;
 	tz_progress_cb progress;
 	void *progress_payload;
+	char signer[TZ_PRINCIPAL_SIZE];   /* last signer tz_commit__verify_sig found */
 	int lock_fd;          /* store.lock while writing, else -1 */
 	int lock_depth;       /* nested writers (schema apply -> commit) */
 };
+
+/* tz_store_init, saying whether it made `dir` (false: it was empty), and
+ * its undoing (removes what init made). */
+int tz_store__init(const char *dir, const char *code, bool *made);
+void tz_store__undo_init(const char *dir, bool made_dir);
 
 /* Writers (commit, checkout, schema apply) hold store.lock (flock) so
  * that they never interleave; another process waits up to a minute,
  * then gets TZ_EBUSY.  Nests; the lock dies with the process. */
 int tz_store__lock(tz_store *s);
 void tz_store__unlock(tz_store *s);
+
+/* ---- materialise.c ---- */
+
+/* Inside a write transaction: bring store.db's tracked rows from tree
+ * `from` to tree `to` (roots), leaving alone the rows the change log names
+ * (the application's uncommitted writes: *kept counts them) and leaving
+ * no change-log entries of its own.  Tables must be those store.db has. */
+int tz_materialise__trees(tz_store *s, const tz_oid *from, const tz_oid *to, uint64_t *touched, uint64_t *kept);
+
+/* ---- the key registry (registry.c) ---- */
+
+int tz_registry__add(tz_store *s, const char *principal, const char *role, const uint8_t *pk,
+		     const uint8_t *secret);
+/* One principal's row (secret: its one-time enrolment secret, zero when
+ * none; may be NULL). */
+int tz_registry__get(tz_store *s, const char *principal, tz_key_info *out, uint8_t secret[TZ_ENROL_SECRET_BYTES],
+		     bool *found);
+int tz_registry__principal_of(tz_store *s, const uint8_t pk[TZ_PK_BYTES], char out[TZ_PRINCIPAL_SIZE],
+			      bool *found);
 
 /* SQLite helpers that translate errors (message names the statement). */
 int tz_sql__exec(tz_store *s, const char *sql);

@@ -35,6 +35,9 @@ int tz_reader_u32be(tz_reader *r, uint32_t *out);
 int tz_reader_u32le(tz_reader *r, uint32_t *out);
 int tz_reader_u64le(tz_reader *r, uint64_t *out);
 int tz_reader_bytes(tz_reader *r, const uint8_t **out, size_t n);
+/* An unsigned LEB128 varint of at most 10 bytes, in its shortest form
+ * (a redundant trailing zero group is TZ_ECORRUPT), at most `max`. */
+int tz_reader_varint(tz_reader *r, uint64_t *out, uint64_t max);
 /* An SSH-style string: u32 big-endian length, then that many bytes; the
  * length is checked against `max` before against what remains. */
 int tz_reader_sshstr(tz_reader *r, const uint8_t **out, size_t *len_out, size_t max);
@@ -65,6 +68,7 @@ void tz_buf_vprintf(tz_buf *b, const char *fmt, va_list ap) TZ_PRINTF(2, 0);
 void tz_buf_u32be(tz_buf *b, uint32_t v);
 void tz_buf_u32le(tz_buf *b, uint32_t v);
 void tz_buf_u64le(tz_buf *b, uint64_t v);
+void tz_buf_varint(tz_buf *b, uint64_t v);
 void tz_buf_sshstr(tz_buf *b, const void *data, size_t n);
 /* The sticky error; when set, tz_error_last() holds its message. */
 static inline int tz_buf_error(const tz_buf *b) { return b->err; }

@@ -24,6 +24,7 @@
 
 #include "store/tz_base.h"
 #include "store/tz_buf.h"
+#include "store/tz_keys.h"
 #include "store/tz_row.h"
 
 typedef struct tz_store tz_store;
@@ -53,6 +54,8 @@ int tz_store_open(tz_store **out, const char *dir);
 void tz_store_close(tz_store *s);
 
 const char *tz_store_code(const tz_store *s);
+/* The replica's key pair (signing bundles, opening those sent to it). */
+const tz_keypair *tz_store_keypair(const tz_store *s);
 const char *tz_store_dir(const tz_store *s);
 
 /* Progress callback for long work: `done` of `total` units of `what`. */
@@ -206,6 +209,140 @@ typedef struct {
  * not run.
  */
 int tz_store_verify(tz_store *s, tz_verify_result *result, tz_verify_cb cb, void *payload);
+
+/* ---- the key registry (registry.c) ---- */
+
+/* A principal: a replica code, or an administrator's name. */
+#define TZ_PRINCIPAL_SIZE 33
+#define TZ_ENROL_SECRET_BYTES 32
+
+/* Administrator names: [a-z][a-z0-9._-]{0,31} (lower case, so never a
+ * replica code). */
+bool tz_admin_name_valid(const char *name);
+
+typedef struct {
+	const char *principal;
+	const char *role;          /* "hq", "branch" or "admin" */
+	bool has_pk;
+	uint8_t pk[TZ_PK_BYTES];
+	int64_t added;             /* registered, seconds since the epoch */
+	int64_t revoked;           /* 0 while valid */
+	bool pending;              /* a branch enrolled whose key is not bound yet */
+	const char *instance;      /* the branch store's instance id (hex), or "" */
+	char role_buf[8];
+	char instance_buf[33];
+} tz_key_info;
+
+typedef int (*tz_key_cb)(const tz_key_info *k, void *payload);
+/* Every key the store knows: HQ first, then branches, then administrators. */
+int tz_store_keys(tz_store *s, tz_key_cb cb, void *payload);
+/* HQ: revoke a branch's or an administrator's key: no bundle signed by it
+ * is accepted from now on (the history it signed before stays valid). */
+int tz_store_key_revoke(tz_store *s, const char *principal);
+/* HQ: make a key pair for administrator `name` (keys/admin-NAME, 0600). */
+int tz_store_key_add_admin(tz_store *s, const char *name);
+
+/* ---- the sync cycle (sync.c; docs/protocol.md) ---- */
+
+/* What goes into a bundle, made by tz_store_export; the container
+ * (syncd/bundle.c) signs, encrypts and writes it. */
+typedef struct {
+	char sender[17];
+	char recipient[17];
+	uint8_t recipient_pk[TZ_PK_BYTES];
+	uint8_t instance[16];       /* the sender store's instance id */
+	uint64_t sequence;          /* new for every export of this sender */
+	uint64_t schema;
+	size_t nprereq;
+	tz_oid *prereq;             /* owned */
+	bool bind;                  /* a branch not yet acknowledged binds its key */
+	uint8_t bind_pk[TZ_PK_BYTES];
+	uint8_t bind_mac[32];
+	size_t ncommits;
+	tz_oid tip;                 /* the newest commit, when ncommits > 0 */
+	tz_buf payload;             /* the row deltas */
+	const void *dict;           /* zstd dictionary to compress with, or NULL */
+	size_t dict_len;
+	uint8_t *dict_owned;
+} tz_outgoing;
+
+void tz_outgoing_release(tz_outgoing *o);
+
+/*
+ * Make the next bundle of this store: at a branch (for_code NULL) the
+ * commits HQ has not acknowledged, after committing pending changes; at
+ * HQ (for_code a branch code) the commits of branches/<code> that branch
+ * has not been seen to hold.  Takes a new sequence number (recorded
+ * before returning, so that no two bundles ever share one).
+ */
+int tz_store_export(tz_store *s, const char *for_code, tz_outgoing *out);
+
+/* The authenticated header of a bundle, as the container read it. */
+typedef struct {
+	const char *sender;
+	const uint8_t *instance;    /* 16 bytes */
+	uint64_t sequence;
+	uint64_t schema;
+	const tz_oid *prereq;
+	size_t nprereq;
+	bool bind;
+	const uint8_t *bind_pk;
+	const uint8_t *digest;      /* 32 bytes: BLAKE2b of the whole bundle file */
+} tz_incoming;
+
+/*
+ * The key that must have signed a bundle from `sender` (for the container's
+ * key callback): TZ_OK and pk_out; TZ_ENOTFOUND for an unknown sender;
+ * TZ_EPERM, with a message saying why, for a revoked key, a binding whose
+ * one-time secret does not match, or a branch whose key is not bound yet
+ * and that sends no binding.
+ */
+int tz_store_sender_key(tz_store *s, const char *sender, bool bind, const uint8_t bind_pk[TZ_PK_BYTES],
+			const uint8_t bind_mac[32], const uint8_t instance[16], uint8_t pk_out[TZ_PK_BYTES]);
+
+/* A change a branch made that HQ did not apply. */
+typedef struct {
+	char *table;
+	char *partition;
+	char *key;
+	const char *why;            /* static text */
+} tz_refused;
+
+typedef struct {
+	bool noop;                  /* nothing new: already imported or known */
+	const char *noop_why;
+	size_t commits;             /* commits in the bundle */
+	size_t commits_new;         /* of which this store did not have */
+	uint64_t rows_merged;       /* HQ: rows integrated into main */
+	uint64_t rows_written;      /* rows written into store.db */
+	uint64_t rows_kept;         /* rows left as the application wrote them */
+	bool merged;                /* branch: local commits merged on top */
+	tz_oid head;                /* the head afterwards */
+	tz_oid line;                /* HQ: the branch line's new tip */
+	size_t nrefused;
+	tz_refused *refused;        /* owned */
+} tz_import_result;
+
+void tz_import_result_release(tz_import_result *r);
+
+/*
+ * Apply a bundle's payload (already authenticated and opened): replay and
+ * instance checks, rebuild every commit and check its ids and signature,
+ * then at HQ integrate the branch's changes into main and build the
+ * branch's new view on branches/<code>; at a branch fast-forward (or merge
+ * its own newer commits on top) and materialise into store.db.  All or
+ * nothing: on failure the store is as it was.
+ */
+int tz_store_import(tz_store *s, const tz_incoming *in, const void *payload, size_t n, tz_import_result *res);
+
+/* HQ: register branch `code` and make its enrolment payload (the caller
+ * protects it with a passphrase): HQ's key, a one-time secret, the
+ * snapshot of the branch's view. */
+int tz_store_branch_add(tz_store *s, const char *code, tz_buf *payload_out);
+
+/* Create a branch store in `dir` from an enrolment payload; its own key
+ * pair is made here.  On failure nothing is left behind. */
+int tz_store_init_branch(const char *dir, const void *payload, size_t n, tz_progress_cb cb, void *cb_payload);
 
 /* Append an allowed-signers file (one line per key the store knows:
  * `<principal> namespaces="git" ssh-ed25519 <base64>`) to `out`. */

@@ -80,7 +80,9 @@ static int read_u16le(tz_reader *r, uint16_t *out)
 	return TZ_OK;
 }
 
-static int parse_fixed(tz_reader *r)
+#define FLAG_BIND 0x0001u
+
+static int parse_fixed(tz_reader *r, uint16_t *flags_out)
 {
 	const uint8_t *magic;
 	uint16_t version, flags;
@@ -96,9 +98,10 @@ static int parse_fixed(tz_reader *r)
 				    "(this build reads %d)", version, TZ_BUNDLE_VERSION);
 	if (read_u16le(r, &flags) < 0)
 		return truncated("flags");
-	/* v1 defines no flag: any bit set means a format this build does not know */
-	if (flags != 0)
-		return tz_error_set(TZ_EPROTO, "header: reserved flag bits 0x%04x are set", flags);
+	/* v1 defines one flag: any other bit means a format this build does not know */
+	if (flags & ~FLAG_BIND)
+		return tz_error_set(TZ_EPROTO, "header: reserved flag bits 0x%04x are set", flags & ~FLAG_BIND);
+	*flags_out = flags;
 	return TZ_OK;
 }
 
@@ -183,13 +186,14 @@ static int parse(tz_bundle_header *h, layout *L, const uint8_t *p, size_t n)
 {
 	tz_reader r;
 	const uint8_t *b;
+	uint16_t flags = 0;
 	int rc;
 
 	if (n > TZ_BUNDLE_MAX_BYTES)
 		return tz_error_set(TZ_ELIMIT, "bundle of %zu bytes exceeds the limit of %llu",
 				    n, (unsigned long long)TZ_BUNDLE_MAX_BYTES);
 	tz_reader_init(&r, p, n);
-	if ((rc = parse_fixed(&r)) < 0 || (rc = parse_code(h->sender, &r, "sender")) < 0 ||
+	if ((rc = parse_fixed(&r, &flags)) < 0 || (rc = parse_code(h->sender, &r, "sender")) < 0 ||
 	    (rc = parse_code(h->recipient, &r, "recipient")) < 0)
 		return rc;
 	if (tz_reader_bytes(&r, &b, INSTANCE_LEN) < 0)
@@ -200,6 +204,13 @@ static int parse(tz_bundle_header *h, layout *L, const uint8_t *p, size_t n)
 	if (tz_reader_bytes(&r, &b, DICT_ID_LEN) < 0)
 		return truncated("dict_id");
 	memcpy(h->dict_id, b, DICT_ID_LEN);
+	if (flags & FLAG_BIND) {
+		if (tz_reader_bytes(&r, &b, TZ_PK_BYTES + 32) < 0)
+			return truncated("binding");
+		h->bind = true;
+		memcpy(h->bind_pk, b, TZ_PK_BYTES);
+		memcpy(h->bind_mac, b + TZ_PK_BYTES, 32);
+	}
 	if ((rc = parse_prereq(h, &r)) < 0)
 		return rc;
 	if (tz_reader_bytes(&r, &L->sealed, TZ_SEALED_KEY_BYTES) < 0)
@@ -223,18 +234,25 @@ int tz_bundle_peek(tz_bundle_header *h_out, const void *bytes, size_t n)
 /* ---- reading ---- */
 
 /* The sender's key through the caller's callback, with our messages. */
-static int sender_key(uint8_t pk[TZ_PK_BYTES], const char *sender, tz_bundle_key_cb cb,
+static int sender_key(uint8_t pk[TZ_PK_BYTES], const tz_bundle_header *h, tz_bundle_key_cb cb,
 		      void *cb_payload)
 {
-	int rc = cb(pk, sender, cb_payload);
+	const char *sender = h->sender;
+	int rc;
+
+	tz_error_clear();
+	rc = cb(pk, h, cb_payload);
 
 	if (rc == TZ_OK)
 		return TZ_OK;
 	memset(pk, 0, TZ_PK_BYTES);
+	/* the callback's message says why, when it has one */
 	if (rc == TZ_ENOTFOUND)
-		return tz_error_set(TZ_EPERM, "sender: unknown sender '%s'", sender);
+		return tz_error_code() == TZ_ENOTFOUND ? tz_error_wrap(TZ_EPERM, "sender")
+						       : tz_error_set(TZ_EPERM, "sender: unknown sender '%s'", sender);
 	if (rc == TZ_EPERM)
-		return tz_error_set(TZ_EPERM, "sender: key of '%s' is revoked", sender);
+		return tz_error_code() == TZ_EPERM ? tz_error_wrap(TZ_EPERM, "sender")
+						   : tz_error_set(TZ_EPERM, "sender: key of '%s' is revoked", sender);
 	return tz_error_wrap(rc < 0 ? rc : TZ_EINVAL, "sender: cannot look up '%s'", sender);
 }
 
@@ -320,7 +338,7 @@ int tz_bundle_read(tz_bundle_header *h_out, tz_buf *payload_out, const void *byt
 	tz_buf_clear(payload_out);
 	if ((rc = check_read_args(me, my_kp, cb, bytes, n)) < 0 ||
 	    (rc = parse(h_out, &L, bytes, n)) < 0 ||
-	    (rc = sender_key(pk, h_out->sender, cb, cb_payload)) < 0)
+	    (rc = sender_key(pk, h_out, cb, cb_payload)) < 0)
 		goto done;
 	if (strcmp(h_out->recipient, me) != 0) {
 		rc = tz_error_set(TZ_EPERM, "bundle is for '%s', not '%s'", h_out->recipient, me);
@@ -358,13 +376,17 @@ static int put_header(tz_buf *b, const tz_bundle_header *h, const crypto_parts *
 {
 	tz_buf_put(b, MAGIC, MAGIC_LEN);
 	put_u16le(b, TZ_BUNDLE_VERSION);
-	put_u16le(b, 0);
+	put_u16le(b, h->bind ? FLAG_BIND : 0);
 	put_code(b, h->sender);
 	put_code(b, h->recipient);
 	tz_buf_put(b, h->instance, INSTANCE_LEN);
 	tz_buf_u64le(b, h->sequence);
 	tz_buf_u64le(b, h->schema);
 	tz_buf_put(b, c->dict_id, DICT_ID_LEN);
+	if (h->bind) {
+		tz_buf_put(b, h->bind_pk, TZ_PK_BYTES);
+		tz_buf_put(b, h->bind_mac, 32);
+	}
 	put_u16le(b, (uint16_t)h->nprereq);
 	for (size_t i = 0; i < h->nprereq; i++)
 		tz_buf_put(b, h->prereq[i].id, OID_LEN);

@@ -56,6 +56,9 @@ typedef struct {
 	uint8_t dict_id[32];    /* BLAKE2b-256 of the zstd dictionary, zero = none;
 				 * tz_bundle_write ignores it (computed from opts) */
 	uint64_t plain_size;    /* payload size; tz_bundle_write ignores it */
+	bool bind;              /* flag 0x0001: a branch binds its key (docs/protocol.md) */
+	uint8_t bind_pk[TZ_PK_BYTES];
+	uint8_t bind_mac[32];   /* HMAC-SHA512-256 with the one-time enrolment secret */
 	size_t nprereq;         /* at most TZ_BUNDLE_MAX_PREREQ */
 	tz_oid *prereq;         /* read/peek: owned, freed by tz_bundle_header_release;
 				 * write: the caller's, read only */
@@ -68,12 +71,13 @@ typedef struct {
 } tz_bundle_opts;
 
 /*
- * Find a sender's public key.  Return TZ_OK with pk_out filled,
+ * Find a sender's public key from the (not yet authenticated) header h:
+ * its sender, and its binding if any.  Return TZ_OK with pk_out filled,
  * TZ_ENOTFOUND for a sender this replica does not know, TZ_EPERM for a
  * sender whose key is revoked, or another TZ_E* code (with its message)
  * when the lookup itself failed.  `payload` is the caller's.
  */
-typedef int (*tz_bundle_key_cb)(uint8_t pk_out[TZ_PK_BYTES], const char *sender, void *payload);
+typedef int (*tz_bundle_key_cb)(uint8_t pk_out[TZ_PK_BYTES], const tz_bundle_header *h, void *payload);
 
 /*
  * Write a bundle of payload[0..n) from h->sender (signing with sender_kp)

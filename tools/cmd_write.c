@@ -167,32 +167,110 @@ int cmd_checkout(const cli_opts *o0, int argc, char **argv)
 	return rc;
 }
 
+typedef struct {
+	tz_buf *out;
+	bool json;
+	size_t n;
+} keys_ctx;
+
+static const char *key_status(const tz_key_info *k)
+{
+	return k->revoked ? "revoked" : k->pending ? "enrolled, key not bound yet" : "valid";
+}
+
+static int key_line(const tz_key_info *k, void *payload)
+{
+	keys_ctx *c = payload;
+	tz_buf *b = c->out;
+
+	if (c->json) {
+		tz_buf_puts(b, c->n++ ? ", {\"principal\": " : "{\"principal\": ");
+		json_cstr(b, k->principal);
+		tz_buf_printf(b, ", \"role\": \"%s\", \"status\": \"%s\", \"public_key\": ", k->role,
+			      k->revoked ? "revoked" : k->pending ? "pending" : "valid");
+		if (k->has_pk) {
+			tz_buf key = TZ_BUF_INIT;
+			tz_pubkey_openssh(&key, k->pk);
+			json_str(b, key.data, key.len);
+			tz_buf_release(&key);
+		} else {
+			tz_buf_puts(b, "null");
+		}
+		tz_buf_printf(b, ", \"added\": %lld, \"revoked\": ", (long long)k->added);
+		if (k->revoked)
+			tz_buf_printf(b, "%lld}", (long long)k->revoked);
+		else
+			tz_buf_puts(b, "null}");
+		return tz_buf_error(b);
+	}
+	tz_buf_printf(b, "%-16s %-7s %-8s ", k->principal, k->role, k->revoked ? "revoked" : k->pending ? "pending" : "valid");
+	if (k->has_pk)
+		tz_pubkey_openssh(b, k->pk);
+	else
+		tz_buf_printf(b, "(%s)", key_status(k));
+	tz_buf_putc(b, '\n');
+	c->n++;
+	return tz_buf_error(b);
+}
+
 int cmd_keys(const cli_opts *o0, int argc, char **argv)
 {
 	cli_opts o = *o0;
 	tz_store *s = NULL;
 	tz_buf b = TZ_BUF_INIT, j = TZ_BUF_INIT;
-	bool show;
 	int rc = CLI_EXIT_OK;
 
-	if (cli_take_json(&o, &argc, argv) != 2 ||
-	    (strcmp(argv[1], "show") != 0 && strcmp(argv[1], "allowed-signers") != 0))
-		return cli_usage("keys", "expected 'show' or 'allowed-signers'");
-	show = strcmp(argv[1], "show") == 0;
-	if (cli_open(&o, &s) < 0 || (show ? tz_store_public_key(s, &b) : tz_store_allowed_signers(s, &b)) < 0) {
-		rc = cli_fail("keys");
+	cli_take_json(&o, &argc, argv);
+	if (argc < 2)
+		return cli_usage("keys", "expected show, allowed-signers, revoke CODE or add-admin NAME");
+	if ((strcmp(argv[1], "revoke") == 0 || strcmp(argv[1], "add-admin") == 0)) {
+		bool revoke = strcmp(argv[1], "revoke") == 0;
+		if (argc != 3 || argv[2][0] == '-')
+			return cli_usage("keys", revoke ? "revoke takes one code" : "add-admin takes one name");
+		if (cli_open(&o, &s) < 0 ||
+		    (revoke ? tz_store_key_revoke(s, argv[2]) : tz_store_key_add_admin(s, argv[2])) < 0) {
+			rc = cli_fail(revoke ? "keys revoke" : "keys add-admin");
+		} else if (o.json) {
+			tz_buf_printf(&j, "{\"%s\": ", revoke ? "revoked" : "admin");
+			json_cstr(&j, argv[2]);
+			tz_buf_puts(&j, "}");
+			rc = cli_emit(&j);
+		} else if (revoke) {
+			printf("revoked the key of %s: no bundle it signs is accepted from now on\n", argv[2]);
+		} else {
+			printf("made a key for administrator %s in %s/keys/admin-%s\n", argv[2], o.dir, argv[2]);
+		}
+		goto done;
+	}
+	if (argc != 2 || (strcmp(argv[1], "show") != 0 && strcmp(argv[1], "allowed-signers") != 0))
+		return cli_usage("keys", "expected show, allowed-signers, revoke CODE or add-admin NAME");
+	if (strcmp(argv[1], "show") == 0) {
+		keys_ctx c = { o.json ? &j : &b, o.json, 0 };
+		if (o.json)
+			tz_buf_puts(&j, "[");
+		if (cli_open(&o, &s) < 0 || tz_store_keys(s, key_line, &c) < 0) {
+			rc = cli_fail("keys show");
+			goto done;
+		}
+		if (o.json) {
+			tz_buf_puts(&j, "]");
+			rc = cli_emit(&j);
+		} else if (fwrite(b.data, 1, b.len, stdout) != b.len) {
+			rc = cli_fail("keys show");
+		}
+		goto done;
+	}
+	if (cli_open(&o, &s) < 0 || tz_store_allowed_signers(s, &b) < 0) {
+		rc = cli_fail("keys allowed-signers");
 	} else if (o.json) {
-		/* the same text, as one JSON string */
-		tz_buf_printf(&j, "{\"replica\": \"%s\", \"%s\": ", tz_store_code(s),
-			      show ? "public_key" : "allowed_signers");
+		tz_buf_printf(&j, "{\"replica\": \"%s\", \"allowed_signers\": ", tz_store_code(s));
 		json_str(&j, b.data, b.len);
 		tz_buf_puts(&j, "}");
 		rc = cli_emit(&j);
-	} else if (show) {
-		rc = cli_emit(&b);
 	} else if (fwrite(b.data, 1, b.len, stdout) != b.len) {
 		rc = cli_fail("keys allowed-signers");
 	}
+done:
 	tz_buf_release(&b);
 	tz_buf_release(&j);
 	tz_store_close(s);

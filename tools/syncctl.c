@@ -57,9 +57,42 @@ static const cli_command commands[] = {
 	  "head (the old head stays in the reflog). Refused while there are uncommitted\n"
 	  "changes or when REV has another schema.\n\n"
 	  "Example:\n  syncctl -C hq checkout HEAD~1\n" },
-	{ "keys", cmd_keys, "keys show | allowed-signers", "the replica's public key; allowed signers for git",
-	  "'keys allowed-signers' prints a file for gpg.ssh.allowedSignersFile so that\n"
-	  "stock 'git verify-commit' checks the history.\n\n"
+	{ "branch", cmd_branch, "branch add CODE --out FILE [--passphrase-file F]", "HQ: enrol a branch",
+	  "Registers branch CODE, commits the snapshot of its view (its own partitions of\n"
+	  "owned tables, every shared and hq table, the schema) on branches/CODE, and\n"
+	  "writes FILE: HQ's public key, a one-time secret and the snapshot, encrypted with\n"
+	  "a key derived from the passphrase (Argon2id). The passphrase is the first line of\n"
+	  "F, or the environment variable TZ_PASSPHRASE. FILE is never overwritten.\n\n"
+	  "Example:\n  TZ_PASSPHRASE=... syncctl -C hq branch add CAS01 --out /media/usb/CAS01.tze\n" },
+	{ "init-branch", cmd_init_branch, "init-branch DIR --enroll FILE [--passphrase-file F]",
+	  "create a branch store from an enrolment file",
+	  "Creates DIR (which must not exist or be empty) from FILE: the branch's tables and\n"
+	  "rows, its history (one pack), HQ's key, and the branch's own new key pair (made\n"
+	  "here: HQ never holds it). The first export binds that key to the branch code.\n\n"
+	  "Example:\n  syncctl init-branch /srv/tazamun/cas01 --enroll /media/usb/CAS01.tze \\\n"
+	  "      --passphrase-file /root/cas01.pass\n" },
+	{ "export", cmd_export, "export --out FILE [--for CODE]", "write the next bundle",
+	  "At a branch: commits pending changes, then writes the commits HQ has not\n"
+	  "acknowledged, as row deltas, signed by this replica and encrypted to HQ.\n"
+	  "At HQ (--for CODE): the commits of branches/CODE the branch has not been seen\n"
+	  "to hold: HQ's acknowledgement and the news of other branches and of HQ.\n"
+	  "Every export takes a new sequence number.\n\n"
+	  "Example:\n  syncctl -C cas01 export --out /media/usb/cas01-to-hq.tzb\n" },
+	{ "import", cmd_import, "import [--json] FILE", "verify and apply a bundle",
+	  "Checks the signature, the recipient, the sequence and the store instance, rebuilds\n"
+	  "every commit and checks its ids, then at HQ merges the branch's changes into main\n"
+	  "(changes outside what the branch may write are listed, not applied) and commits\n"
+	  "the branch's new view; at a branch fast-forwards (or merges its newer local\n"
+	  "commits on top) and writes store.db. Uncommitted rows in store.db are kept. A\n"
+	  "bundle already imported is a no-op (exit 0).\n\n"
+	  "Example:\n  syncctl -C hq import --json /media/usb/cas01-to-hq.tzb\n" },
+	{ "keys", cmd_keys, "keys show | allowed-signers | revoke CODE | add-admin NAME",
+	  "the key registry; allowed signers for git",
+	  "'keys show' lists every key the store knows (HQ, branches, administrators) with\n"
+	  "its status. 'keys allowed-signers' prints a file for gpg.ssh.allowedSignersFile\n"
+	  "so that stock 'git verify-commit' checks the whole history. At HQ, 'keys revoke\n"
+	  "CODE' refuses every later bundle signed by that key, and 'keys add-admin NAME'\n"
+	  "makes an administrator's key pair (keys/admin-NAME).\n\n"
 	  "Example:\n  syncctl -C hq keys allowed-signers > /tmp/signers\n"
 	  "  git -C hq/history -c gpg.ssh.allowedSignersFile=/tmp/signers verify-commit HEAD\n"
 	  "(git -C resolves a relative allowedSignersFile inside the history.)\n" },

@@ -37,8 +37,10 @@ static int fixture_setup(void)
 }
 
 /* The readers' key callback (tz_bundle_key_cb). */
-static int fixture_cb(uint8_t pk[TZ_PK_BYTES], const char *sender, void *payload)
+static int fixture_cb(uint8_t pk[TZ_PK_BYTES], const tz_bundle_header *h, void *payload)
 {
+	const char *sender = h->sender;
+
 	(void)payload;
 	if (strcmp(sender, "B01") == 0) {
 		memcpy(pk, k_b01.pk, TZ_PK_BYTES);

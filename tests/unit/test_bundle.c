@@ -176,7 +176,7 @@ static void copy_base(tz_buf *out)
 
 static void b_magic(tz_buf *o) { copy_base(o); o->data[3] ^= 0x01; }
 static void b_version(tz_buf *o) { copy_base(o); o->data[8] = 2; }
-static void b_flags(tz_buf *o) { copy_base(o); o->data[10] = 1; }
+static void b_flags(tz_buf *o) { copy_base(o); o->data[10] = 2; }
 static void b_sender(tz_buf *o) { copy_base(o); o->data[OFF_SENDER] = 'b'; }
 static void b_recipient(tz_buf *o) { copy_base(o); o->data[OFF_RECIPIENT] = '_'; }
 static void b_trunc_hdr(tz_buf *o) { copy_base(o); o->len = OFF_SEALED + 10; }
@@ -230,7 +230,7 @@ static void b_bomb(tz_buf *o)
 static const bad_case cases[] = {
 	{ "magic", b_magic, TZ_ECORRUPT, "header: bad magic" },
 	{ "version-2", b_version, TZ_EPROTO, "bundle version 2 is not supported (this build reads 1)" },
-	{ "flags", b_flags, TZ_EPROTO, "header: reserved flag bits 0x0001" },
+	{ "flags", b_flags, TZ_EPROTO, "header: reserved flag bits 0x0002" },
 	{ "sender-code", b_sender, TZ_ECORRUPT, "header: sender code is not valid" },
 	{ "recipient-code", b_recipient, TZ_ECORRUPT, "header: recipient code is not valid" },
 	{ "truncated-header", b_trunc_hdr, TZ_ECORRUPT, "header: truncated in sealed_key" },

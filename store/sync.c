@@ -1,0 +1,1607 @@
+/*
+ * sync.c - the sync cycle between HQ and its branches (docs/protocol.md,
+ * whose rule ids [P1]... the comments cite).
+ *
+ * HQ keeps `main` and one line per branch, refs/heads/branches/<code>: the
+ * commits HQ and that branch share.  A branch's history is its own line.
+ *
+ *   branch export   the commits HQ has not acknowledged (after sealing
+ *                   pending changes), as row deltas
+ *   HQ import       rebuild and check them, integrate the branch's change
+ *                   since its base (the HQ view it last integrated, named
+ *                   by the Tazamun-Base trailer) into main, then commit
+ *                   the branch's new view on its line: the acknowledgement
+ *   HQ export       the line's commits the branch has not been seen to hold
+ *   branch import   rebuild, fast-forward or merge its newer local commits
+ *                   on top, materialise into store.db
+ *
+ * Every import stages all objects in memory, writes them as one pack,
+ * records the new state in one SQLite transaction (rows, heads, the
+ * bundle's sequence, the key binding), then moves the refs: a failure
+ * before the transaction leaves the store as it was (objects at most,
+ * unreferenced), and open() reconciles the refs with SQLite.
+ */
+#include "store/store_int.h"
+
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <time.h>
+
+#define EMPTY_LOG "tazamun-log 1\n"
+#define ENROL_MAGIC "TZE1"
+
+static const char bind_context[] = "tazamun bind v1";
+
+void tz_outgoing_release(tz_outgoing *o)
+{
+	if (o == NULL)
+		return;
+	tz_free(o->prereq);
+	tz_buf_release(&o->payload);
+	tz_free(o->dict_owned);
+	memset(o, 0, sizeof(*o));
+}
+
+void tz_import_result_release(tz_import_result *r)
+{
+	if (r == NULL)
+		return;
+	for (size_t i = 0; i < r->nrefused; i++) {
+		tz_free(r->refused[i].table);
+		tz_free(r->refused[i].partition);
+		tz_free(r->refused[i].key);
+	}
+	tz_free(r->refused);
+	memset(r, 0, sizeof(*r));
+}
+
+static bool is_hq(const tz_store *s)
+{
+	return strcmp(s->code, "HQ") == 0;
+}
+
+static int instance_of(tz_store *s, uint8_t out[16])
+{
+	char hex[64];
+	int rc;
+
+	memset(out, 0, 16);
+	if ((rc = tz_meta__get_text(s, "instance", hex, sizeof(hex))) < 0)
+		return rc;
+	for (int i = 0; i < 16; i++) {
+		int hi = tz_row__hex_digit((uint8_t)hex[2 * i]), lo = hi < 0 ? -1 : tz_row__hex_digit((uint8_t)hex[2 * i + 1]);
+		if (lo < 0)
+			return tz_error_set(TZ_ECORRUPT, "tz_meta: bad instance id");
+		out[i] = (uint8_t)(hi << 4 | lo);
+	}
+	return TZ_OK;
+}
+
+static void hex_of(char *out, const uint8_t *p, size_t n)
+{
+	static const char digits[] = "0123456789abcdef";
+
+	for (size_t i = 0; i < n; i++) {
+		out[2 * i] = digits[p[i] >> 4];
+		out[2 * i + 1] = digits[p[i] & 15];
+	}
+	out[2 * n] = '\0';
+}
+
+/* The binding MAC: the one-time secret authenticates (code, key, instance). */
+static void bind_mac(uint8_t out[32], const uint8_t secret[TZ_ENROL_SECRET_BYTES], const char *code,
+		     const uint8_t pk[TZ_PK_BYTES], const uint8_t instance[16])
+{
+	tz_mac(out, secret, (const tz_piece[]){ { bind_context, sizeof(bind_context) },
+						{ code, strlen(code) + 1 },
+						{ pk, TZ_PK_BYTES },
+						{ instance, 16 } }, 4);
+}
+
+static int oid_meta(tz_store *s, const char *key, tz_oid *out, bool *has)
+{
+	char hex[64];
+	int rc;
+
+	*has = false;
+	memset(out, 0, sizeof(*out));
+	if ((rc = tz_meta__get_text(s, key, hex, sizeof(hex))) < 0 || hex[0] == '\0')
+		return rc;
+	if (tz_oid__parse(out, hex) < 0)
+		return tz_error_set(TZ_ECORRUPT, "tz_meta: bad '%s'", key);
+	*has = true;
+	return TZ_OK;
+}
+
+/* is `anc` an ancestor of (or equal to) `desc`?  Both in the ODB. */
+static int is_ancestor(tz_store *s, const tz_oid *anc, const tz_oid *desc, bool *out)
+{
+	int r;
+
+	*out = memcmp(anc, desc, sizeof(*anc)) == 0;
+	if (*out)
+		return TZ_OK;
+	r = git_graph_descendant_of(s->repo, (const git_oid *)desc->id, (const git_oid *)anc->id);
+	if (r < 0)
+		return tz_git__error("cannot walk the history");
+	*out = r == 1;
+	return TZ_OK;
+}
+
+/* ---- views ---- */
+
+/* The scope of table `enc` in root's _schema/tz_track. */
+static int scope_of(tz_store *s, const tz_staging *st, const tz_oid *root, const char *enc, size_t len,
+		    tz_scope *out, bool *found)
+{
+	char name[TZ_KEY_MAX_BYTES + 1];
+	const char *comp[3] = { "_schema", "tz_track", name };
+	size_t clen[3] = { 7, 8, len };
+	tz_oid oid;
+	uint8_t *data = NULL;
+	size_t n;
+	git_object_t type;
+	tz_row *row = NULL;
+	const tz_column *c;
+	int rc;
+
+	*found = false;
+	if (len > TZ_KEY_MAX_BYTES)
+		return TZ_OK;
+	memcpy(name, enc, len);
+	name[len] = '\0';
+	if ((rc = tz_tree__lookup(s, st, &oid, root, comp, clen, 3)) < 0 || tz_oid_is_zero(&oid))
+		return rc;
+	if ((rc = tz_obj__read(s, st, &oid, &type, &data, &n)) == TZ_OK && (rc = tz_row_decode(&row, data, n)) == TZ_OK &&
+	    (c = tz_row_find(row, "scope", 5)) != NULL && c->v.type == TZ_VTEXT) {
+		*found = true;
+		if (c->v.n == 5 && memcmp(c->v.p, "owned", 5) == 0)
+			*out = TZ_SCOPE_OWNED;
+		else if (c->v.n == 6 && memcmp(c->v.p, "shared", 6) == 0)
+			*out = TZ_SCOPE_SHARED;
+		else if (c->v.n == 2 && memcmp(c->v.p, "hq", 2) == 0)
+			*out = TZ_SCOPE_HQ;
+		else
+			*found = false;
+	}
+	tz_row_free(row);
+	tz_free(data);
+	return rc;
+}
+
+/* The partition name of a branch: its code in the key encoding. */
+static int code_partition(tz_buf *out, const char *code)
+{
+	tz_value v;
+
+	memset(&v, 0, sizeof(v));
+	v.type = TZ_VTEXT;
+	v.p = (const uint8_t *)code;
+	v.n = strlen(code);
+	return tz_key_encode(out, &v, 1);
+}
+
+static int stage_blob(tz_store *s, tz_staging *st, tz_oid *out, const char *text)
+{
+	return tz_staging__add(s, st, out, GIT_OBJECT_BLOB, text, strlen(text));
+}
+
+/* A branch's view of `root`: _schema, an empty _log, every shared and hq
+ * table, and of each owned table the branch's own partition. */
+static int view_tree(tz_store *s, tz_staging *st, const tz_oid *root, const char *code, tz_oid *out)
+{
+	tz_tree r = { NULL, 0, NULL };
+	tz_tree_entry *e = NULL;
+	tz_buf part = TZ_BUF_INIT;
+	tz_oid log;
+	size_t n = 0;
+	int rc;
+
+	if ((rc = tz_tree__read(s, st, root, &r)) < 0 || (rc = code_partition(&part, code)) < 0 ||
+	    (rc = stage_blob(s, st, &log, EMPTY_LOG)) < 0)
+		goto done;
+	if ((e = tz_calloc(r.n + 2, sizeof(*e))) == NULL) {
+		rc = TZ_ENOMEM;
+		goto done;
+	}
+	for (size_t i = 0; i < r.n && rc == TZ_OK; i++) {
+		const tz_tree_entry *x = &r.e[i];
+		tz_scope scope;
+		bool found;
+		if (x->name_len == 4 && memcmp(x->name, "_log", 4) == 0)
+			continue;
+		if (x->name[0] == '_' || x->mode != 040000) {
+			e[n++] = *x;
+			continue;
+		}
+		if ((rc = scope_of(s, st, root, x->name, x->name_len, &scope, &found)) < 0)
+			break;
+		if (!found)
+			continue;   /* rows of a table no longer declared: not sent */
+		if (scope != TZ_SCOPE_OWNED) {
+			e[n++] = *x;
+			continue;
+		}
+		tz_tree t;
+		if ((rc = tz_tree__read(s, st, &x->oid, &t)) < 0)
+			break;
+		const tz_tree_entry *own = tz_tree__find(&t, (const char *)part.data, part.len);
+		if (own != NULL) {
+			tz_tree_entry one = *own;
+			tz_oid sub;
+			one.name = (const char *)part.data;
+			if ((rc = tz_tree__write(s, st, &sub, &one, 1)) == TZ_OK) {
+				e[n] = *x;
+				e[n++].oid = sub;
+			}
+		}
+		tz_tree__release(&t);
+	}
+	if (rc == TZ_OK) {
+		e[n++] = (tz_tree_entry){ "_log", 4, 0100644, log };
+		rc = tz_tree__write(s, st, out, e, n);
+	}
+done:
+	tz_free(e);
+	tz_buf_release(&part);
+	tz_tree__release(&r);
+	return rc;
+}
+
+/* A root with its _log replaced by the empty log (merge and view commits
+ * seal no change-log entries of their own). */
+static int with_empty_log(tz_store *s, tz_staging *st, const tz_oid *root, tz_oid *out)
+{
+	tz_path_change c;
+	tz_oid log;
+	bool empty;
+	int rc;
+
+	memset(&c, 0, sizeof(c));
+	if ((rc = stage_blob(s, st, &log, EMPTY_LOG)) < 0)
+		return rc;
+	c.comp[0] = "_log";
+	c.comp_len[0] = 4;
+	c.oid = log;
+	c.depth = 1;
+	return tz_tree__apply(s, st, out, &empty, root, 0, &c, 1);
+}
+
+static int schema_version(tz_store *s, int64_t *v)
+{
+	return tz_meta__get_int(s, "schema_version", v);
+}
+
+/* ---- export ---- */
+
+/* commits reachable from tip and not from any of hide[], oldest first */
+static int walk_new(tz_store *s, const tz_oid *tip, const tz_oid *hide, size_t nhide, tz_oid **out, size_t *n)
+{
+	git_revwalk *w = NULL;
+	git_oid id;
+	size_t cap = 0;
+	int rc = TZ_OK, r;
+
+	*out = NULL;
+	*n = 0;
+	if (git_revwalk_new(&w, s->repo) < 0 ||
+	    git_revwalk_sorting(w, GIT_SORT_TOPOLOGICAL | GIT_SORT_REVERSE) < 0 ||
+	    git_revwalk_push(w, (const git_oid *)tip->id) < 0) {
+		rc = tz_git__error("cannot walk the history");
+		goto done;
+	}
+	for (size_t i = 0; i < nhide; i++)
+		if (git_revwalk_hide(w, (const git_oid *)hide[i].id) < 0) {
+			rc = tz_git__error("cannot walk the history");
+			goto done;
+		}
+	while ((r = git_revwalk_next(&id, w)) == 0) {
+		if (tz_array_grow(out, &cap, *n, sizeof(**out)) < 0) {
+			rc = TZ_ENOMEM;
+			goto done;
+		}
+		memcpy((*out)[(*n)++].id, id.id, 20);
+	}
+	if (r != GIT_ITEROVER)
+		rc = tz_git__error("cannot walk the history");
+done:
+	git_revwalk_free(w);
+	if (rc < 0) {
+		tz_free(*out);
+		*out = NULL;
+		*n = 0;
+	}
+	return rc;
+}
+
+/* The parents of commits[] that are not in commits[]: what the receiver
+ * must already hold. */
+static int prerequisites(tz_store *s, const tz_oid *c, size_t n, tz_oid **out, size_t *nout)
+{
+	size_t cap = 0;
+
+	*out = NULL;
+	*nout = 0;
+	for (size_t i = 0; i < n; i++) {
+		tz_oid tree, par[TZ_COMMIT_MAX_PARENTS];
+		size_t np;
+		int rc;
+		if ((rc = tz_commit__parse(s, NULL, &c[i], &tree, par, TZ_COMMIT_MAX_PARENTS, &np)) < 0)
+			return rc;
+		for (size_t p = 0; p < np; p++) {
+			bool in = false;
+			for (size_t k = 0; k < n && !in; k++)
+				in = memcmp(&c[k], &par[p], sizeof(tz_oid)) == 0;
+			for (size_t k = 0; k < *nout && !in; k++)
+				in = memcmp(&(*out)[k], &par[p], sizeof(tz_oid)) == 0;
+			if (in)
+				continue;
+			if (tz_array_grow(out, &cap, *nout, sizeof(**out)) < 0)
+				return TZ_ENOMEM;
+			(*out)[(*nout)++] = par[p];
+		}
+	}
+	return TZ_OK;
+}
+
+/* A new sequence number, recorded before the bundle exists. */
+static int next_sequence(tz_store *s, uint64_t *seq)
+{
+	int64_t v;
+	int rc;
+
+	if ((rc = tz_sql__exec(s, "BEGIN IMMEDIATE")) < 0)
+		return rc;
+	if ((rc = tz_meta__get_int(s, "seq_out", &v)) < 0 || (rc = tz_meta__set_int(s, "seq_out", v + 1)) < 0 ||
+	    (rc = tz_sql__exec(s, "COMMIT")) < 0) {
+		sqlite3_exec(s->db, "ROLLBACK", NULL, NULL, NULL);
+		return rc;
+	}
+	*seq = (uint64_t)v + 1;
+	return TZ_OK;
+}
+
+static int export_branch(tz_store *s, tz_outgoing *o)
+{
+	tz_commit_result cr;
+	tz_oid head, base, *commits = NULL;
+	tz_key_info hq;
+	bool has_head, has_base, found;
+	int64_t bound;
+	int rc;
+
+	/* [P8] export seals the pending changes first */
+	if ((rc = tz_store_commit(s, "export", &cr)) < 0)
+		return rc;
+	if ((rc = tz_head__get(s, &has_head, &head)) < 0 || (rc = oid_meta(s, "base", &base, &has_base)) < 0)
+		return rc;
+	if (!has_head || !has_base)
+		return tz_error_set(TZ_EINVAL, "this store was not enrolled from HQ (no base commit): nothing to export");
+	if ((rc = tz_registry__get(s, "HQ", &hq, NULL, &found)) < 0)
+		return rc;
+	if (!found || !hq.has_pk)
+		return tz_error_set(TZ_ENOTFOUND, "this store does not know HQ's key");
+	memcpy(o->recipient_pk, hq.pk, TZ_PK_BYTES);
+	snprintf(o->recipient, sizeof(o->recipient), "HQ");
+	if ((rc = walk_new(s, &head, &base, 1, &commits, &o->ncommits)) < 0)
+		goto done;
+	if ((rc = prerequisites(s, commits, o->ncommits, &o->prereq, &o->nprereq)) < 0)
+		goto done;
+	if (o->ncommits == 0) {
+		/* nothing new: the bundle still asks HQ for its news, and names
+		 * the base so that HQ can check the branch is where it thinks */
+		if ((o->prereq = tz_calloc(1, sizeof(*o->prereq))) == NULL) {
+			rc = TZ_ENOMEM;
+			goto done;
+		}
+		o->prereq[0] = base;
+		o->nprereq = 1;
+	} else {
+		o->tip = commits[o->ncommits - 1];
+	}
+	if ((rc = tz_transfer__pack(s, &o->payload, commits, o->ncommits)) < 0)
+		goto done;
+	/* [P3] until HQ has answered, every bundle carries the binding */
+	if ((rc = tz_meta__get_int(s, "bound", &bound)) < 0)
+		goto done;
+	if (!bound) {
+		char hex[2 * TZ_ENROL_SECRET_BYTES + 8];
+		uint8_t secret[TZ_ENROL_SECRET_BYTES];
+		if ((rc = tz_meta__get_text(s, "enrol_secret", hex, sizeof(hex))) < 0)
+			goto done;
+		for (size_t i = 0; i < TZ_ENROL_SECRET_BYTES; i++) {
+			int hi = tz_row__hex_digit((uint8_t)hex[2 * i]);
+			int lo = hi < 0 ? -1 : tz_row__hex_digit((uint8_t)hex[2 * i + 1]);
+			if (lo < 0) {
+				rc = tz_error_set(TZ_ECORRUPT, "tz_meta: bad enrolment secret");
+				goto done;
+			}
+			secret[i] = (uint8_t)(hi << 4 | lo);
+		}
+		o->bind = true;
+		memcpy(o->bind_pk, s->kp.pk, TZ_PK_BYTES);
+		bind_mac(o->bind_mac, secret, s->code, s->kp.pk, o->instance);
+		tz_wipe(secret, sizeof(secret));
+	}
+done:
+	tz_free(commits);
+	return rc;
+}
+
+static int line_of(tz_store *s, const char *code, tz_oid *line, tz_oid *received, bool *has_received,
+		   tz_oid *enrolled, bool *found)
+{
+	sqlite3_stmt *q = NULL;
+	int rc, step;
+
+	*found = *has_received = false;
+	if ((rc = tz_sql__prepare(s, &q, "SELECT line, received, enrolled FROM tz_lines WHERE code = ?1")) < 0)
+		return rc;
+	sqlite3_bind_text(q, 1, code, -1, SQLITE_STATIC);
+	if ((step = sqlite3_step(q)) == SQLITE_ROW) {
+		const char *r = (const char *)sqlite3_column_text(q, 1);
+		*found = true;
+		if (tz_oid__parse(line, (const char *)sqlite3_column_text(q, 0)) < 0 ||
+		    tz_oid__parse(enrolled, (const char *)sqlite3_column_text(q, 2)) < 0 ||
+		    (r[0] && tz_oid__parse(received, r) < 0))
+			rc = tz_error_set(TZ_ECORRUPT, "tz_lines: bad commit id for '%s'", code);
+		*has_received = r[0] != '\0';
+	} else if (step != SQLITE_DONE) {
+		rc = tz_sql__error(s, step, "cannot read tz_lines");
+	}
+	sqlite3_finalize(q);
+	return rc;
+}
+
+/* Commit the branch's view of main on its line when main moved since
+ * the last view (other branches' and HQ's changes), after sealing HQ's
+ * pending changes [P10]; *line becomes the new tip. */
+static int refresh_view(tz_store *s, const char *code, tz_oid *line)
+{
+	tz_commit_result cr;
+	tz_staging st;
+	tz_oid head, root, view_root, line_root, view;
+	sqlite3_stmt *q = NULL;
+	bool has;
+	char hex[41], msg[256], ref[64];
+	int64_t ver;
+	int rc, step;
+
+	tz_staging__init(&st);
+	if ((rc = tz_store_commit(s, NULL, &cr)) < 0 || (rc = tz_head__get(s, &has, &head)) < 0 ||
+	    (rc = tz_commit__tree(s, &head, &root)) < 0 || (rc = tz_commit__tree(s, line, &line_root)) < 0 ||
+	    (rc = view_tree(s, &st, &root, code, &view_root)) < 0)
+		goto done;
+	if (memcmp(&view_root, &line_root, sizeof(view_root)) == 0)
+		goto done;
+	if ((rc = schema_version(s, &ver)) < 0)
+		goto done;
+	tz_oid_fmt(hex, &head);
+	snprintf(msg, sizeof(msg), "view for %s\n\nTazamun-Replica: HQ\nTazamun-Schema: %lld\nTazamun-From: %s\n", code,
+		 (long long)ver, hex);
+	if ((rc = tz_commit__build(s, &st, &view, &view_root, line, 1, s->code, &s->kp, msg)) < 0 ||
+	    (rc = tz_pack__write(s, &st)) < 0)
+		goto done;
+	tz_oid_fmt(hex, &view);
+	if ((rc = tz_sql__prepare(s, &q, "UPDATE tz_lines SET line = ?1 WHERE code = ?2")) < 0)
+		goto done;
+	sqlite3_bind_text(q, 1, hex, -1, SQLITE_STATIC);
+	sqlite3_bind_text(q, 2, code, -1, SQLITE_STATIC);
+	step = sqlite3_step(q);
+	sqlite3_finalize(q);
+	if (step != SQLITE_DONE) {
+		rc = tz_sql__error(s, step, "cannot record the branch line");
+		goto done;
+	}
+	*line = view;
+	snprintf(ref, sizeof(ref), "refs/heads/branches/%s", code);
+	if (tz_ref__set_name(s, ref, &view, "export: view") < 0)
+		tz_error_clear();
+done:
+	tz_staging__release(&st);
+	return rc;
+}
+
+static int export_hq(tz_store *s, const char *code, tz_outgoing *o)
+{
+	tz_key_info k;
+	tz_oid line, received, enrolled, hide[2], *commits = NULL;
+	bool found, has_received;
+	int rc;
+
+	if (!tz_code_valid(code) || strcmp(code, "HQ") == 0)
+		return tz_error_set(TZ_EINVAL, "'%s' is not a branch code", code);
+	if ((rc = tz_registry__get(s, code, &k, NULL, &found)) < 0)
+		return rc;
+	if (!found || strcmp(k.role, "branch") != 0)
+		return tz_error_set(TZ_ENOTFOUND, "no branch '%s' is enrolled here (see 'syncctl keys show')", code);
+	if (k.revoked)
+		return tz_error_set(TZ_EPERM, "the key of '%s' is revoked: nothing is sent to it", code);
+	if (!k.has_pk)
+		return tz_error_set(TZ_EINVAL, "branch '%s' has not sent its first bundle yet: its key is not known, "
+				    "so nothing can be encrypted to it", code);
+	memcpy(o->recipient_pk, k.pk, TZ_PK_BYTES);
+	snprintf(o->recipient, sizeof(o->recipient), "%s", code);
+	if ((rc = line_of(s, code, &line, &received, &has_received, &enrolled, &found)) < 0)
+		return rc;
+	if (!found)
+		return tz_error_set(TZ_ECORRUPT, "branch '%s' has no line in tz_lines", code);
+	if ((rc = refresh_view(s, code, &line)) < 0)
+		return rc;
+	/* the branch holds its enrolment snapshot and what it sent */
+	hide[0] = enrolled;
+	hide[1] = received;
+	if ((rc = walk_new(s, &line, hide, has_received ? 2 : 1, &commits, &o->ncommits)) < 0)
+		goto done;
+	if ((rc = prerequisites(s, commits, o->ncommits, &o->prereq, &o->nprereq)) < 0)
+		goto done;
+	if (o->ncommits)
+		o->tip = commits[o->ncommits - 1];
+	rc = tz_transfer__pack(s, &o->payload, commits, o->ncommits);
+done:
+	tz_free(commits);
+	return rc;
+}
+
+int tz_store_export(tz_store *s, const char *for_code, tz_outgoing *o)
+{
+	int64_t v;
+	int rc;
+
+	memset(o, 0, sizeof(*o));
+	if (is_hq(s) != (for_code != NULL))
+		return tz_error_set(TZ_EINVAL, is_hq(s) ? "HQ exports for one branch: --for CODE"
+							: "a branch exports to HQ only (no --for)");
+	if ((rc = tz_store__lock(s)) < 0)
+		return rc;
+	snprintf(o->sender, sizeof(o->sender), "%s", s->code);
+	if ((rc = instance_of(s, o->instance)) < 0)
+		goto done;
+	rc = for_code ? export_hq(s, for_code, o) : export_branch(s, o);
+	if (rc == TZ_OK && (rc = schema_version(s, &v)) == TZ_OK) {
+		o->schema = (uint64_t)v;
+		rc = next_sequence(s, &o->sequence);
+	}
+done:
+	tz_store__unlock(s);
+	if (rc < 0) {
+		tz_outgoing_release(o);
+		tz_error_wrap(rc, "cannot export");
+	}
+	return rc;
+}
+
+/* ---- import: checks common to both sides ---- */
+
+int tz_store_sender_key(tz_store *s, const char *sender, bool bind, const uint8_t bind_pk[TZ_PK_BYTES],
+			const uint8_t bind_mac_in[32], const uint8_t instance[16], uint8_t pk_out[TZ_PK_BYTES])
+{
+	tz_key_info k;
+	uint8_t secret[TZ_ENROL_SECRET_BYTES], want[32];
+	bool found;
+	int rc;
+
+	memset(pk_out, 0, TZ_PK_BYTES);
+	if (strcmp(sender, s->code) == 0)
+		return tz_error_set(TZ_EPERM, "the bundle claims to come from this store itself ('%s')", sender);
+	if ((rc = tz_registry__get(s, sender, &k, secret, &found)) < 0)
+		return rc;
+	if (!found || strcmp(k.role, "admin") == 0 || (!is_hq(s) && strcmp(k.role, "hq") != 0))
+		rc = tz_error_set(TZ_ENOTFOUND, "unknown sender '%s'", sender);
+	else if (k.revoked)
+		rc = tz_error_set(TZ_EPERM, "the key of '%s' is revoked", sender);
+	else if (k.has_pk && bind && !tz_ct_equal(k.pk, bind_pk, TZ_PK_BYTES))
+		/* [P3] the secret binds once: a second key is someone else */
+		rc = tz_error_set(TZ_EPERM, "'%s' bound another key at its enrolment; this bundle's key is refused "
+				  "(a second store enrolled from the same file?)", sender);
+	else if (k.has_pk)
+		memcpy(pk_out, k.pk, TZ_PK_BYTES);
+	else if (!bind)
+		rc = tz_error_set(TZ_EPERM, "'%s' is enrolled but has not bound its key, and this bundle carries no "
+				  "binding", sender);
+	else {
+		bind_mac(want, secret, sender, bind_pk, instance);
+		if (!tz_ct_equal(want, bind_mac_in, 32))
+			rc = tz_error_set(TZ_EPERM, "the key binding of '%s' does not match its enrolment secret", sender);
+		else
+			memcpy(pk_out, bind_pk, TZ_PK_BYTES);
+	}
+	tz_wipe(secret, sizeof(secret));
+	return rc;
+}
+
+/* [P4] [P5] [P6]: replays, restored or cloned stores.  *noop when this
+ * very bundle was imported before. */
+static int check_sequence(tz_store *s, const tz_incoming *in, bool *noop)
+{
+	sqlite3_stmt *q = NULL;
+	tz_key_info k;
+	bool found;
+	int64_t last = 0;
+	int rc, step;
+
+	*noop = false;
+	if ((rc = tz_registry__get(s, in->sender, &k, NULL, &found)) < 0)
+		return rc;
+	if (found && k.instance[0]) {
+		char hex[33];
+		hex_of(hex, in->instance, 16);
+		if (strcmp(hex, k.instance) != 0)
+			return tz_error_set(TZ_EPERM, "the bundle comes from store instance %s, but '%s' is store instance %s: "
+					    "a copied or restored store posing as the branch is refused", hex, in->sender,
+					    k.instance);
+	}
+	if ((rc = tz_sql__prepare(s, &q, "SELECT digest FROM tz_bundles WHERE sender = ?1 AND seq = ?2")) < 0)
+		return rc;
+	sqlite3_bind_text(q, 1, in->sender, -1, SQLITE_STATIC);
+	sqlite3_bind_int64(q, 2, (sqlite3_int64)in->sequence);
+	if ((step = sqlite3_step(q)) == SQLITE_ROW) {
+		if (sqlite3_column_bytes(q, 0) == 32 && memcmp(sqlite3_column_blob(q, 0), in->digest, 32) == 0)
+			*noop = true;
+		else
+			rc = tz_error_set(TZ_EPROTO, "replay: '%s' already sent a different bundle with sequence %llu",
+					  in->sender, (unsigned long long)in->sequence);
+	} else if (step != SQLITE_DONE) {
+		rc = tz_sql__error(s, step, "cannot read tz_bundles");
+	}
+	sqlite3_finalize(q);
+	if (rc < 0 || *noop)
+		return rc;
+	if ((rc = tz_sql__prepare(s, &q, "SELECT coalesce(max(seq), 0) FROM tz_bundles WHERE sender = ?1")) < 0)
+		return rc;
+	sqlite3_bind_text(q, 1, in->sender, -1, SQLITE_STATIC);
+	if (sqlite3_step(q) == SQLITE_ROW)
+		last = sqlite3_column_int64(q, 0);
+	sqlite3_finalize(q);
+	if (in->sequence == 0 || in->sequence <= (uint64_t)last)
+		return tz_error_set(TZ_EPROTO, "replay: sequence %llu of '%s' is not newer than the last one accepted "
+				    "(%lld): an old bundle, or a restored store", (unsigned long long)in->sequence,
+				    in->sender, (long long)last);
+	return TZ_OK;
+}
+
+static int record_bundle(tz_store *s, const tz_incoming *in, size_t ncommits)
+{
+	sqlite3_stmt *q = NULL;
+	int rc, step;
+
+	if ((rc = tz_sql__prepare(s, &q, "INSERT INTO tz_bundles(sender, seq, digest, at, commits)"
+					 " VALUES (?1, ?2, ?3, ?4, ?5)")) < 0)
+		return rc;
+	sqlite3_bind_text(q, 1, in->sender, -1, SQLITE_STATIC);
+	sqlite3_bind_int64(q, 2, (sqlite3_int64)in->sequence);
+	sqlite3_bind_blob(q, 3, in->digest, 32, SQLITE_STATIC);
+	sqlite3_bind_int64(q, 4, (sqlite3_int64)time(NULL));
+	sqlite3_bind_int64(q, 5, (sqlite3_int64)ncommits);
+	step = sqlite3_step(q);
+	sqlite3_finalize(q);
+	return step == SQLITE_DONE ? TZ_OK : tz_sql__error(s, step, "cannot record the bundle");
+}
+
+/* The bundle's commits, rebuilt into st; each signed by one of keys[]. */
+typedef struct {
+	tz_staging st;
+	tz_oid *commits;
+	size_t n;
+	size_t nnew;
+} rebuilt;
+
+static void rebuilt_release(rebuilt *b)
+{
+	tz_staging__release(&b->st);
+	tz_free(b->commits);
+}
+
+static int rebuild(tz_store *s, const tz_incoming *in, const void *payload, size_t n, const uint8_t (*keys)[TZ_PK_BYTES],
+		   size_t nkeys, rebuilt *b)
+{
+	char hex[41];
+	int rc;
+
+	tz_staging__init(&b->st);
+	/* [P2] every prerequisite must be here, named when missing */
+	for (size_t i = 0; i < in->nprereq; i++)
+		if (!git_odb_exists(s->odb, (const git_oid *)in->prereq[i].id)) {
+			tz_oid_fmt(hex, &in->prereq[i]);
+			return tz_error_set(TZ_ENOTFOUND, "missing prerequisite: commit %s is not in this store "
+					    "(import the bundles before this one first)", hex);
+		}
+	if ((rc = tz_transfer__unpack(s, &b->st, payload, n, &b->commits, &b->n)) < 0)
+		return rc;
+	for (size_t i = 0; i < b->n; i++) {
+		uint8_t *raw = NULL, pk[TZ_PK_BYTES];
+		size_t len;
+		bool ok = false;
+		if (git_odb_exists(s->odb, (const git_oid *)b->commits[i].id))
+			continue;
+		b->nnew++;
+		tz_oid_fmt(hex, &b->commits[i]);
+		if ((rc = tz_commit__read_raw(s, &b->st, &b->commits[i], &raw, &len)) == TZ_OK &&
+		    (rc = tz_commit__raw_signer(raw, len, pk)) < 0)
+			tz_error_wrap(rc, "commit %s", hex);
+		tz_free(raw);
+		if (rc < 0)
+			return rc;
+		for (size_t k = 0; k < nkeys && !ok; k++)
+			ok = tz_ct_equal(pk, keys[k], TZ_PK_BYTES);
+		if (!ok)
+			return tz_error_set(TZ_EVERIFY, "commit %s is not signed by '%s'", hex, in->sender);
+	}
+	return TZ_OK;
+}
+
+/* The state recorded with an import, in its SQLite transaction. */
+typedef struct {
+	bool set_head;
+	tz_oid head;
+	const tz_oid *from_root, *to_root;   /* materialise from -> to */
+} apply_state;
+
+static int materialise_and_head(tz_store *s, const apply_state *a, tz_import_result *res)
+{
+	char hex[41];
+	int rc;
+
+	if (a->from_root && memcmp(a->from_root, a->to_root, sizeof(tz_oid)) != 0 &&
+	    (rc = tz_materialise__trees(s, a->from_root, a->to_root, &res->rows_written, &res->rows_kept)) < 0)
+		return rc;
+	if (!a->set_head)
+		return TZ_OK;
+	tz_oid_fmt(hex, &a->head);
+	return tz_meta__set_text(s, "head", hex);
+}
+
+/* ---- HQ import ---- */
+
+typedef struct {
+	tz_store *s;
+	tz_staging *st;
+	const char *code;
+	const tz_oid *main_root;
+	const tz_oid *received_root;   /* the branch head HQ integrated last, or NULL */
+	tz_buf part;                /* the branch's partition name */
+	tz_path_change *ch;
+	size_t n, cap;
+	char **owned;               /* strings the changes point to */
+	size_t nowned, capowned;
+	tz_import_result *res;
+	int conflicts;
+	char conflict_msg[512];
+} integrate_ctx;
+
+static char *keep_str(integrate_ctx *x, const char *p, size_t n)
+{
+	char *c = tz_strndup(p, n);
+
+	if (c == NULL || tz_array_grow(&x->owned, &x->capowned, x->nowned, sizeof(*x->owned)) < 0) {
+		tz_free(c);
+		return NULL;
+	}
+	x->owned[x->nowned++] = c;
+	return c;
+}
+
+static int refuse(integrate_ctx *x, const char *const *comp, const size_t *len, size_t depth, const char *why)
+{
+	tz_import_result *r = x->res;
+	tz_refused *f;
+	size_t cap = r->nrefused;
+
+	if (tz_array_grow(&r->refused, &cap, r->nrefused, sizeof(*r->refused)) < 0)
+		return TZ_ENOMEM;
+	f = &r->refused[r->nrefused++];
+	memset(f, 0, sizeof(*f));
+	f->why = why;
+	f->table = tz_strndup(comp[0], len[0]);
+	f->partition = tz_strndup(depth > 1 ? comp[1] : "", depth > 1 ? len[1] : 0);
+	f->key = tz_strndup(depth == TZ_PATH_DEPTH ? comp[4] : "", depth == TZ_PATH_DEPTH ? len[4] : 0);
+	if (depth != TZ_PATH_DEPTH && depth > 1) {
+		/* a _schema path: name it whole */
+		tz_buf p = TZ_BUF_INIT;
+		for (size_t i = 1; i < depth; i++) {
+			if (i > 1)
+				tz_buf_putc(&p, '/');
+			tz_buf_put(&p, comp[i], len[i]);
+		}
+		tz_free(f->key);
+		f->key = (char *)tz_buf_detach(&p, &(size_t){ 0 });
+	}
+	return f->table && f->partition && f->key ? TZ_OK : TZ_ENOMEM;
+}
+
+/* One row the branch changed between its base and its head. */
+static int integrate_row(const char *const *comp, const size_t *len, size_t depth, const tz_oid *base,
+			 const tz_oid *theirs, void *payload)
+{
+	integrate_ctx *x = payload;
+	tz_scope scope;
+	tz_oid ours;
+	bool found;
+	int rc;
+
+	if (depth == 1 && len[0] == 4 && memcmp(comp[0], "_log", 4) == 0)
+		return TZ_OK;   /* the branch's record of its own changes */
+	if (comp[0][0] == '_')
+		return refuse(x, comp, len, depth, "only HQ changes the schema");
+	if (depth != TZ_PATH_DEPTH)
+		return refuse(x, comp, len, depth, "not a row");
+	if ((rc = scope_of(x->s, x->st, x->main_root, comp[0], len[0], &scope, &found)) < 0)
+		return rc;
+	/* [P7] what a branch may write: its own partitions, shared tables */
+	if (!found)
+		return refuse(x, comp, len, depth, "table not tracked at HQ");
+	if (scope == TZ_SCOPE_HQ)
+		return refuse(x, comp, len, depth, "an hq table: only HQ writes it");
+	if (scope == TZ_SCOPE_OWNED && (len[1] != x->part.len || memcmp(comp[1], x->part.data, len[1]) != 0))
+		return refuse(x, comp, len, depth, "another branch's partition");
+	if ((rc = tz_tree__lookup(x->s, x->st, &ours, x->main_root, comp, len, depth)) < 0)
+		return rc;
+	if (memcmp(&ours, theirs, sizeof(ours)) == 0)
+		return TZ_OK;   /* main has it already */
+	if (memcmp(&ours, base, sizeof(ours)) != 0 && x->received_root) {
+		/* main may hold the branch's own earlier value of the row */
+		tz_oid prev;
+		if ((rc = tz_tree__lookup(x->s, x->st, &prev, x->received_root, comp, len, depth)) < 0)
+			return rc;
+		if (memcmp(&ours, &prev, sizeof(ours)) == 0)
+			ours = *base;
+	}
+	if (memcmp(&ours, base, sizeof(ours)) != 0) {
+		/* changed at HQ and at the branch since the branch's base: the
+		 * three-way merge of the merge issue decides; until then refused */
+		if (x->conflicts++ == 0)
+			snprintf(x->conflict_msg, sizeof(x->conflict_msg),
+				 "table '%.*s' key '%.*s' changed both at HQ and at %s since the branch's last sync",
+				 (int)len[0], comp[0], (int)len[4], comp[4], x->code);
+		return TZ_OK;
+	}
+	if (tz_array_grow(&x->ch, &x->cap, x->n, sizeof(*x->ch)) < 0)
+		return TZ_ENOMEM;
+	tz_path_change *c = &x->ch[x->n];
+	memset(c, 0, sizeof(*c));
+	for (size_t i = 0; i < depth; i++) {
+		if ((c->comp[i] = keep_str(x, comp[i], len[i])) == NULL)
+			return TZ_ENOMEM;
+		c->comp_len[i] = len[i];
+	}
+	c->depth = depth;
+	c->oid = *theirs;
+	c->del = tz_oid_is_zero(theirs);
+	x->n++;
+	return TZ_OK;
+}
+
+static void integrate_release(integrate_ctx *x)
+{
+	for (size_t i = 0; i < x->nowned; i++)
+		tz_free(x->owned[i]);
+	tz_free(x->owned);
+	tz_free(x->ch);
+	tz_buf_release(&x->part);
+}
+
+static int record_hq(tz_store *s, const tz_incoming *in, const rebuilt *b, const apply_state *a, const tz_oid *line,
+		     const tz_oid *received, bool bind, tz_import_result *res)
+{
+	sqlite3_stmt *q = NULL;
+	char l[41], r[41], hex[33];
+	int rc, step;
+
+	if ((rc = tz_sql__exec(s, "BEGIN IMMEDIATE")) < 0)
+		return rc;
+	if ((rc = materialise_and_head(s, a, res)) < 0 || (rc = record_bundle(s, in, b->n)) < 0)
+		goto fail;
+	tz_oid_fmt(l, line);
+	if (received)
+		tz_oid_fmt(r, received);
+	if ((rc = tz_sql__prepare(s, &q, "UPDATE tz_lines SET line = ?1, received = coalesce(?2, received)"
+					 " WHERE code = ?3")) < 0)
+		goto fail;
+	sqlite3_bind_text(q, 1, l, -1, SQLITE_STATIC);
+	if (received)
+		sqlite3_bind_text(q, 2, r, -1, SQLITE_STATIC);
+	sqlite3_bind_text(q, 3, in->sender, -1, SQLITE_STATIC);
+	step = sqlite3_step(q);
+	sqlite3_finalize(q);
+	if (step != SQLITE_DONE) {
+		rc = tz_sql__error(s, step, "cannot record the branch line");
+		goto fail;
+	}
+	if (bind) {
+		/* [P3] the key is bound to the code and the store instance; the
+		 * secret is spent */
+		hex_of(hex, in->instance, 16);
+		if ((rc = tz_sql__prepare(s, &q, "UPDATE tz_keys SET pk = ?1, instance = ?2, secret = NULL"
+						 " WHERE principal = ?3 AND pk IS NULL")) < 0)
+			goto fail;
+		sqlite3_bind_blob(q, 1, in->bind_pk, TZ_PK_BYTES, SQLITE_STATIC);
+		sqlite3_bind_text(q, 2, hex, -1, SQLITE_STATIC);
+		sqlite3_bind_text(q, 3, in->sender, -1, SQLITE_STATIC);
+		step = sqlite3_step(q);
+		sqlite3_finalize(q);
+		if (step != SQLITE_DONE) {
+			rc = tz_sql__error(s, step, "cannot bind the branch's key");
+			goto fail;
+		}
+	}
+	if ((rc = tz_sql__exec(s, "COMMIT")) < 0)
+		goto fail;
+	return TZ_OK;
+fail:
+	sqlite3_exec(s->db, "ROLLBACK", NULL, NULL, NULL);
+	return rc;
+}
+
+static int import_hq(tz_store *s, const tz_incoming *in, const void *payload, size_t n, tz_import_result *res)
+{
+	rebuilt b;
+	integrate_ctx x;
+	tz_key_info k;
+	tz_commit_result cr;
+	tz_oid line, received, enrolled, tip, base, base_tree, tip_tree, main_head, main_root, new_root, merge = { { 0 } };
+	tz_oid view_root, view, parents[2], received_root;
+	tz_staging vst;
+	uint8_t keys[1][TZ_PK_BYTES];
+	uint8_t *raw = NULL;
+	size_t rawlen, np;
+	bool found, has_received, has_head, on_line, anc, bind;
+	char hex[41], msg[512];
+	apply_state a;
+	int64_t ver;
+	int rc;
+
+	memset(&b, 0, sizeof(b));
+	memset(&x, 0, sizeof(x));
+	memset(&a, 0, sizeof(a));
+	tz_staging__init(&vst);
+	tz_staging__init(&b.st);
+	if ((rc = tz_registry__get(s, in->sender, &k, NULL, &found)) < 0)
+		goto done;
+	if (!found || strcmp(k.role, "branch") != 0) {
+		rc = tz_error_set(TZ_EPERM, "unknown sender '%s'", in->sender);
+		goto done;
+	}
+	bind = !k.has_pk;
+	memcpy(keys[0], k.has_pk ? k.pk : in->bind_pk, TZ_PK_BYTES);
+	if ((rc = line_of(s, in->sender, &line, &received, &has_received, &enrolled, &found)) < 0)
+		goto done;
+	if (!found) {
+		rc = tz_error_set(TZ_ECORRUPT, "branch '%s' has no line in tz_lines", in->sender);
+		goto done;
+	}
+	/* [P2] the bundle builds on commits of the branch's line */
+	for (size_t i = 0; i < in->nprereq; i++) {
+		if (!git_odb_exists(s->odb, (const git_oid *)in->prereq[i].id))
+			continue;   /* rebuild names it */
+		if ((rc = is_ancestor(s, &in->prereq[i], &line, &on_line)) < 0)
+			goto done;
+		if (!on_line && has_received && (rc = is_ancestor(s, &in->prereq[i], &received, &on_line)) < 0)
+			goto done;
+		if (!on_line) {
+			tz_oid_fmt(hex, &in->prereq[i]);
+			rc = tz_error_set(TZ_EPROTO, "the bundle builds on commit %s, which is not on %s's line", hex,
+					  in->sender);
+			goto done;
+		}
+	}
+	if ((rc = rebuild(s, in, payload, n, (const uint8_t(*)[TZ_PK_BYTES])keys, 1, &b)) < 0)
+		goto done;
+	res->commits = b.n;
+	res->commits_new = b.nnew;
+	if (b.n == 0 || b.nnew == 0) {
+		/* [P1] nothing HQ does not have: the sequence is still spent */
+		if (b.n > 0 && (!has_received || memcmp(&received, &b.commits[b.n - 1], sizeof(tz_oid)) != 0)) {
+			bool known;
+			if ((rc = is_ancestor(s, &b.commits[b.n - 1], has_received ? &received : &line, &known)) < 0)
+				goto done;
+			if (!known) {
+				rc = tz_error_set(TZ_EPROTO, "the bundle's commits are here but were never integrated");
+				goto done;
+			}
+		}
+		res->noop = true;
+		res->noop_why = "HQ already has every commit of the bundle";
+		/* a binding on such a bundle is proven all the same */
+		rc = record_hq(s, in, &b, &a, &line, NULL, bind, res);
+		goto done;
+	}
+	tip = b.commits[b.n - 1];
+	/* the branch's base: the HQ view it last integrated */
+	if ((rc = tz_commit__read_raw(s, &b.st, &tip, &raw, &rawlen)) < 0 ||
+	    (rc = tz_commit__raw_trailer(raw, rawlen, "Tazamun-Base", &base, &found)) < 0)
+		goto done;
+	if (!found) {
+		tz_oid_fmt(hex, &tip);
+		rc = tz_error_set(TZ_EPROTO, "commit %s names no Tazamun-Base", hex);
+		goto done;
+	}
+	if (!git_odb_exists(s->odb, (const git_oid *)base.id) || (rc = is_ancestor(s, &base, &line, &on_line)) < 0 ||
+	    !on_line) {
+		tz_oid_fmt(hex, &base);
+		rc = rc < 0 ? rc : tz_error_set(TZ_EPROTO, "the bundle's base %s is not a view HQ sent to %s", hex,
+						in->sender);
+		goto done;
+	}
+	/* HQ's own pending changes are sealed first, so that a row HQ changed
+	 * is seen as changed */
+	if ((rc = tz_store_commit(s, NULL, &cr)) < 0 || (rc = tz_head__get(s, &has_head, &main_head)) < 0 ||
+	    (rc = tz_commit__tree(s, &main_head, &main_root)) < 0 || (rc = tz_commit__tree(s, &base, &base_tree)) < 0 ||
+	    (rc = tz_commit__parse(s, &b.st, &tip, &tip_tree, parents, 2, &np)) < 0)
+		goto done;
+	x.s = s;
+	x.st = &b.st;
+	x.code = in->sender;
+	x.main_root = &main_root;
+	x.res = res;
+	if (has_received) {
+		if ((rc = tz_commit__tree(s, &received, &received_root)) < 0)
+			goto done;
+		x.received_root = &received_root;
+	}
+	if ((rc = code_partition(&x.part, in->sender)) < 0 ||
+	    (rc = tz_tree__diff(s, &b.st, &base_tree, &tip_tree, integrate_row, &x)) < 0)
+		goto done;
+	if (x.conflicts) {
+		rc = tz_error_set(TZ_EBUSY, "%s%s; concurrent edits of one row are not merged yet: import refused, "
+				  "nothing applied", x.conflict_msg, x.conflicts > 1 ? " (and more)" : "");
+		goto done;
+	}
+	new_root = main_root;
+	if (x.n > 0) {
+		bool empty;
+		tz_oid merged_root;
+		qsort(x.ch, x.n, sizeof(*x.ch), tz_path_change__cmp);
+		if ((rc = tz_tree__apply(s, &b.st, &merged_root, &empty, &main_root, 0, x.ch, x.n)) < 0 ||
+		    (rc = with_empty_log(s, &b.st, &merged_root, &new_root)) < 0 || (rc = schema_version(s, &ver)) < 0)
+			goto done;
+		tz_oid_fmt(hex, &tip);
+		snprintf(msg, sizeof(msg), "merge %s: %zu rows\n\nTazamun-Replica: HQ\nTazamun-Schema: %lld\n"
+			 "Tazamun-Merged: %s\n", in->sender, x.n, (long long)ver, hex);
+		parents[0] = main_head;
+		parents[1] = tip;
+		if ((rc = tz_commit__build(s, &b.st, &merge, &new_root, parents, 2, s->code, &s->kp, msg)) < 0)
+			goto done;
+		res->rows_merged = x.n;
+	}
+	if ((rc = view_tree(s, &b.st, &new_root, in->sender, &view_root)) < 0 ||
+	    (rc = tz_pack__write(s, &b.st)) < 0)
+		goto done;
+	/* the view: the acknowledgement on the branch's line */
+	parents[0] = tip;
+	np = 1;
+	if ((rc = is_ancestor(s, &line, &tip, &anc)) < 0)
+		goto done;
+	if (!anc)
+		parents[np++] = line;   /* keep the views the branch has not seen */
+	if ((rc = schema_version(s, &ver)) < 0)
+		goto done;
+	tz_oid_fmt(hex, &tip);
+	snprintf(msg, sizeof(msg), "view for %s\n\nTazamun-Replica: HQ\nTazamun-Schema: %lld\nTazamun-Ack: %s\n",
+		 in->sender, (long long)ver, hex);
+	if ((rc = tz_commit__build(s, &vst, &view, &view_root, parents, np, s->code, &s->kp, msg)) < 0 ||
+	    (rc = tz_pack__write(s, &vst)) < 0)
+		goto done;
+	a.set_head = x.n > 0;
+	a.head = merge;
+	a.from_root = &main_root;
+	a.to_root = &new_root;
+	if ((rc = record_hq(s, in, &b, &a, &view, &tip, bind, res)) < 0)
+		goto done;
+	res->line = view;
+	res->head = x.n > 0 ? merge : main_head;
+	snprintf(msg, sizeof(msg), "refs/heads/branches/%s", in->sender);
+	/* durable in store.db; a failed ref update is redone by the next open */
+	if ((x.n > 0 && tz_ref__set(s, &merge, "import: merge branch") < 0) ||
+	    tz_ref__set_name(s, msg, &view, "import: view") < 0)
+		tz_error_clear();
+done:
+	tz_free(raw);
+	integrate_release(&x);
+	tz_staging__release(&vst);
+	rebuilt_release(&b);
+	return rc;
+}
+
+/* ---- branch import ---- */
+
+/* Do two roots declare the same tables?  A reply that changes the schema
+ * needs a migration at the branch, which is not built yet. */
+static int same_declarations(tz_store *s, const tz_staging *st, const tz_oid *a, const tz_oid *b)
+{
+	static const char *const parts[2] = { "tables", "tz_track" };
+
+	{
+		tz_tree ta, tb;
+		const tz_tree_entry *ea, *eb;
+		tz_tree sa = { NULL, 0, NULL }, sb = { NULL, 0, NULL };
+		int rc;
+		bool same = true;
+		if ((rc = tz_tree__read(s, st, a, &ta)) < 0)
+			return rc;
+		if ((rc = tz_tree__read(s, st, b, &tb)) < 0) {
+			tz_tree__release(&ta);
+			return rc;
+		}
+		ea = tz_tree__find(&ta, "_schema", 7);
+		eb = tz_tree__find(&tb, "_schema", 7);
+		if (ea && eb && memcmp(&ea->oid, &eb->oid, sizeof(tz_oid)) != 0 &&
+		    (rc = tz_tree__read(s, st, &ea->oid, &sa)) == TZ_OK && (rc = tz_tree__read(s, st, &eb->oid, &sb)) == TZ_OK) {
+			for (int i = 0; i < 2; i++) {
+				const tz_tree_entry *x = tz_tree__find(&sa, parts[i], strlen(parts[i]));
+				const tz_tree_entry *y = tz_tree__find(&sb, parts[i], strlen(parts[i]));
+				if (!x || !y || memcmp(&x->oid, &y->oid, sizeof(tz_oid)) != 0)
+					same = false;
+			}
+		} else if (!ea || !eb) {
+			same = ea == eb;
+		}
+		tz_tree__release(&sa);
+		tz_tree__release(&sb);
+		tz_tree__release(&ta);
+		tz_tree__release(&tb);
+		if (rc < 0)
+			return rc;
+		if (!same)
+			return tz_error_set(TZ_EINVAL, "the bundle changes the schema; migrating a branch's schema is not "
+					    "supported yet: nothing applied");
+	}
+	return TZ_OK;
+}
+
+typedef struct {
+	tz_path_change *ch;
+	size_t n, cap;
+	char **owned;
+	size_t nowned, capowned;
+} local_changes;
+
+static int collect_local(const char *const *comp, const size_t *len, size_t depth, const tz_oid *a, const tz_oid *b,
+			 void *payload)
+{
+	local_changes *l = payload;
+	tz_path_change *c;
+
+	(void)a;
+	if (depth != TZ_PATH_DEPTH || comp[0][0] == '_')
+		return TZ_OK;
+	if (tz_array_grow(&l->ch, &l->cap, l->n, sizeof(*l->ch)) < 0)
+		return TZ_ENOMEM;
+	c = &l->ch[l->n];
+	memset(c, 0, sizeof(*c));
+	for (size_t i = 0; i < depth; i++) {
+		char *p = tz_strndup(comp[i], len[i]);
+		if (p == NULL || tz_array_grow(&l->owned, &l->capowned, l->nowned, sizeof(*l->owned)) < 0) {
+			tz_free(p);
+			return TZ_ENOMEM;
+		}
+		l->owned[l->nowned++] = p;
+		c->comp[i] = p;
+		c->comp_len[i] = len[i];
+	}
+	c->depth = depth;
+	c->oid = *b;
+	c->del = tz_oid_is_zero(b);
+	l->n++;
+	return TZ_OK;
+}
+
+static int record_branch(tz_store *s, const tz_incoming *in, const rebuilt *b, const apply_state *a,
+			 const tz_oid *tip, tz_import_result *res)
+{
+	char hex[41];
+	int rc;
+
+	if ((rc = tz_sql__exec(s, "BEGIN IMMEDIATE")) < 0)
+		return rc;
+	if ((rc = materialise_and_head(s, a, res)) < 0 || (rc = record_bundle(s, in, b->n)) < 0)
+		goto fail;
+	if (tip) {
+		tz_oid_fmt(hex, tip);
+		if ((rc = tz_meta__set_text(s, "base", hex)) < 0)
+			goto fail;
+	}
+	/* [P3] HQ answered: it holds our key; the secret is spent */
+	if ((rc = tz_meta__set_int(s, "bound", 1)) < 0 ||
+	    (rc = tz_sql__exec(s, "DELETE FROM tz_meta WHERE k = 'enrol_secret'")) < 0 ||
+	    (rc = tz_sql__exec(s, "COMMIT")) < 0)
+		goto fail;
+	return TZ_OK;
+fail:
+	sqlite3_exec(s->db, "ROLLBACK", NULL, NULL, NULL);
+	return rc;
+}
+
+static int import_branch(tz_store *s, const tz_incoming *in, const void *payload, size_t n, tz_import_result *res)
+{
+	rebuilt b;
+	local_changes l;
+	tz_key_info hq;
+	tz_staging mst;
+	tz_oid head, head_root, tip, tip_root, mbase, mbase_root, new_root, merge, parents[2];
+	uint8_t keys[2][TZ_PK_BYTES];
+	bool found, has_head, anc;
+	char hex[41], msg[512];
+	apply_state a;
+	int64_t ver;
+	git_oid mb;
+	int rc;
+
+	memset(&b, 0, sizeof(b));
+	memset(&l, 0, sizeof(l));
+	memset(&a, 0, sizeof(a));
+	tz_staging__init(&b.st);
+	tz_staging__init(&mst);
+	if ((rc = tz_registry__get(s, "HQ", &hq, NULL, &found)) < 0)
+		goto done;
+	if (!found || !hq.has_pk || strcmp(in->sender, "HQ") != 0) {
+		rc = tz_error_set(TZ_EPERM, "a branch takes bundles from HQ only, not from '%s'", in->sender);
+		goto done;
+	}
+	memcpy(keys[0], hq.pk, TZ_PK_BYTES);
+	memcpy(keys[1], s->kp.pk, TZ_PK_BYTES);
+	if ((rc = rebuild(s, in, payload, n, (const uint8_t(*)[TZ_PK_BYTES])keys, 2, &b)) < 0 ||
+	    (rc = tz_head__get(s, &has_head, &head)) < 0)
+		goto done;
+	res->commits = b.n;
+	res->commits_new = b.nnew;
+	if (!has_head) {
+		rc = tz_error_set(TZ_EINVAL, "this store has no head: it was not enrolled");
+		goto done;
+	}
+	res->head = head;
+	if (b.n == 0 || b.nnew == 0) {
+		res->noop = true;
+		res->noop_why = "this store already has every commit of the bundle";
+		rc = record_branch(s, in, &b, &a, NULL, res);
+		goto done;
+	}
+	tip = b.commits[b.n - 1];
+	if ((rc = tz_pack__write(s, &b.st)) < 0 || (rc = tz_commit__tree(s, &head, &head_root)) < 0 ||
+	    (rc = tz_commit__tree(s, &tip, &tip_root)) < 0 ||
+	    (rc = same_declarations(s, NULL, &head_root, &tip_root)) < 0 || (rc = is_ancestor(s, &head, &tip, &anc)) < 0)
+		goto done;
+	if (anc) {
+		/* fast-forward */
+		a.set_head = true;
+		a.head = tip;
+		a.from_root = &head_root;
+		a.to_root = &tip_root;
+		res->head = tip;
+	} else {
+		/* the branch committed meanwhile: its newer commits go on top of
+		 * HQ's answer, local edits winning locally (HQ re-decides them at
+		 * the next push) */
+		bool empty;
+		tz_oid merged;
+		if (git_merge_base(&mb, s->repo, (const git_oid *)head.id, (const git_oid *)tip.id) < 0) {
+			rc = tz_git__error("cannot find the merge base with HQ's answer");
+			goto done;
+		}
+		memcpy(mbase.id, mb.id, 20);
+		if ((rc = tz_commit__tree(s, &mbase, &mbase_root)) < 0 ||
+		    (rc = tz_tree__diff(s, NULL, &mbase_root, &head_root, collect_local, &l)) < 0)
+			goto done;
+		qsort(l.ch, l.n, sizeof(*l.ch), tz_path_change__cmp);
+		if ((rc = tz_tree__apply(s, &mst, &merged, &empty, &tip_root, 0, l.ch, l.n)) < 0 ||
+		    (rc = with_empty_log(s, &mst, &merged, &new_root)) < 0 || (rc = schema_version(s, &ver)) < 0)
+			goto done;
+		tz_oid_fmt(hex, &tip);
+		snprintf(msg, sizeof(msg), "%s: merge HQ's answer under %zu local rows\n\nTazamun-Replica: %s\n"
+			 "Tazamun-Schema: %lld\nTazamun-Base: %s\n", s->code, l.n, s->code, (long long)ver, hex);
+		parents[0] = head;
+		parents[1] = tip;
+		if ((rc = tz_commit__build(s, &mst, &merge, &new_root, parents, 2, s->code, &s->kp, msg)) < 0 ||
+		    (rc = tz_pack__write(s, &mst)) < 0)
+			goto done;
+		a.set_head = true;
+		a.head = merge;
+		a.from_root = &head_root;
+		a.to_root = &new_root;
+		res->merged = true;
+		res->head = merge;
+	}
+	if ((rc = record_branch(s, in, &b, &a, &tip, res)) < 0)
+		goto done;
+	if (tz_ref__set(s, &a.head, "import") < 0)
+		tz_error_clear();
+done:
+	for (size_t i = 0; i < l.nowned; i++)
+		tz_free(l.owned[i]);
+	tz_free(l.owned);
+	tz_free(l.ch);
+	tz_staging__release(&mst);
+	rebuilt_release(&b);
+	return rc;
+}
+
+int tz_store_import(tz_store *s, const tz_incoming *in, const void *payload, size_t n, tz_import_result *res)
+{
+	bool noop;
+	int rc;
+
+	memset(res, 0, sizeof(*res));
+	if ((rc = tz_store__lock(s)) < 0)
+		return rc;
+	if ((rc = check_sequence(s, in, &noop)) < 0)
+		goto done;
+	if (noop) {
+		/* [P1] the very same bundle again */
+		res->noop = true;
+		res->noop_why = "this bundle was imported before";
+		goto done;
+	}
+	rc = is_hq(s) ? import_hq(s, in, payload, n, res) : import_branch(s, in, payload, n, res);
+done:
+	tz_store__unlock(s);
+	if (rc < 0) {
+		tz_import_result_release(res);
+		tz_error_wrap(rc, "bundle from '%s' (sequence %llu) not imported", in->sender,
+			      (unsigned long long)in->sequence);
+	}
+	return rc;
+}
+
+/* ---- enrolment ---- */
+
+int tz_store_branch_add(tz_store *s, const char *code, tz_buf *out)
+{
+	tz_commit_result cr;
+	tz_staging st;
+	tz_oid head, root, view_root, v0;
+	uint8_t secret[TZ_ENROL_SECRET_BYTES], inst[16];
+	bool has_head;
+	char msg[256], hex[41], ref[64];
+	sqlite3_stmt *q = NULL;
+	int64_t ver;
+	int rc, step;
+
+	tz_staging__init(&st);
+	if (!is_hq(s))
+		return tz_error_set(TZ_EINVAL, "only HQ enrols branches (this store is %s)", s->code);
+	if (!tz_code_valid(code) || strcmp(code, "HQ") == 0)
+		return tz_error_set(TZ_EINVAL, "'%s' is not a branch code ([A-Z0-9][A-Z0-9_-]{0,15}, not HQ)", code);
+	if ((rc = tz_store__lock(s)) < 0)
+		return rc;
+	tz_random_bytes(secret, sizeof(secret));
+	{
+		tz_key_info k;
+		bool found;
+		if ((rc = tz_registry__get(s, code, &k, NULL, &found)) < 0)
+			goto done;
+		if (found) {
+			rc = tz_error_set(TZ_EEXISTS, "branch '%s' is already enrolled", code);
+			goto done;
+		}
+	}
+	/* the snapshot is of main with HQ's pending changes sealed */
+	if ((rc = tz_store_commit(s, NULL, &cr)) < 0 || (rc = tz_head__get(s, &has_head, &head)) < 0)
+		goto done;
+	if (!has_head) {
+		rc = tz_error_set(TZ_EINVAL, "HQ has no commit yet: apply a schema first (syncctl schema apply)");
+		goto done;
+	}
+	if ((rc = tz_commit__tree(s, &head, &root)) < 0 || (rc = view_tree(s, &st, &root, code, &view_root)) < 0 ||
+	    (rc = schema_version(s, &ver)) < 0)
+		goto done;
+	tz_oid_fmt(hex, &head);
+	snprintf(msg, sizeof(msg), "enrol %s\n\nTazamun-Replica: HQ\nTazamun-Schema: %lld\nTazamun-From: %s\n", code,
+		 (long long)ver, hex);
+	if ((rc = tz_commit__build(s, &st, &v0, &view_root, NULL, 0, s->code, &s->kp, msg)) < 0 ||
+	    (rc = tz_pack__write(s, &st)) < 0)
+		goto done;
+	if ((rc = tz_sql__exec(s, "BEGIN IMMEDIATE")) < 0)
+		goto done;
+	tz_oid_fmt(hex, &v0);
+	if ((rc = tz_registry__add(s, code, "branch", NULL, secret)) < 0 ||
+	    (rc = tz_sql__prepare(s, &q, "INSERT INTO tz_lines(code, line, enrolled) VALUES (?1, ?2, ?2)")) < 0)
+		goto fail;
+	sqlite3_bind_text(q, 1, code, -1, SQLITE_STATIC);
+	sqlite3_bind_text(q, 2, hex, -1, SQLITE_STATIC);
+	step = sqlite3_step(q);
+	sqlite3_finalize(q);
+	if (step != SQLITE_DONE) {
+		rc = tz_sql__error(s, step, "cannot record the branch line");
+		goto fail;
+	}
+	if ((rc = tz_sql__exec(s, "COMMIT")) < 0)
+		goto fail;
+	snprintf(ref, sizeof(ref), "refs/heads/branches/%s", code);
+	if (tz_ref__set_name(s, ref, &v0, "enrol") < 0)
+		tz_error_clear();
+	/* the enrolment payload */
+	if ((rc = instance_of(s, inst)) < 0)
+		goto done;
+	tz_buf_put(out, ENROL_MAGIC, 4);
+	tz_buf_putc(out, 2);
+	tz_buf_puts(out, "HQ");
+	tz_buf_put(out, s->kp.pk, TZ_PK_BYTES);
+	tz_buf_put(out, inst, 16);
+	tz_buf_putc(out, (uint8_t)strlen(code));
+	tz_buf_puts(out, code);
+	tz_buf_put(out, secret, sizeof(secret));
+	tz_buf_varint(out, 0);   /* no dictionary */
+	rc = tz_transfer__pack(s, out, &v0, 1);
+	goto done;
+fail:
+	sqlite3_exec(s->db, "ROLLBACK", NULL, NULL, NULL);
+done:
+	tz_wipe(secret, sizeof(secret));
+	tz_staging__release(&st);
+	tz_store__unlock(s);
+	if (rc < 0)
+		tz_error_wrap(rc, "cannot enrol '%s'", code);
+	return rc;
+}
+
+typedef struct {
+	char hq[17];
+	uint8_t hq_pk[TZ_PK_BYTES];
+	uint8_t hq_instance[16];
+	char code[17];
+	uint8_t secret[TZ_ENROL_SECRET_BYTES];
+	const uint8_t *dict;
+	size_t dict_len;
+	const uint8_t *deltas;
+	size_t deltas_len;
+} enrol_payload;
+
+static int read_code(tz_reader *r, char out[17])
+{
+	uint8_t n;
+	const uint8_t *p;
+
+	if (tz_reader_u8(r, &n) < 0 || n == 0 || n > 16 || tz_reader_bytes(r, &p, n) < 0)
+		return tz_error_set(TZ_ECORRUPT, "enrolment: bad replica code");
+	memcpy(out, p, n);
+	out[n] = '\0';
+	if (memchr(p, 0, n) || !tz_code_valid(out))
+		return tz_error_set(TZ_ECORRUPT, "enrolment: bad replica code");
+	return TZ_OK;
+}
+
+static int parse_enrol(enrol_payload *e, const uint8_t *p, size_t n)
+{
+	tz_reader r;
+	const uint8_t *b;
+	uint64_t dl;
+	int rc;
+
+	memset(e, 0, sizeof(*e));
+	tz_reader_init(&r, p, n);
+	if (tz_reader_bytes(&r, &b, 4) < 0 || memcmp(b, ENROL_MAGIC, 4) != 0)
+		return tz_error_set(TZ_ECORRUPT, "enrolment: not an enrolment payload");
+	if ((rc = read_code(&r, e->hq)) < 0)
+		return rc;
+	if (strcmp(e->hq, "HQ") != 0)
+		return tz_error_set(TZ_ECORRUPT, "enrolment: made by '%s', not HQ", e->hq);
+	if (tz_reader_bytes(&r, &b, TZ_PK_BYTES) < 0)
+		return tz_error_set(TZ_ECORRUPT, "enrolment: truncated");
+	memcpy(e->hq_pk, b, TZ_PK_BYTES);
+	if (tz_reader_bytes(&r, &b, 16) < 0)
+		return tz_error_set(TZ_ECORRUPT, "enrolment: truncated");
+	memcpy(e->hq_instance, b, 16);
+	if ((rc = read_code(&r, e->code)) < 0)
+		return rc;
+	if (strcmp(e->code, "HQ") == 0)
+		return tz_error_set(TZ_ECORRUPT, "enrolment: for HQ itself");
+	if (tz_reader_bytes(&r, &b, TZ_ENROL_SECRET_BYTES) < 0 || tz_reader_varint(&r, &dl, r.len) < 0 ||
+	    tz_reader_bytes(&r, &e->dict, dl) < 0)
+		return tz_error_set(TZ_ECORRUPT, "enrolment: truncated");
+	memcpy(e->secret, b, TZ_ENROL_SECRET_BYTES);
+	e->dict_len = dl;
+	e->deltas = r.p;
+	e->deltas_len = r.len;
+	return TZ_OK;
+}
+
+static int init_branch_txn(tz_store *s, const enrol_payload *e, rebuilt *b, const tz_oid *v0, const tz_oid *root,
+			   uint64_t *rows)
+{
+	char hex[2 * TZ_ENROL_SECRET_BYTES + 1];
+	tz_oid empty;
+	uint64_t kept;
+	int64_t ver = 0;
+	sqlite3_stmt *q = NULL;
+	int rc;
+
+	memset(&empty, 0, sizeof(empty));
+	if ((rc = tz_sql__exec(s, "BEGIN IMMEDIATE")) < 0)
+		return rc;
+	if ((rc = tz_schema__install_from_tree(s, NULL, root)) < 0 ||
+	    (rc = tz_materialise__trees(s, &empty, root, rows, &kept)) < 0 ||
+	    (rc = tz_registry__add(s, "HQ", "hq", e->hq_pk, NULL)) < 0)
+		goto fail;
+	hex_of(hex, e->hq_instance, 16);
+	if ((rc = tz_sql__prepare(s, &q, "UPDATE tz_keys SET instance = ?1 WHERE principal = 'HQ'")) < 0)
+		goto fail;
+	sqlite3_bind_text(q, 1, hex, -1, SQLITE_STATIC);
+	rc = sqlite3_step(q) == SQLITE_DONE ? TZ_OK : tz_sql__error(s, sqlite3_errcode(s->db), "cannot record HQ");
+	sqlite3_finalize(q);
+	if (rc < 0)
+		goto fail;
+	{
+		/* the schema version is the snapshot's */
+		const char *comp[2] = { "_schema", "version" };
+		size_t len[2] = { 7, 7 };
+		tz_oid vo;
+		git_object_t type;
+		uint8_t *d = NULL;
+		size_t dn;
+		if ((rc = tz_tree__lookup(s, NULL, &vo, root, comp, len, 2)) < 0)
+			goto fail;
+		if (!tz_oid_is_zero(&vo) && (rc = tz_obj__read(s, NULL, &vo, &type, &d, &dn)) == TZ_OK) {
+			char buf[32];
+			snprintf(buf, sizeof(buf), "%.*s", (int)(dn < 31 ? dn : 31), (const char *)d);
+			ver = strtoll(buf, NULL, 10);
+		}
+		tz_free(d);
+		if (rc < 0)
+			goto fail;
+	}
+	tz_oid_fmt(hex, v0);
+	if ((rc = tz_meta__set_text(s, "head", hex)) < 0 || (rc = tz_meta__set_text(s, "base", hex)) < 0 ||
+	    (rc = tz_meta__set_int(s, "schema_version", ver)) < 0)
+		goto fail;
+	hex_of(hex, e->secret, TZ_ENROL_SECRET_BYTES);
+	if ((rc = tz_meta__set_text(s, "enrol_secret", hex)) < 0 || (rc = tz_sql__exec(s, "COMMIT")) < 0)
+		goto fail;
+	tz_wipe(hex, sizeof(hex));
+	(void)b;
+	return TZ_OK;
+fail:
+	tz_wipe(hex, sizeof(hex));
+	sqlite3_exec(s->db, "ROLLBACK", NULL, NULL, NULL);
+	return rc;
+}
+
+int tz_store_init_branch(const char *dir, const void *payload, size_t n, tz_progress_cb cb, void *cb_payload)
+{
+	enrol_payload e;
+	rebuilt b;
+	tz_store *s = NULL;
+	tz_incoming in;
+	tz_oid root, par[1];
+	size_t np;
+	uint64_t rows = 0;
+	bool made = false, inited = false;
+	int rc;
+
+	memset(&b, 0, sizeof(b));
+	memset(&in, 0, sizeof(in));
+	tz_staging__init(&b.st);
+	if ((rc = parse_enrol(&e, payload, n)) < 0)
+		goto done;
+	if ((rc = tz_store__init(dir, e.code, &made)) < 0)
+		goto done;
+	inited = true;
+	if ((rc = tz_store_open(&s, dir)) < 0)
+		goto done;
+	tz_store_set_progress(s, cb, cb_payload);
+	if ((rc = tz_store__lock(s)) < 0)
+		goto done;
+	in.sender = "HQ";
+	if ((rc = rebuild(s, &in, e.deltas, e.deltas_len, (const uint8_t(*)[TZ_PK_BYTES])&e.hq_pk, 1, &b)) < 0)
+		goto unlock;
+	if (b.n != 1 || (rc = tz_commit__parse(s, &b.st, &b.commits[0], &root, par, 1, &np)) < 0 || np != 0) {
+		rc = rc < 0 ? rc : tz_error_set(TZ_ECORRUPT, "enrolment: the snapshot is not one root commit");
+		goto unlock;
+	}
+	/* objects in bulk: one pack */
+	if ((rc = tz_pack__write(s, &b.st)) < 0 || (rc = init_branch_txn(s, &e, &b, &b.commits[0], &root, &rows)) < 0)
+		goto unlock;
+	if (tz_ref__set(s, &b.commits[0], "enrol") < 0)
+		tz_error_clear();
+unlock:
+	tz_store__unlock(s);
+done:
+	tz_wipe(&e, sizeof(e));
+	rebuilt_release(&b);
+	tz_store_close(s);
+	if (rc < 0) {
+		if (inited)
+			tz_store__undo_init(dir, made);
+		tz_error_wrap(rc, "cannot create the branch store '%s'", dir);
+	}
+	return rc;
+}
