@@ -18,147 +18,13 @@
 #include <stdlib.h>
 #include <string.h>
 
-#define PAYLOAD_MAGIC "TZD1"
-#define OP_DELETE 0
-#define OP_BLOB 1
-#define OP_COLUMNS 2
+#define PAYLOAD_MAGIC "TZD2"
 
 /* Bounds of the reader: a commit object of at most 1 MiB (ours are under
  * 1 KiB: a signature and a message), a path of at most three key-sized
  * components, counts bounded by the payload's own size. */
 #define COMMIT_MAX ((uint64_t)1 << 20)
 #define PATH_MAX_BYTES (3 * TZ_KEY_MAX_BYTES + 2)
-
-/* ---- writing ---- */
-
-typedef struct {
-	char *path;            /* table/partition/key for rows, else the tree path */
-	size_t len;
-	uint8_t op;
-	tz_buf data;           /* blob, or the encoded column patch */
-} out_change;
-
-typedef struct {
-	tz_store *s;
-	out_change *ch;
-	size_t n, cap;
-	int rc;
-} pack_ctx;
-
-static bool is_row_path(const char *const *comp, const size_t *len, size_t depth)
-{
-	(void)len;
-	return depth == TZ_PATH_DEPTH && comp[0][0] != '_';
-}
-
-static int read_blob(tz_store *s, const tz_staging *st, const tz_oid *oid, uint8_t **data, size_t *len)
-{
-	git_object_t type;
-	int rc = tz_obj__read(s, st, oid, &type, data, len);
-
-	if (rc == TZ_OK && type != GIT_OBJECT_BLOB) {
-		char hex[41];
-		tz_free(*data);
-		*data = NULL;
-		tz_oid_fmt(hex, oid);
-		rc = tz_error_set(TZ_ECORRUPT, "object %s is not a blob", hex);
-	}
-	return rc;
-}
-
-/* The columns of `nw` that differ from `old`: names removed, then the
- * changed and added columns as a row blob. */
-static int column_patch(tz_buf *out, const tz_row *old, const tz_row *nw)
-{
-	tz_column *set = tz_calloc(nw->ncols + 1, sizeof(*set));
-	size_t nset = 0, nrem = 0;
-	tz_buf rows = TZ_BUF_INIT;
-	int rc;
-
-	if (set == NULL)
-		return TZ_ENOMEM;
-	for (size_t i = 0; i < old->ncols; i++)
-		nrem += tz_row_find(nw, old->cols[i].name, old->cols[i].name_len) == NULL;
-	tz_buf_varint(out, nrem);
-	for (size_t i = 0; i < old->ncols; i++)
-		if (tz_row_find(nw, old->cols[i].name, old->cols[i].name_len) == NULL) {
-			tz_buf_varint(out, old->cols[i].name_len);
-			tz_buf_put(out, old->cols[i].name, old->cols[i].name_len);
-		}
-	for (size_t i = 0; i < nw->ncols; i++) {
-		const tz_column *o = tz_row_find(old, nw->cols[i].name, nw->cols[i].name_len);
-		if (o == NULL || o->v.type != nw->cols[i].v.type || tz_value_cmp(&o->v, &nw->cols[i].v) != 0)
-			set[nset++] = nw->cols[i];
-	}
-	rc = tz_row_encode(&rows, set, nset);
-	tz_buf_varint(out, rows.len);
-	tz_buf_put(out, rows.data, rows.len);
-	tz_buf_release(&rows);
-	tz_free(set);
-	return rc < 0 ? rc : tz_buf_error(out);
-}
-
-static int collect(const char *const *comp, const size_t *len, size_t depth, const tz_oid *a,
-		   const tz_oid *b, void *payload)
-{
-	pack_ctx *p = payload;
-	out_change *c;
-	tz_buf path = TZ_BUF_INIT;
-	uint8_t *nd = NULL, *od = NULL;
-	size_t nl = 0, ol = 0;
-	bool row = is_row_path(comp, len, depth);
-	int rc;
-
-	for (size_t i = 0; i < depth; i++) {
-		if (row && (i == 2 || i == 3))
-			continue;   /* the fanout: the receiver computes it */
-		if (path.len)
-			tz_buf_putc(&path, '/');
-		tz_buf_put(&path, comp[i], len[i]);
-	}
-	if ((rc = tz_buf_error(&path)) < 0 || (rc = tz_array_grow(&p->ch, &p->cap, p->n, sizeof(*p->ch))) < 0) {
-		tz_buf_release(&path);
-		return rc < 0 ? rc : TZ_ENOMEM;
-	}
-	c = &p->ch[p->n++];
-	memset(c, 0, sizeof(*c));
-	c->len = path.len;
-	c->path = (char *)tz_buf_detach(&path, &c->len);
-	if (c->path == NULL)
-		return TZ_ENOMEM;
-	if (tz_oid_is_zero(b)) {
-		c->op = OP_DELETE;
-		return TZ_OK;
-	}
-	if ((rc = read_blob(p->s, NULL, b, &nd, &nl)) < 0)
-		return rc;
-	c->op = OP_BLOB;
-	if (row && !tz_oid_is_zero(a) && (rc = read_blob(p->s, NULL, a, &od, &ol)) == TZ_OK) {
-		tz_row *orow = NULL, *nrow = NULL;
-		if ((rc = tz_row_decode(&orow, od, ol)) == TZ_OK && (rc = tz_row_decode(&nrow, nd, nl)) == TZ_OK &&
-		    (rc = column_patch(&c->data, orow, nrow)) == TZ_OK && c->data.len < nl)
-			c->op = OP_COLUMNS;
-		tz_row_free(orow);
-		tz_row_free(nrow);
-	}
-	if (rc == TZ_OK && c->op == OP_BLOB) {
-		tz_buf_clear(&c->data);
-		tz_buf_put(&c->data, nd, nl);
-		rc = tz_buf_error(&c->data);
-	}
-	tz_free(nd);
-	tz_free(od);
-	return rc;
-}
-
-static int change_cmp(const void *x, const void *y)
-{
-	const out_change *a = x, *b = y;
-	size_t n = a->len < b->len ? a->len : b->len;
-	int c = memcmp(a->path, b->path, n);
-
-	return c ? c : a->len < b->len ? -1 : a->len > b->len;
-}
 
 /* The commit's tree and parents, parsed from its raw bytes (strictly:
  * "tree <hex>\n", then "parent <hex>\n" lines). */
@@ -211,14 +77,437 @@ int tz_commit__parse(tz_store *s, const tz_staging *st, const tz_oid *commit, tz
 	return rc;
 }
 
+/*
+ * The payload, version 2 (docs/bundle-format.md, "The payload"): per
+ * commit, its changes in sections so that like sits next to like for the
+ * compressor: the paths (sorted, each sharing a prefix with the one
+ * before), one op byte each, the column names the rows use, each row's
+ * shape (which columns it sets or removes), then the values column by
+ * column, then whole blobs, then the change log transcoded.  Rows are
+ * canonical (row-format.md), so the receiver re-encodes decoded values
+ * into exactly the sender's bytes.
+ */
+#define OP_DELETE 0
+#define OP_BLOB 1     /* a whole blob (not a row, or a row the codec leaves alone) */
+#define OP_ROW 2      /* a whole row, as columns */
+#define OP_PATCH 3    /* the columns that differ from the parent's row */
+#define OP_LOG 4      /* the _log blob, transcoded */
+
+/* ---- writing ---- */
+
+typedef struct {
+	char *path;            /* table/partition/key for rows, else the tree path */
+	size_t len;
+	uint8_t op;
+	tz_buf data;           /* OP_BLOB: the bytes; OP_LOG: the transcoded log */
+	tz_row *row;           /* OP_ROW, OP_PATCH: the new row */
+	tz_row *old;           /* OP_PATCH: the parent's row */
+	size_t nset;           /* OP_ROW, OP_PATCH: columns sent */
+	const tz_column **set;
+	size_t nrem;           /* OP_PATCH: columns removed */
+	const tz_column **rem;
+} out_change;
+
+typedef struct {
+	tz_store *s;
+	out_change *ch;
+	size_t n, cap;
+} pack_ctx;
+
+static bool is_row_path(const char *const *comp, size_t depth)
+{
+	return depth == TZ_PATH_DEPTH && comp[0][0] != '_';
+}
+
+static int read_blob(tz_store *s, const tz_staging *st, const tz_oid *oid, uint8_t **data, size_t *len)
+{
+	git_object_t type;
+	int rc = tz_obj__read(s, st, oid, &type, data, len);
+
+	if (rc == TZ_OK && type != GIT_OBJECT_BLOB) {
+		char hex[41];
+		tz_free(*data);
+		*data = NULL;
+		tz_oid_fmt(hex, oid);
+		rc = tz_error_set(TZ_ECORRUPT, "object %s is not a blob", hex);
+	}
+	return rc;
+}
+
+static bool same_value(const tz_value *a, const tz_value *b)
+{
+	return a->type == b->type && tz_value_cmp(a, b) == 0;
+}
+
+/* The columns of c->row to send: all of them, or (patch) those that
+ * differ from c->old, and the names c->old has and c->row lacks. */
+static int row_shape(out_change *c)
+{
+	const tz_row *nw = c->row, *old = c->op == OP_PATCH ? c->old : NULL;
+
+	if ((c->set = tz_calloc(nw->ncols + 1, sizeof(*c->set))) == NULL ||
+	    (c->rem = tz_calloc((old ? old->ncols : 0) + 1, sizeof(*c->rem))) == NULL)
+		return TZ_ENOMEM;
+	for (size_t i = 0; i < nw->ncols; i++) {
+		const tz_column *o = old ? tz_row_find(old, nw->cols[i].name, nw->cols[i].name_len) : NULL;
+		if (o == NULL || !same_value(&o->v, &nw->cols[i].v))
+			c->set[c->nset++] = &nw->cols[i];
+	}
+	for (size_t i = 0; old && i < old->ncols; i++)
+		if (tz_row_find(nw, old->cols[i].name, old->cols[i].name_len) == NULL)
+			c->rem[c->nrem++] = &old->cols[i];
+	return TZ_OK;
+}
+
+static int collect(const char *const *comp, const size_t *len, size_t depth, const tz_oid *a,
+		   const tz_oid *b, void *payload)
+{
+	pack_ctx *p = payload;
+	out_change *c;
+	tz_buf path = TZ_BUF_INIT;
+	uint8_t *nd = NULL, *od = NULL;
+	size_t nl = 0, ol = 0;
+	bool row = is_row_path(comp, depth);
+	int rc;
+
+	for (size_t i = 0; i < depth; i++) {
+		if (row && (i == 2 || i == 3))
+			continue;   /* the fanout: the receiver computes it */
+		if (path.len)
+			tz_buf_putc(&path, '/');
+		tz_buf_put(&path, comp[i], len[i]);
+	}
+	if ((rc = tz_buf_error(&path)) < 0 || (rc = tz_array_grow(&p->ch, &p->cap, p->n, sizeof(*p->ch))) < 0) {
+		tz_buf_release(&path);
+		return rc < 0 ? rc : TZ_ENOMEM;
+	}
+	c = &p->ch[p->n++];
+	memset(c, 0, sizeof(*c));
+	c->path = (char *)tz_buf_detach(&path, &c->len);
+	if (c->path == NULL)
+		return TZ_ENOMEM;
+	if (tz_oid_is_zero(b)) {
+		c->op = OP_DELETE;
+		return TZ_OK;
+	}
+	if ((rc = read_blob(p->s, NULL, b, &nd, &nl)) < 0)
+		return rc;
+	c->op = OP_BLOB;
+	if (row && tz_row_decode(&c->row, nd, nl) == TZ_OK) {
+		c->op = OP_ROW;
+		if (!tz_oid_is_zero(a) && read_blob(p->s, NULL, a, &od, &ol) == TZ_OK &&
+		    tz_row_decode(&c->old, od, ol) == TZ_OK)
+			c->op = OP_PATCH;
+		tz_error_clear();   /* a parent row that does not decode is sent whole */
+		rc = row_shape(c);
+	} else if (depth == 1 && len[0] == 4 && memcmp(comp[0], "_log", 4) == 0) {
+		c->op = OP_LOG;   /* transcoded once all paths are known */
+	}
+	if (rc == TZ_OK && (c->op == OP_BLOB || c->op == OP_LOG)) {
+		tz_error_clear();
+		tz_buf_put(&c->data, nd, nl);
+		rc = tz_buf_error(&c->data);
+	}
+	tz_free(nd);   /* decoded rows own copies of their bytes */
+	tz_free(od);
+	return rc;
+}
+
+static int change_cmp(const void *x, const void *y)
+{
+	const out_change *a = x, *b = y;
+	size_t n = a->len < b->len ? a->len : b->len;
+	int c = memcmp(a->path, b->path, n);
+
+	return c ? c : a->len < b->len ? -1 : a->len > b->len;
+}
+
+static int name_cmp(const void *x, const void *y)
+{
+	const tz_column *a = *(const tz_column *const *)x, *b = *(const tz_column *const *)y;
+	size_t n = a->name_len < b->name_len ? a->name_len : b->name_len;
+	int c = memcmp(a->name, b->name, n);
+
+	return c ? c : a->name_len < b->name_len ? -1 : a->name_len > b->name_len;
+}
+
+/* Index of a name in the sorted, unique dictionary. */
+static size_t name_index(const tz_column *const *names, size_t n, const tz_column *col)
+{
+	size_t lo = 0, hi = n;
+
+	while (lo < hi) {
+		size_t mid = (lo + hi) / 2;
+		int c = name_cmp(&names[mid], &col);
+		if (c == 0)
+			return mid;
+		if (c < 0)
+			lo = mid + 1;
+		else
+			hi = mid;
+	}
+	return n;   /* not reached: every name is in the dictionary */
+}
+
+static void put_value(tz_buf *b, const tz_value *v)
+{
+	uint64_t bits;
+
+	tz_buf_putc(b, (uint8_t)v->type);
+	switch (v->type) {
+	case TZ_VINT:
+		tz_buf_varint(b, ((uint64_t)v->i << 1) ^ (uint64_t)(v->i >> 63));
+		break;
+	case TZ_VREAL:
+		memcpy(&bits, &v->r, 8);
+		tz_buf_u64le(b, bits);
+		break;
+	case TZ_VTEXT:
+	case TZ_VBLOB:
+		tz_buf_varint(b, v->n);
+		tz_buf_put(b, v->p, v->n);
+		break;
+	default:
+		break;
+	}
+}
+
+/* Indexes ascending: the first as is, then each gap less one. */
+static void put_indexes(tz_buf *b, const size_t *ix, size_t n)
+{
+	tz_buf_varint(b, n);
+	for (size_t i = 0; i < n; i++)
+		tz_buf_varint(b, i == 0 ? ix[0] : ix[i] - ix[i - 1] - 1);
+}
+
+/* The _log blob, transcoded: line count, table names, then per line the
+ * clock's step from the line before, the op letter, the table and a
+ * reference to the changed path with that key (1 + index), or 0 and the
+ * key itself.  *ok is false when the blob is not in the form this codec
+ * reproduces exactly (it is then sent whole). */
+static int encode_log(tz_buf *out, const uint8_t *p, size_t n, const out_change *ch, size_t nch, bool *ok)
+{
+	static const char head[] = "tazamun-log 1\n";
+	tz_buf hl = TZ_BUF_INIT, ops = TZ_BUF_INIT, tb = TZ_BUF_INIT, keys = TZ_BUF_INIT;
+	tz_hmap paths, tables;
+	size_t off = sizeof(head) - 1, lines = 0, ntables = 0;
+	uint64_t prev = 0;
+	int rc = TZ_OK;
+
+	*ok = false;
+	tz_hmap__init(&paths);
+	tz_hmap__init(&tables);
+	if (n < off || memcmp(p, head, off) != 0)
+		return TZ_OK;
+	/* "table/key" of each row path -> 1 + its index */
+	for (size_t i = 0; i < nch && rc == TZ_OK; i++) {
+		const char *s1 = memchr(ch[i].path, '/', ch[i].len), *s2;
+		tz_buf k = TZ_BUF_INIT;
+		tz_hmap_slot *slot;
+		bool added;
+		if (ch[i].path[0] == '_' || s1 == NULL ||
+		    (s2 = memchr(s1 + 1, '/', ch[i].len - (size_t)(s1 + 1 - ch[i].path))) == NULL)
+			continue;
+		tz_buf_put(&k, ch[i].path, (size_t)(s1 - ch[i].path) + 1);
+		tz_buf_put(&k, s2 + 1, ch[i].len - (size_t)(s2 + 1 - ch[i].path));
+		if ((rc = tz_buf_error(&k)) == TZ_OK && (rc = tz_hmap__upsert(&paths, k.data, k.len, &slot, &added)) == TZ_OK &&
+		    added)
+			slot->value = i + 1;
+		tz_buf_release(&k);
+	}
+	while (rc == TZ_OK && off < n) {
+		const uint8_t *e = memchr(p + off, '\n', n - off);
+		const uint8_t *l = p + off, *t, *k;
+		size_t len, tl, kl;
+		uint64_t hlc = 0;
+		tz_hmap_slot *slot;
+		bool added;
+		tz_buf tk = TZ_BUF_INIT;
+		if (e == NULL)
+			goto notours;
+		len = (size_t)(e - l);
+		if (len < 16 + 3 + 1 + 2 || l[16] != ' ' || l[18] != ' ' || !memchr("iudr", l[17], 4))
+			goto notours;
+		for (int i = 0; i < 16; i++) {
+			int d = tz_row__hex_digit(l[i]);
+			if (d < 0)
+				goto notours;
+			hlc = hlc << 4 | (uint64_t)d;
+		}
+		t = l + 19;
+		k = memchr(t, ' ', len - 19);
+		if (k == NULL || k == t || memchr(k + 1, ' ', (size_t)(e - k - 1)) || k + 1 == e)
+			goto notours;
+		tl = (size_t)(k - t);
+		k++;
+		kl = (size_t)(e - k);
+		if (hlc < prev && lines > 0)
+			goto notours;
+		tz_buf_varint(&hl, lines ? hlc - prev : hlc);
+		prev = hlc;
+		tz_buf_putc(&ops, l[17]);
+		if ((rc = tz_hmap__upsert(&tables, t, tl, &slot, &added)) < 0)
+			break;
+		if (added) {
+			slot->value = ntables++;
+			tz_buf_varint(&tb, tl);
+			tz_buf_put(&tb, t, tl);
+		}
+		tz_buf_varint(&ops, slot->value);
+		tz_buf_put(&tk, t, tl);
+		tz_buf_putc(&tk, '/');
+		tz_buf_put(&tk, k, kl);
+		if ((rc = tz_buf_error(&tk)) == TZ_OK && (slot = tz_hmap__get(&paths, tk.data, tk.len)) != NULL) {
+			tz_buf_varint(&keys, slot->value);
+		} else {
+			tz_buf_varint(&keys, 0);
+			tz_buf_varint(&keys, kl);
+			tz_buf_put(&keys, k, kl);
+		}
+		tz_buf_release(&tk);
+		lines++;
+		off += len + 1;
+	}
+	if (rc == TZ_OK) {
+		tz_buf_varint(out, lines);
+		tz_buf_varint(out, ntables);
+		tz_buf_put(out, tb.data, tb.len);
+		tz_buf_put(out, hl.data, hl.len);
+		tz_buf_put(out, ops.data, ops.len);
+		tz_buf_put(out, keys.data, keys.len);
+		rc = tz_buf_error(out);
+		*ok = rc == TZ_OK;
+	}
+notours:
+	tz_hmap__release(&paths);
+	tz_hmap__release(&tables);
+	tz_buf_release(&hl);
+	tz_buf_release(&ops);
+	tz_buf_release(&tb);
+	tz_buf_release(&keys);
+	return rc;
+}
+
+static void release_changes(pack_ctx *p)
+{
+	for (size_t i = 0; i < p->n; i++) {
+		out_change *c = &p->ch[i];
+		tz_free(c->path);
+		tz_buf_release(&c->data);
+		tz_row_free(c->row);
+		tz_row_free(c->old);
+		tz_free(c->set);
+		tz_free(c->rem);
+	}
+	tz_free(p->ch);
+}
+
+/* The sections of one commit's changes (sorted) into out. */
+static int put_changes(tz_buf *out, out_change *ch, size_t n)
+{
+	const tz_column **names = NULL;
+	size_t nnames = 0, total = 0, prev_len = 0, *ix = NULL, maxcols = 0;
+	size_t *count = NULL, *start = NULL;
+	struct slotref { size_t change; const tz_column *col; } *slots = NULL;
+	const char *prev = "";
+	int rc = TZ_OK;
+
+	tz_buf_varint(out, n);
+	for (size_t i = 0; i < n; i++) {
+		size_t k = 0;
+		while (k < ch[i].len && k < prev_len && ch[i].path[k] == prev[k])
+			k++;
+		tz_buf_varint(out, k);
+		tz_buf_varint(out, ch[i].len - k);
+		tz_buf_put(out, ch[i].path + k, ch[i].len - k);
+		prev = ch[i].path;
+		prev_len = ch[i].len;
+	}
+	for (size_t i = 0; i < n; i++)
+		tz_buf_putc(out, ch[i].op);
+	/* the names dictionary */
+	for (size_t i = 0; i < n; i++) {
+		total += ch[i].nset + ch[i].nrem;
+		if (ch[i].nset + ch[i].nrem > maxcols)
+			maxcols = ch[i].nset + ch[i].nrem;
+	}
+	if ((names = tz_calloc(total + 1, sizeof(*names))) == NULL || (ix = tz_calloc(maxcols + 1, sizeof(*ix))) == NULL) {
+		rc = TZ_ENOMEM;
+		goto done;
+	}
+	for (size_t i = 0; i < n; i++) {
+		for (size_t j = 0; j < ch[i].nset; j++)
+			names[nnames++] = ch[i].set[j];
+		for (size_t j = 0; j < ch[i].nrem; j++)
+			names[nnames++] = ch[i].rem[j];
+	}
+	qsort(names, nnames, sizeof(*names), name_cmp);
+	{
+		size_t u = 0;
+		for (size_t i = 0; i < nnames; i++)
+			if (u == 0 || name_cmp(&names[u - 1], &names[i]) != 0)
+				names[u++] = names[i];
+		nnames = u;
+	}
+	tz_buf_varint(out, nnames);
+	for (size_t i = 0; i < nnames; i++) {
+		tz_buf_varint(out, names[i]->name_len);
+		tz_buf_put(out, names[i]->name, names[i]->name_len);
+	}
+	/* shapes, and the value slots bucketed by name */
+	if ((count = tz_calloc(nnames + 1, sizeof(*count))) == NULL ||
+	    (start = tz_calloc(nnames + 1, sizeof(*start))) == NULL ||
+	    (slots = tz_calloc(total + 1, sizeof(*slots))) == NULL) {
+		rc = TZ_ENOMEM;
+		goto done;
+	}
+	for (size_t i = 0; i < n; i++) {
+		if (ch[i].op != OP_ROW && ch[i].op != OP_PATCH)
+			continue;
+		for (size_t j = 0; j < ch[i].nset; j++)
+			count[ix[j] = name_index(names, nnames, ch[i].set[j])]++;
+		put_indexes(out, ix, ch[i].nset);
+		if (ch[i].op == OP_PATCH) {
+			for (size_t j = 0; j < ch[i].nrem; j++)
+				ix[j] = name_index(names, nnames, ch[i].rem[j]);
+			put_indexes(out, ix, ch[i].nrem);
+		}
+	}
+	for (size_t j = 1; j <= nnames; j++)
+		start[j] = start[j - 1] + count[j - 1];
+	memset(count, 0, (nnames + 1) * sizeof(*count));
+	for (size_t i = 0; i < n; i++)
+		for (size_t j = 0; j < ch[i].nset; j++) {
+			size_t x = name_index(names, nnames, ch[i].set[j]);
+			slots[start[x] + count[x]++] = (struct slotref){ i, ch[i].set[j] };
+		}
+	/* the values, column by column */
+	for (size_t x = 0; x < nnames; x++)
+		for (size_t k = 0; k < count[x]; k++)
+			put_value(out, &slots[start[x] + k].col->v);
+	/* whole blobs, then the log */
+	for (size_t i = 0; i < n; i++)
+		if (ch[i].op == OP_BLOB || ch[i].op == OP_LOG) {
+			tz_buf_varint(out, ch[i].data.len);
+			tz_buf_put(out, ch[i].data.data, ch[i].data.len);
+		}
+	rc = tz_buf_error(out);
+done:
+	tz_free(names);
+	tz_free(ix);
+	tz_free(count);
+	tz_free(start);
+	tz_free(slots);
+	return rc;
+}
+
 static int pack_one(tz_store *s, tz_buf *out, const tz_oid *commit)
 {
 	pack_ctx p;
 	tz_oid tree, parents[TZ_COMMIT_MAX_PARENTS], base = { { 0 } };
 	git_object_t type;
 	uint8_t *raw = NULL;
-	size_t rawlen, np, prev_len = 0;
-	const char *prev = "";
+	size_t rawlen, np;
 	int rc;
 
 	memset(&p, 0, sizeof(p));
@@ -231,33 +520,30 @@ static int pack_one(tz_store *s, tz_buf *out, const tz_oid *commit)
 	if ((rc = tz_tree__diff(s, NULL, &base, &tree, collect, &p)) < 0)
 		goto done;
 	qsort(p.ch, p.n, sizeof(*p.ch), change_cmp);
+	for (size_t i = 0; i < p.n && rc == TZ_OK; i++) {
+		tz_buf enc = TZ_BUF_INIT;
+		bool ok;
+		if (p.ch[i].op != OP_LOG)
+			continue;
+		if ((rc = encode_log(&enc, p.ch[i].data.data, p.ch[i].data.len, p.ch, p.n, &ok)) == TZ_OK) {
+			if (ok) {
+				tz_buf_release(&p.ch[i].data);
+				p.ch[i].data = enc;
+				tz_buf_init(&enc, 0);
+			} else {
+				p.ch[i].op = OP_BLOB;
+			}
+		}
+		tz_buf_release(&enc);
+	}
+	if (rc < 0)
+		goto done;
 	tz_buf_put(out, commit->id, 20);
 	tz_buf_varint(out, rawlen);
 	tz_buf_put(out, raw, rawlen);
-	tz_buf_varint(out, p.n);
-	for (size_t i = 0; i < p.n; i++) {
-		const out_change *c = &p.ch[i];
-		size_t k = 0;
-		while (k < c->len && k < prev_len && c->path[k] == prev[k])
-			k++;
-		tz_buf_varint(out, k);
-		tz_buf_varint(out, c->len - k);
-		tz_buf_put(out, c->path + k, c->len - k);
-		tz_buf_putc(out, c->op);
-		if (c->op != OP_DELETE) {
-			tz_buf_varint(out, c->data.len);
-			tz_buf_put(out, c->data.data, c->data.len);
-		}
-		prev = c->path;
-		prev_len = c->len;
-	}
-	rc = tz_buf_error(out);
+	rc = put_changes(out, p.ch, p.n);
 done:
-	for (size_t i = 0; i < p.n; i++) {
-		tz_free(p.ch[i].path);
-		tz_buf_release(&p.ch[i].data);
-	}
-	tz_free(p.ch);
+	release_changes(&p);
 	tz_free(raw);
 	return rc;
 }
@@ -281,11 +567,11 @@ typedef struct {
 	tz_store *s;
 	tz_staging *st;
 	tz_reader r;
-	/* per change: the path split in components, and the blob's id */
-	tz_path_change *ch;
-	size_t nch, capch;
+	tz_path_change *ch;     /* per change: the tree path and the new blob */
+	size_t nch;
 	char (*fan)[2];
-	char **paths;          /* the path strings of one commit */
+	char **paths;           /* the path strings of one commit */
+	uint8_t *ops;
 	size_t npaths;
 } unpack_ctx;
 
@@ -295,8 +581,10 @@ static void release_paths(unpack_ctx *u)
 		tz_free(u->paths[i]);
 	tz_free(u->paths);
 	tz_free(u->fan);
+	tz_free(u->ops);
 	u->paths = NULL;
 	u->fan = NULL;
+	u->ops = NULL;
 	u->npaths = 0;
 	u->nch = 0;
 }
@@ -316,7 +604,7 @@ static bool name_ok(const char *p, size_t n)
 }
 
 /* Split a payload path into tree components (rows get their fanout). */
-static int split_path(unpack_ctx *u, tz_path_change *c, char fan[2], const char *path, size_t len)
+static int split_path(tz_path_change *c, char fan[2], const char *path, size_t len)
 {
 	size_t n = 0, start = 0;
 	const char *comp[TZ_PATH_DEPTH];
@@ -354,78 +642,120 @@ static int split_path(unpack_ctx *u, tz_path_change *c, char fan[2], const char 
 		}
 		c->depth = n;
 	}
-	(void)u;
 	return TZ_OK;
 }
 
-/* Rows: the parent's row with the patch applied, re-encoded. */
-static int apply_patch(unpack_ctx *u, tz_buf *out, const tz_oid *base_tree, const tz_path_change *c,
-		       const uint8_t *patch, size_t plen)
+/* One row's columns while a commit is decoded. */
+typedef struct {
+	size_t nset, nrem;
+	size_t *set, *rem;      /* name indexes */
+	tz_value *vals;         /* per set column */
+} in_shape;
+
+static int get_indexes(tz_reader *r, size_t **out, size_t *n, size_t nnames)
 {
-	tz_reader r;
+	uint64_t cnt, prev = 0;
+
+	*out = NULL;
+	*n = 0;
+	if (tz_reader_varint(r, &cnt, nnames) < 0)
+		return corrupt("bad column count");
+	if ((*out = tz_calloc(cnt + 1, sizeof(**out))) == NULL)
+		return TZ_ENOMEM;
+	for (uint64_t i = 0; i < cnt; i++) {
+		uint64_t d;
+		if (tz_reader_varint(r, &d, nnames) < 0)
+			return corrupt("bad column index");
+		prev = i == 0 ? d : prev + d + 1;
+		if (prev >= nnames)
+			return corrupt("column index past the names");
+		(*out)[i] = prev;
+	}
+	*n = cnt;
+	return TZ_OK;
+}
+
+static int get_value(tz_reader *r, tz_value *v)
+{
+	uint8_t t;
+	uint64_t x;
+	const uint8_t *b;
+
+	memset(v, 0, sizeof(*v));
+	if (tz_reader_u8(r, &t) < 0 || t < TZ_VINT || t > TZ_VNULL)
+		return corrupt("bad value type");
+	v->type = (tz_vtype)t;
+	switch (v->type) {
+	case TZ_VINT:
+		if (tz_reader_varint(r, &x, UINT64_MAX) < 0)
+			return corrupt("bad integer");
+		v->i = (int64_t)(x >> 1) ^ -(int64_t)(x & 1);
+		return TZ_OK;
+	case TZ_VREAL:
+		if (tz_reader_u64le(r, &x) < 0)
+			return corrupt("truncated real");
+		memcpy(&v->r, &x, 8);
+		return TZ_OK;
+	case TZ_VTEXT:
+	case TZ_VBLOB:
+		if (tz_reader_varint(r, &x, TZ_ROW_MAX_BYTES) < 0 || tz_reader_bytes(r, &b, x) < 0)
+			return corrupt("truncated text or blob");
+		v->p = b;
+		v->n = x;
+		return TZ_OK;
+	default:
+		return TZ_OK;
+	}
+}
+
+/* A row from its shape: the parent's row (patch) with columns removed and
+ * set, or (whole) just the columns; re-encoded canonically. */
+static int build_row(unpack_ctx *u, tz_buf *out, const tz_oid *base_tree, const tz_path_change *c, bool patch,
+		     const in_shape *sh, const tz_column *names)
+{
 	tz_oid old_oid;
 	uint8_t *od = NULL;
 	size_t ol, ncols = 0;
-	uint64_t nrem, setlen;
-	const uint8_t *setp;
-	tz_row *old = NULL, *set = NULL;
+	tz_row *old = NULL;
 	tz_column *cols = NULL;
-	int rc;
+	int rc = TZ_OK;
 
-	if ((rc = tz_tree__lookup(u->s, u->st, &old_oid, base_tree, c->comp, c->comp_len, TZ_PATH_DEPTH)) < 0)
-		return rc;
-	if (tz_oid_is_zero(&old_oid))
-		return corrupt("a column patch to a row the parent does not have");
-	if ((rc = read_blob(u->s, u->st, &old_oid, &od, &ol)) < 0 || (rc = tz_row_decode(&old, od, ol)) < 0)
-		goto done;
-	tz_reader_init(&r, patch, plen);
-	if (tz_reader_varint(&r, &nrem, old->ncols) < 0) {
-		rc = corrupt("column patch: bad count of removed columns");
-		goto done;
+	if (patch) {
+		if ((rc = tz_tree__lookup(u->s, u->st, &old_oid, base_tree, c->comp, c->comp_len, TZ_PATH_DEPTH)) < 0)
+			return rc;
+		if (tz_oid_is_zero(&old_oid))
+			return corrupt("a column patch to a row the parent does not have");
+		if ((rc = read_blob(u->s, u->st, &old_oid, &od, &ol)) < 0 || (rc = tz_row_decode(&old, od, ol)) < 0)
+			goto done;
 	}
-	if ((cols = tz_calloc(old->ncols + TZ_ROW_MAX_COLUMNS + 1, sizeof(*cols))) == NULL) {
+	if ((cols = tz_calloc((old ? old->ncols : 0) + sh->nset + 1, sizeof(*cols))) == NULL) {
 		rc = TZ_ENOMEM;
 		goto done;
 	}
-	/* start from the old columns; removed ones are marked by a NULL name */
-	memcpy(cols, old->cols, old->ncols * sizeof(*cols));
-	ncols = old->ncols;
-	for (uint64_t i = 0; i < nrem; i++) {
-		uint64_t nl;
-		const uint8_t *name;
+	for (size_t i = 0; old && i < old->ncols; i++)
+		cols[ncols++] = old->cols[i];
+	for (size_t i = 0; i < sh->nrem; i++) {
+		const tz_column *nm = &names[sh->rem[i]];
 		bool found = false;
-		if (tz_reader_varint(&r, &nl, TZ_ROW_MAX_NAME) < 0 || tz_reader_bytes(&r, &name, nl) < 0) {
-			rc = corrupt("column patch: truncated name");
-			goto done;
-		}
 		for (size_t k = 0; k < ncols; k++)
-			if (cols[k].name && cols[k].name_len == nl && memcmp(cols[k].name, name, nl) == 0) {
+			if (cols[k].name && cols[k].name_len == nm->name_len && memcmp(cols[k].name, nm->name, nm->name_len) == 0) {
 				cols[k].name = NULL;
 				found = true;
 			}
 		if (!found) {
-			rc = corrupt("column patch removes a column the row does not have");
+			rc = corrupt("a patch removes a column the row does not have");
 			goto done;
 		}
 	}
-	if (tz_reader_varint(&r, &setlen, TZ_ROW_MAX_BYTES) < 0 || tz_reader_bytes(&r, &setp, setlen) < 0 ||
-	    !tz_reader_done(&r)) {
-		rc = corrupt("column patch: bad length");
-		goto done;
-	}
-	if ((rc = tz_row_decode(&set, setp, setlen)) < 0)
-		goto done;
-	if (set->ncols > TZ_ROW_MAX_COLUMNS) {
-		rc = corrupt("column patch: too many columns");
-		goto done;
-	}
-	for (size_t i = 0; i < set->ncols; i++) {
+	for (size_t i = 0; i < sh->nset; i++) {
+		const tz_column *nm = &names[sh->set[i]];
 		size_t k;
 		for (k = 0; k < ncols; k++)
-			if (cols[k].name && cols[k].name_len == set->cols[i].name_len &&
-			    memcmp(cols[k].name, set->cols[i].name, cols[k].name_len) == 0)
+			if (cols[k].name && cols[k].name_len == nm->name_len && memcmp(cols[k].name, nm->name, nm->name_len) == 0)
 				break;
-		cols[k] = set->cols[i];
+		cols[k].name = nm->name;
+		cols[k].name_len = nm->name_len;
+		cols[k].v = sh->vals[i];
 		if (k == ncols)
 			ncols++;
 	}
@@ -440,8 +770,109 @@ static int apply_patch(unpack_ctx *u, tz_buf *out, const tz_oid *base_tree, cons
 done:
 	tz_free(cols);
 	tz_row_free(old);
-	tz_row_free(set);
 	tz_free(od);
+	return rc;
+}
+
+/* The _log blob from its transcoding (encode_log). */
+static int decode_log(tz_buf *out, const uint8_t *p, size_t n, const unpack_ctx *u)
+{
+	tz_reader r, h, o, k;
+	uint64_t lines, ntables, prev = 0;
+	const uint8_t **tname = NULL;
+	size_t *tlen = NULL;
+	int rc = TZ_OK;
+
+	tz_reader_init(&r, p, n);
+	/* a line takes at least 3 bytes of the transcoding */
+	if (tz_reader_varint(&r, &lines, n / 3) < 0 || tz_reader_varint(&r, &ntables, n) < 0)
+		return corrupt("log: bad counts");
+	if ((tname = tz_calloc(ntables + 1, sizeof(*tname))) == NULL || (tlen = tz_calloc(ntables + 1, sizeof(*tlen))) == NULL) {
+		rc = TZ_ENOMEM;
+		goto done;
+	}
+	for (uint64_t i = 0; i < ntables; i++) {
+		uint64_t l;
+		if (tz_reader_varint(&r, &l, TZ_KEY_MAX_BYTES) < 0 || tz_reader_bytes(&r, &tname[i], l) < 0 ||
+		    !name_ok((const char *)tname[i], l)) {
+			rc = corrupt("log: bad table name");
+			goto done;
+		}
+		tlen[i] = l;
+	}
+	/* three streams follow: clock steps, op and table, key references */
+	h = r;
+	{
+		/* find where the streams split: walk the clock steps first */
+		for (uint64_t i = 0; i < lines; i++) {
+			uint64_t d;
+			if (tz_reader_varint(&r, &d, UINT64_MAX) < 0) {
+				rc = corrupt("log: truncated clock");
+				goto done;
+			}
+		}
+		h.len = (size_t)(r.p - h.p);
+		o = r;
+		for (uint64_t i = 0; i < lines; i++) {
+			uint8_t c;
+			uint64_t t;
+			if (tz_reader_u8(&r, &c) < 0 || tz_reader_varint(&r, &t, ntables ? ntables - 1 : 0) < 0) {
+				rc = corrupt("log: truncated ops");
+				goto done;
+			}
+		}
+		o.len = (size_t)(r.p - o.p);
+		k = r;
+	}
+	tz_buf_puts(out, "tazamun-log 1\n");
+	for (uint64_t i = 0; i < lines; i++) {
+		uint64_t d, t, ref;
+		uint8_t op;
+		const uint8_t *key;
+		size_t kl;
+		if (tz_reader_varint(&h, &d, UINT64_MAX) < 0 || tz_reader_u8(&o, &op) < 0 ||
+		    tz_reader_varint(&o, &t, ntables ? ntables - 1 : 0) < 0 || tz_reader_varint(&k, &ref, u->nch) < 0 ||
+		    ntables == 0) {
+			rc = corrupt("log: truncated");
+			goto done;
+		}
+		if (!memchr("iudr", op, 4) || (i > 0 && d > UINT64_MAX - prev)) {
+			rc = corrupt("log: bad entry");
+			goto done;
+		}
+		prev = i ? prev + d : d;
+		if (ref == 0) {
+			uint64_t l;
+			if (tz_reader_varint(&k, &l, TZ_KEY_MAX_BYTES) < 0 || tz_reader_bytes(&k, &key, l) < 0 || l == 0 ||
+			    memchr(key, ' ', l) || memchr(key, '\n', l)) {
+				rc = corrupt("log: bad key");
+				goto done;
+			}
+			kl = l;
+		} else {
+			/* the key of the referenced row path: its last component */
+			const char *path = u->paths[ref - 1];
+			const char *slash = strrchr(path, '/');
+			if (path[0] == '_' || slash == NULL) {
+				rc = corrupt("log: a reference to a path that is not a row");
+				goto done;
+			}
+			key = (const uint8_t *)slash + 1;
+			kl = strlen(slash + 1);
+		}
+		tz_buf_printf(out, "%016llx %c ", (unsigned long long)prev, op);
+		tz_buf_put(out, tname[t], tlen[t]);
+		tz_buf_putc(out, ' ');
+		tz_buf_put(out, key, kl);
+		tz_buf_putc(out, '\n');
+	}
+	if (!tz_reader_done(&k))
+		rc = corrupt("log: trailing bytes");
+	else
+		rc = tz_buf_error(out);
+done:
+	tz_free(tname);
+	tz_free(tlen);
 	return rc;
 }
 
@@ -450,13 +881,16 @@ static int unpack_one(unpack_ctx *u, tz_oid *out)
 {
 	tz_reader *r = &u->r;
 	const uint8_t *declared, *raw;
-	uint64_t rawlen, nch;
+	uint64_t rawlen, nch, nnames;
 	tz_oid tree, parents[TZ_COMMIT_MAX_PARENTS], base = { { 0 } }, root, got;
-	size_t np, prev_len = 0;
+	size_t np, prev_len = 0, nrows = 0;
 	const char *prev = "";
 	char hex[41], hex2[41];
+	tz_column *names = NULL;
+	in_shape *shapes = NULL;
+	size_t *count = NULL;
 	bool empty;
-	int rc;
+	int rc = TZ_OK;
 
 	if (tz_reader_bytes(r, &declared, 20) < 0 || tz_reader_varint(r, &rawlen, COMMIT_MAX) < 0 ||
 	    tz_reader_bytes(r, &raw, rawlen) < 0)
@@ -483,81 +917,186 @@ static int unpack_one(unpack_ctx *u, tz_oid *out)
 		if ((rc = tz_commit__parse(u->s, u->st, &parents[0], &base, pp, TZ_COMMIT_MAX_PARENTS, &npp)) < 0)
 			return rc;
 	}
-	/* the count is bounded by what remains: each change takes 3 bytes or more */
+	/* a change takes at least 3 bytes (path and op) */
 	if (tz_reader_varint(r, &nch, r->len / 3) < 0)
 		return corrupt("bad change count");
 	release_paths(u);
 	if ((u->fan = tz_calloc(nch + 1, sizeof(*u->fan))) == NULL ||
-	    (u->paths = tz_calloc(nch + 1, sizeof(*u->paths))) == NULL)
+	    (u->paths = tz_calloc(nch + 1, sizeof(*u->paths))) == NULL || (u->ops = tz_calloc(nch + 1, 1)) == NULL ||
+	    (shapes = tz_calloc(nch + 1, sizeof(*shapes))) == NULL)
 		return TZ_ENOMEM;
 	u->npaths = nch;
+	tz_free(u->ch);
+	if ((u->ch = tz_calloc(nch + 1, sizeof(*u->ch))) == NULL) {
+		rc = TZ_ENOMEM;
+		goto done;
+	}
 	for (uint64_t i = 0; i < nch; i++) {
-		uint64_t k, sl, dl;
-		const uint8_t *suffix, *data = NULL;
-		uint8_t op;
-		tz_path_change *c;
-		tz_buf blob = TZ_BUF_INIT;
+		uint64_t k, sl;
+		const uint8_t *suffix;
 		char *path;
-
 		if (tz_reader_varint(r, &k, prev_len) < 0 || tz_reader_varint(r, &sl, PATH_MAX_BYTES - k) < 0 ||
-		    tz_reader_bytes(r, &suffix, sl) < 0 || tz_reader_u8(r, &op) < 0 || op > OP_COLUMNS)
-			return corrupt("bad change path");
-		if (op != OP_DELETE && (tz_reader_varint(r, &dl, TZ_ROW_MAX_BYTES) < 0 ||
-					tz_reader_bytes(r, &data, dl) < 0))
-			return corrupt("truncated change");
-		if ((path = u->paths[i] = tz_malloc(k + sl + 1)) == NULL)
-			return TZ_ENOMEM;
+		    tz_reader_bytes(r, &suffix, sl) < 0) {
+			rc = corrupt("bad change path");
+			goto done;
+		}
+		if ((path = u->paths[i] = tz_malloc(k + sl + 1)) == NULL) {
+			rc = TZ_ENOMEM;
+			goto done;
+		}
 		memcpy(path, prev, k);
 		memcpy(path + k, suffix, sl);
 		path[k + sl] = '\0';
 		if (i > 0 && (k + sl < prev_len ? memcmp(prev, path, k + sl) >= 0
-						: memcmp(prev, path, prev_len) >= 0 && k + sl == prev_len))
-			return corrupt("changes out of order");
-		if (tz_array_grow(&u->ch, &u->capch, u->nch, sizeof(*u->ch)) < 0)
-			return TZ_ENOMEM;
-		c = &u->ch[u->nch];
-		if ((rc = split_path(u, c, u->fan[u->nch], path, k + sl)) < 0)
-			return rc;
+						: memcmp(prev, path, prev_len) >= 0 && k + sl == prev_len)) {
+			rc = corrupt("changes out of order");
+			goto done;
+		}
+		if ((rc = split_path(&u->ch[i], u->fan[i], path, k + sl)) < 0)
+			goto done;
 		u->nch++;
 		prev = path;
 		prev_len = k + sl;
-		if (op == OP_DELETE) {
+	}
+	for (uint64_t i = 0; i < nch; i++) {
+		if (tz_reader_u8(r, &u->ops[i]) < 0 || u->ops[i] > OP_LOG) {
+			rc = corrupt("bad op");
+			goto done;
+		}
+		if ((u->ops[i] == OP_ROW || u->ops[i] == OP_PATCH) && u->ch[i].depth != TZ_PATH_DEPTH) {
+			rc = corrupt("row columns for a file that is not a row");
+			goto done;
+		}
+		if (u->ops[i] == OP_LOG && (u->ch[i].depth != 1 || strcmp(u->paths[i], "_log") != 0)) {
+			rc = corrupt("a transcoded log that is not _log");
+			goto done;
+		}
+		nrows += u->ops[i] == OP_ROW || u->ops[i] == OP_PATCH;
+	}
+	/* names */
+	if (tz_reader_varint(r, &nnames, r->len) < 0 || (names = tz_calloc(nnames + 1, sizeof(*names))) == NULL ||
+	    (count = tz_calloc(nnames + 1, sizeof(*count))) == NULL) {
+		rc = rc < 0 ? rc : names == NULL && nnames <= r->len ? TZ_ENOMEM : corrupt("bad name count");
+		goto done;
+	}
+	for (uint64_t i = 0; i < nnames; i++) {
+		uint64_t l;
+		const uint8_t *b;
+		if (tz_reader_varint(r, &l, TZ_ROW_MAX_NAME) < 0 || l == 0 || tz_reader_bytes(r, &b, l) < 0) {
+			rc = corrupt("bad column name");
+			goto done;
+		}
+		names[i].name = (const char *)b;
+		names[i].name_len = l;
+	}
+	/* shapes */
+	for (uint64_t i = 0; i < nch; i++) {
+		in_shape *sh = &shapes[i];
+		if (u->ops[i] != OP_ROW && u->ops[i] != OP_PATCH)
+			continue;
+		if ((rc = get_indexes(r, &sh->set, &sh->nset, nnames)) < 0 ||
+		    (u->ops[i] == OP_PATCH && (rc = get_indexes(r, &sh->rem, &sh->nrem, nnames)) < 0))
+			goto done;
+		if ((sh->vals = tz_calloc(sh->nset + 1, sizeof(*sh->vals))) == NULL) {
+			rc = TZ_ENOMEM;
+			goto done;
+		}
+		for (size_t j = 0; j < sh->nset; j++)
+			count[sh->set[j]]++;
+	}
+	/* values, column by column, in change order */
+	{
+		/* bucket the (change, column) slots by name, in change order */
+		size_t total = 0, *start = tz_calloc(nnames + 2, sizeof(*start)), *fill = NULL;
+		tz_value **slot = NULL;
+		for (uint64_t x = 0; x < nnames; x++)
+			total += count[x];
+		if (start == NULL || (fill = tz_calloc(nnames + 1, sizeof(*fill))) == NULL ||
+		    (slot = tz_calloc(total + 1, sizeof(*slot))) == NULL) {
+			tz_free(start);
+			tz_free(fill);
+			rc = TZ_ENOMEM;
+			goto done;
+		}
+		for (uint64_t x = 0; x < nnames; x++)
+			start[x + 1] = start[x] + count[x];
+		for (uint64_t i = 0; i < nch; i++)
+			for (size_t j = 0; j < shapes[i].nset; j++) {
+				size_t x = shapes[i].set[j];
+				slot[start[x] + fill[x]++] = &shapes[i].vals[j];
+			}
+		for (size_t k = 0; k < total && rc == TZ_OK; k++)
+			rc = get_value(r, slot[k]);
+		tz_free(start);
+		tz_free(fill);
+		tz_free(slot);
+		if (rc < 0)
+			goto done;
+	}
+	/* blobs: stage every new blob */
+	for (uint64_t i = 0; i < nch; i++) {
+		tz_path_change *c = &u->ch[i];
+		tz_buf blob = TZ_BUF_INIT;
+		if (u->ops[i] == OP_DELETE) {
 			c->del = true;
 			continue;
 		}
-		if (op == OP_COLUMNS) {
-			if (c->depth != TZ_PATH_DEPTH)
-				return corrupt("a column patch to a file that is not a row");
-			if ((rc = apply_patch(u, &blob, &base, c, data, dl)) < 0) {
-				tz_buf_release(&blob);
-				return tz_error_wrap(rc, "payload: commit %s, row %s", hex, path);
+		if (u->ops[i] == OP_BLOB || u->ops[i] == OP_LOG) {
+			uint64_t dl;
+			const uint8_t *d;
+			if (tz_reader_varint(r, &dl, TZ_ROW_MAX_BYTES) < 0 || tz_reader_bytes(r, &d, dl) < 0) {
+				rc = corrupt("truncated blob");
+				goto done;
 			}
-			data = blob.data;
-			dl = blob.len;
+			if (u->ops[i] == OP_LOG)
+				rc = decode_log(&blob, d, dl, u);
+			else
+				tz_buf_put(&blob, d, dl);
+		} else {
+			rc = build_row(u, &blob, &base, c, u->ops[i] == OP_PATCH, &shapes[i], names);
 		}
-		rc = tz_staging__add(u->s, u->st, &c->oid, GIT_OBJECT_BLOB, data ? data : (const uint8_t *)"", dl);
+		if (rc == TZ_OK)
+			rc = tz_staging__add(u->s, u->st, &c->oid, GIT_OBJECT_BLOB, blob.data ? blob.data : (const uint8_t *)"",
+					     blob.len);
 		tz_buf_release(&blob);
-		if (rc < 0)
-			return rc;
+		if (rc < 0) {
+			tz_error_wrap(rc, "payload: commit %s, %s", hex, u->paths[i]);
+			goto done;
+		}
 	}
 	qsort(u->ch, u->nch, sizeof(*u->ch), tz_path_change__cmp);
 	for (size_t i = 1; i < u->nch; i++)
-		if (tz_path_change__cmp(&u->ch[i - 1], &u->ch[i]) == 0)
-			return corrupt("two changes to one path");
-	if ((rc = tz_tree__apply(u->s, u->st, &root, &empty, &base, 0, u->ch, u->nch)) < 0)
-		return tz_error_wrap(rc, "payload: commit %s", hex);
+		if (tz_path_change__cmp(&u->ch[i - 1], &u->ch[i]) == 0) {
+			rc = corrupt("two changes to one path");
+			goto done;
+		}
+	if ((rc = tz_tree__apply(u->s, u->st, &root, &empty, &base, 0, u->ch, u->nch)) < 0) {
+		tz_error_wrap(rc, "payload: commit %s", hex);
+		goto done;
+	}
 	if (empty && (rc = tz_tree__write(u->s, u->st, &root, NULL, 0)) < 0)
-		return rc;
+		goto done;
 	if (memcmp(&root, &tree, sizeof(root)) != 0) {
 		tz_oid_fmt(hex2, &root);
-		return tz_error_set(TZ_EVERIFY, "payload: commit %s: the rebuilt tree %s is not the tree the commit names",
-				    hex, hex2);
+		rc = tz_error_set(TZ_EVERIFY, "payload: commit %s: the rebuilt tree %s is not the tree the commit names",
+				  hex, hex2);
+		goto done;
 	}
 	if ((rc = tz_staging__add(u->s, u->st, &got, GIT_OBJECT_COMMIT, raw, rawlen)) < 0)
-		return rc;
+		goto done;
 	if (memcmp(&got, out, sizeof(got)) != 0)
-		return tz_error_set(TZ_EVERIFY, "payload: commit %s: its bytes hash to another id", hex);
-	return TZ_OK;
+		rc = tz_error_set(TZ_EVERIFY, "payload: commit %s: its bytes hash to another id", hex);
+done:
+	for (uint64_t i = 0; shapes && i < nch; i++) {
+		tz_free(shapes[i].set);
+		tz_free(shapes[i].rem);
+		tz_free(shapes[i].vals);
+	}
+	tz_free(shapes);
+	tz_free(names);
+	tz_free(count);
+	(void)nrows;
+	return rc;
 }
 
 int tz_transfer__unpack(tz_store *s, tz_staging *st, const void *p, size_t n, tz_oid **commits,
