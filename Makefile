@@ -41,6 +41,8 @@ UNIT_SRC  := $(wildcard tests/unit/test_*.c)
 UNIT_BIN  := $(UNIT_SRC:tests/unit/%.c=$(BUILD)/tests/%)
 FUZZ_SRC  := $(wildcard tests/fuzz/fuzz_*.c)
 FUZZ_BIN  := $(FUZZ_SRC:tests/fuzz/%.c=$(BUILD)/tests/%)
+# helpers of the CLI tests (tests/tools/NAME.c -> BUILD/tests/NAME), not tests themselves
+TEST_TOOL_BIN := $(patsubst tests/tools/%.c,$(BUILD)/tests/%,$(wildcard tests/tools/*.c))
 BENCH_SRC := $(wildcard bench/*.c)
 BENCH_BIN := $(BENCH_SRC:bench/%.c=$(BUILD)/bench/%)
 
@@ -72,6 +74,10 @@ $(BUILD)/tests/test_%: $(BUILD)/tests/unit/test_%.o $(LIB)
 	@mkdir -p $(dir $@)
 	$(CC) $(SANFLAGS) -o $@ $^ $(LDLIBS)
 
+$(TEST_TOOL_BIN): $(BUILD)/tests/%: $(BUILD)/tests/tools/%.o $(LIB)
+	@mkdir -p $(dir $@)
+	$(CC) $(SANFLAGS) -o $@ $^ $(LDLIBS)
+
 # Each fuzz target is linked with a plain driver that replays its corpus
 # (tests/fuzz/driver.c); `make fuzz` links the same target with libFuzzer.
 $(BUILD)/tests/fuzz_%: $(BUILD)/tests/fuzz/fuzz_%.o $(BUILD)/tests/fuzz/driver.o $(LIB)
@@ -90,7 +96,7 @@ test: deps
 	@sh tests/run.sh $(BUILD)
 
 .PHONY: tests-build
-tests-build: $(UNIT_BIN) $(FUZZ_BIN)
+tests-build: $(UNIT_BIN) $(FUZZ_BIN) $(TEST_TOOL_BIN)
 
 demo: deps
 	@$(MAKE) --no-print-directory all
