@@ -371,7 +371,7 @@ static int export_branch(tz_store *s, tz_outgoing *o)
 	int64_t bound;
 	int rc;
 
-	/* [P8] export seals the pending changes first */
+	/* [P10] export seals the pending changes first */
 	if ((rc = tz_store_commit(s, "export", &cr)) < 0)
 		return rc;
 	if ((rc = tz_head__get(s, &has_head, &head)) < 0 || (rc = oid_meta(s, "base", &base, &has_base)) < 0)
@@ -454,7 +454,7 @@ static int line_of(tz_store *s, const char *code, tz_oid *line, tz_oid *received
 	return rc;
 }
 
-/* Commit the branch's view of main on its line when main moved since
+/* [P16] Commit the branch's view of main on its line when main moved since
  * the last view (other branches' and HQ's changes), after sealing HQ's
  * pending changes [P10]; *line becomes the new tip. */
 static int refresh_view(tz_store *s, const char *code, tz_oid *line)
@@ -611,7 +611,7 @@ int tz_store_sender_key(tz_store *s, const char *sender, bool bind, const uint8_
 	return rc;
 }
 
-/* [P4] [P5] [P6]: replays, restored or cloned stores.  *noop when this
+/* [P7] [P8]: replays, restored or cloned stores.  *noop [P1] when this
  * very bundle was imported before. */
 static int check_sequence(tz_store *s, const tz_incoming *in, bool *noop)
 {
@@ -679,7 +679,7 @@ static int record_bundle(tz_store *s, const tz_incoming *in, size_t ncommits)
 	return step == SQLITE_DONE ? TZ_OK : tz_sql__error(s, step, "cannot record the bundle");
 }
 
-/* The bundle's commits, rebuilt into st; each signed by one of keys[]. */
+/* [P12] The bundle's commits, rebuilt into st; each signed by one of keys[]. */
 typedef struct {
 	tz_staging st;
 	tz_oid *commits;
@@ -738,6 +738,7 @@ typedef struct {
 	const tz_oid *from_root, *to_root;   /* materialise from -> to */
 } apply_state;
 
+/* [P14] rows the change log names stay as the application wrote them */
 static int materialise_and_head(tz_store *s, const apply_state *a, tz_import_result *res)
 {
 	char hex[41];
@@ -828,7 +829,7 @@ static int integrate_row(const char *const *comp, const size_t *len, size_t dept
 		return refuse(x, comp, len, depth, "not a row");
 	if ((rc = scope_of(x->s, x->st, x->main_root, comp[0], len[0], &scope, &found)) < 0)
 		return rc;
-	/* [P7] what a branch may write: its own partitions, shared tables */
+	/* [P9] what a branch may write: its own partitions, shared tables */
 	if (!found)
 		return refuse(x, comp, len, depth, "table not tracked at HQ");
 	if (scope == TZ_SCOPE_HQ)
@@ -848,7 +849,7 @@ static int integrate_row(const char *const *comp, const size_t *len, size_t dept
 			ours = *base;
 	}
 	if (memcmp(&ours, base, sizeof(ours)) != 0) {
-		/* changed at HQ and at the branch since the branch's base: the
+		/* [P13] changed at HQ and at the branch since the branch's base: the
 		 * three-way merge of the merge issue decides; until then refused */
 		if (x->conflicts++ == 0)
 			snprintf(x->conflict_msg, sizeof(x->conflict_msg),
@@ -1269,7 +1270,7 @@ static int import_branch(tz_store *s, const tz_incoming *in, const void *payload
 		a.to_root = &tip_root;
 		res->head = tip;
 	} else {
-		/* the branch committed meanwhile: its newer commits go on top of
+		/* [P15] the branch committed meanwhile: its newer commits go on top of
 		 * HQ's answer, local edits winning locally (HQ re-decides them at
 		 * the next push) */
 		bool empty;
@@ -1315,6 +1316,26 @@ done:
 	return rc;
 }
 
+/* [P17] the schema version the bundle declares: a branch is never ahead
+ * of HQ, and a branch takes no other version than its own (a migration at
+ * the branch is not built yet). */
+static int check_schema(tz_store *s, const tz_incoming *in)
+{
+	int64_t mine;
+	int rc;
+
+	if ((rc = schema_version(s, &mine)) < 0)
+		return rc;
+	if (is_hq(s) && in->schema > (uint64_t)mine)
+		return tz_error_set(TZ_EPROTO, "the bundle declares schema version %llu, but HQ is at %lld: a branch "
+				    "cannot be ahead of HQ", (unsigned long long)in->schema, (long long)mine);
+	if (!is_hq(s) && in->schema != (uint64_t)mine)
+		return tz_error_set(TZ_EINVAL, "the bundle declares schema version %llu and this store is at %lld; "
+				    "migrating a branch's schema is not supported yet: nothing applied",
+				    (unsigned long long)in->schema, (long long)mine);
+	return TZ_OK;
+}
+
 int tz_store_import(tz_store *s, const tz_incoming *in, const void *payload, size_t n, tz_import_result *res)
 {
 	bool noop;
@@ -1331,6 +1352,8 @@ int tz_store_import(tz_store *s, const tz_incoming *in, const void *payload, siz
 		res->noop_why = "this bundle was imported before";
 		goto done;
 	}
+	if ((rc = check_schema(s, in)) < 0)
+		goto done;
 	rc = is_hq(s) ? import_hq(s, in, payload, n, res) : import_branch(s, in, payload, n, res);
 done:
 	tz_store__unlock(s);

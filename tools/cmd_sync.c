@@ -199,6 +199,19 @@ static void refused_json(tz_buf *j, const tz_import_result *r)
 	tz_buf_puts(j, "]");
 }
 
+/* A commit id as a JSON string, or null when there is none. */
+static void json_oid(tz_buf *j, const tz_oid *oid)
+{
+	char hex[41];
+
+	if (tz_oid_is_zero(oid)) {
+		tz_buf_puts(j, "null");
+		return;
+	}
+	tz_oid_fmt(hex, oid);
+	tz_buf_printf(j, "\"%s\"", hex);
+}
+
 int cmd_import(const cli_opts *o0, int argc, char **argv)
 {
 	cli_opts o = *o0;
@@ -206,7 +219,6 @@ int cmd_import(const cli_opts *o0, int argc, char **argv)
 	tz_bundle_header h;
 	tz_import_result r;
 	tz_store *s = NULL;
-	char head[41], line[41];
 	int rc = CLI_EXIT_OK;
 
 	cli_take_json(&o, &argc, argv);
@@ -216,19 +228,19 @@ int cmd_import(const cli_opts *o0, int argc, char **argv)
 		rc = cli_fail("import");
 		goto done;
 	}
-	tz_oid_fmt(head, &r.head);
-	tz_oid_fmt(line, &r.line);
 	if (o.json) {
 		tz_buf_printf(&j, "{\"file\": ");
 		json_cstr(&j, argv[1]);
 		tz_buf_printf(&j, ", \"sender\": \"%s\", \"sequence\": %llu, \"noop\": %s, \"commits\": %zu,"
 			      " \"commits_new\": %zu, \"rows_merged\": %llu, \"rows_written\": %llu, \"rows_kept\": %llu,"
-			      " \"merged_local\": %s, \"head\": \"%s\", \"line\": %s%s%s, \"refused\": ",
+			      " \"merged_local\": %s, \"head\": ",
 			      h.sender, (unsigned long long)h.sequence, r.noop ? "true" : "false", r.commits,
 			      r.commits_new, (unsigned long long)r.rows_merged, (unsigned long long)r.rows_written,
-			      (unsigned long long)r.rows_kept, r.merged ? "true" : "false", r.noop ? "" : head,
-			      tz_oid_is_zero(&r.line) ? "" : "\"", tz_oid_is_zero(&r.line) ? "null" : line,
-			      tz_oid_is_zero(&r.line) ? "" : "\"");
+			      (unsigned long long)r.rows_kept, r.merged ? "true" : "false");
+		json_oid(&j, &r.head);
+		tz_buf_puts(&j, ", \"line\": ");
+		json_oid(&j, &r.line);
+		tz_buf_puts(&j, ", \"refused\": ");
 		refused_json(&j, &r);
 		tz_buf_puts(&j, "}");
 		rc = cli_emit(&j);
