@@ -326,4 +326,37 @@ BENCH_FN int bench_num_arg(unsigned long long *out, const char *s,
 	    *out > hi ? -1 : 0;
 }
 
+/* Write a report to RESULTS_DIR/NAME-<date>SUFFIX.txt with the machine's
+ * description and the syncctl used; says on stdout where it went, or why
+ * it did not. */
+BENCH_FN void bench_write_results(const char *results_dir, const char *name, const char *suffix,
+    const char *text, const char *scratch, const char *syncctl)
+{
+	char path[PATH_MAX], day[16];
+	time_t t = time(NULL);
+	struct stat st;
+	FILE *f;
+
+	strftime(day, sizeof(day), "%Y-%m-%d", localtime(&t));
+	if (stat(results_dir, &st) < 0 || !S_ISDIR(st.st_mode)) {
+		printf("results not written: no directory '%s' (run from the "
+		    "repository root)\n", results_dir);
+		return;
+	}
+	if (bench_pathf(path, sizeof(path), "%s/%s-%s%s.txt", results_dir, name,
+	    day, suffix) < 0 || (f = fopen(path, "w")) == NULL) {
+		printf("results not written: cannot open '%s': %s\n", path,
+		    strerror(errno));
+		return;
+	}
+	fputs(text, f);
+	fprintf(f, "\n");
+	bench_machine_info(f, scratch);
+	fprintf(f, "syncctl:  %s\n", syncctl ? syncctl : "(none)");
+	if (fclose(f) != 0)
+		printf("results not written: '%s': %s\n", path, strerror(errno));
+	else
+		printf("results written to %s\n", path);
+}
+
 #endif /* BENCH_BENCH_H */

@@ -520,33 +520,8 @@ static void report(const bench *b, FILE *f)
 
 static void write_results(bench *b, const char *text)
 {
-	char path[PATH_MAX], day[16];
-	time_t t = time(NULL);
-	struct stat st;
-	FILE *f;
-
-	strftime(day, sizeof(day), "%Y-%m-%d", localtime(&t));
-	if (stat(b->results_dir, &st) < 0 || !S_ISDIR(st.st_mode)) {
-		printf("results not written: no directory '%s' (run from the "
-		    "repository root)\n", b->results_dir);
-		return;
-	}
-	if (bench_pathf(path, sizeof(path), "%s/write-cost-%s%s.txt",
-	    b->results_dir, day, b->quick ? "-quick" :
-	    b->opt.base_rows != 100000 ? "-custom" : "") < 0 ||
-	    (f = fopen(path, "w")) == NULL) {
-		printf("results not written: cannot open '%s': %s\n", path,
-		    strerror(errno));
-		return;
-	}
-	fputs(text, f);
-	fprintf(f, "\n");
-	bench_machine_info(f, b->dir);
-	fprintf(f, "syncctl:  %s\n", b->syncctl ? b->syncctl : "(none)");
-	if (fclose(f) != 0)
-		printf("results not written: '%s': %s\n", path, strerror(errno));
-	else
-		printf("results written to %s\n", path);
+	bench_write_results(b->results_dir, "write-cost", b->quick ? "-quick" :
+	    b->opt.base_rows != 100000 ? "-custom" : "", text, b->dir, b->syncctl);
 }
 
 /* ---- main ---- */

@@ -314,3 +314,20 @@ void tz_buf_varint(tz_buf *b, uint64_t v)
 	}
 	tz_buf_putc(b, (uint8_t)v);
 }
+
+int tz_reader_u16le(tz_reader *r, uint16_t *out)
+{
+	const uint8_t *b;
+
+	*out = 0;
+	if (tz_reader_bytes(r, &b, 2) < 0)
+		return TZ_ECORRUPT;
+	*out = (uint16_t)(b[0] | b[1] << 8);
+	return TZ_OK;
+}
+
+void tz_buf_u16le(tz_buf *b, uint16_t v)
+{
+	tz_buf_putc(b, (uint8_t)v);
+	tz_buf_putc(b, (uint8_t)(v >> 8));
+}

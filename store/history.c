@@ -123,7 +123,8 @@ static int entry_qsort_cmp(const void *a, const void *b)
 
 void tz_tree__sort(tz_tree_entry *e, size_t n)
 {
-	qsort(e, n, sizeof(*e), entry_qsort_cmp);
+	if (n > 1)
+		qsort(e, n, sizeof(*e), entry_qsort_cmp);
 }
 
 void tz_tree__release(tz_tree *t)

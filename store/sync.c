@@ -1283,7 +1283,8 @@ static int import_branch(tz_store *s, const tz_incoming *in, const void *payload
 		if ((rc = tz_commit__tree(s, &mbase, &mbase_root)) < 0 ||
 		    (rc = tz_tree__diff(s, NULL, &mbase_root, &head_root, collect_local, &l)) < 0)
 			goto done;
-		qsort(l.ch, l.n, sizeof(*l.ch), tz_path_change__cmp);
+		if (l.n > 1)
+			qsort(l.ch, l.n, sizeof(*l.ch), tz_path_change__cmp);
 		if ((rc = tz_tree__apply(s, &mst, &merged, &empty, &tip_root, 0, l.ch, l.n)) < 0 ||
 		    (rc = with_empty_log(s, &mst, &merged, &new_root)) < 0 || (rc = schema_version(s, &ver)) < 0)
 			goto done;

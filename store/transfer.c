@@ -119,19 +119,26 @@ static bool is_row_path(const char *const *comp, size_t depth)
 	return depth == TZ_PATH_DEPTH && comp[0][0] != '_';
 }
 
-static int read_blob(tz_store *s, const tz_staging *st, const tz_oid *oid, uint8_t **data, size_t *len)
+/* An object that must be of `want` (staging first, then the ODB). */
+static int read_typed(tz_store *s, const tz_staging *st, const tz_oid *oid, git_object_t want, uint8_t **data,
+		      size_t *len)
 {
 	git_object_t type;
 	int rc = tz_obj__read(s, st, oid, &type, data, len);
 
-	if (rc == TZ_OK && type != GIT_OBJECT_BLOB) {
+	if (rc == TZ_OK && type != want) {
 		char hex[41];
 		tz_free(*data);
 		*data = NULL;
 		tz_oid_fmt(hex, oid);
-		rc = tz_error_set(TZ_ECORRUPT, "object %s is not a blob", hex);
+		rc = tz_error_set(TZ_ECORRUPT, "object %s is not a %s", hex, git_object_type2string(want));
 	}
 	return rc;
+}
+
+static int read_blob(tz_store *s, const tz_staging *st, const tz_oid *oid, uint8_t **data, size_t *len)
+{
+	return read_typed(s, st, oid, GIT_OBJECT_BLOB, data, len);
 }
 
 static bool same_value(const tz_value *a, const tz_value *b)
@@ -519,7 +526,8 @@ static int pack_one(tz_store *s, tz_buf *out, const tz_oid *commit)
 		goto done;
 	if ((rc = tz_tree__diff(s, NULL, &base, &tree, collect, &p)) < 0)
 		goto done;
-	qsort(p.ch, p.n, sizeof(*p.ch), change_cmp);
+	if (p.n > 1)
+		qsort(p.ch, p.n, sizeof(*p.ch), change_cmp);
 	for (size_t i = 0; i < p.n && rc == TZ_OK; i++) {
 		tz_buf enc = TZ_BUF_INIT;
 		bool ok;
@@ -1203,15 +1211,5 @@ int tz_commit__raw_trailer(const uint8_t *raw, size_t n, const char *name, tz_oi
 
 int tz_commit__read_raw(tz_store *s, const tz_staging *st, const tz_oid *commit, uint8_t **raw, size_t *n)
 {
-	git_object_t type;
-	int rc = tz_obj__read(s, st, commit, &type, raw, n);
-
-	if (rc == TZ_OK && type != GIT_OBJECT_COMMIT) {
-		char hex[41];
-		tz_free(*raw);
-		*raw = NULL;
-		tz_oid_fmt(hex, commit);
-		rc = tz_error_set(TZ_ECORRUPT, "object %s is not a commit", hex);
-	}
-	return rc;
+	return read_typed(s, st, commit, GIT_OBJECT_COMMIT, raw, n);
 }

@@ -31,6 +31,7 @@ void tz_reader_init(tz_reader *r, const void *data, size_t len);
 /* Each returns TZ_OK or TZ_ECORRUPT (too short) and leaves *out zeroed on
  * failure.  tz_reader_bytes points into the reader's memory (no copy). */
 int tz_reader_u8(tz_reader *r, uint8_t *out);
+int tz_reader_u16le(tz_reader *r, uint16_t *out);
 int tz_reader_u32be(tz_reader *r, uint32_t *out);
 int tz_reader_u32le(tz_reader *r, uint32_t *out);
 int tz_reader_u64le(tz_reader *r, uint64_t *out);
@@ -65,6 +66,7 @@ void tz_buf_putc(tz_buf *b, uint8_t c);
 void tz_buf_puts(tz_buf *b, const char *s);
 void tz_buf_printf(tz_buf *b, const char *fmt, ...) TZ_PRINTF(2, 3);
 void tz_buf_vprintf(tz_buf *b, const char *fmt, va_list ap) TZ_PRINTF(2, 0);
+void tz_buf_u16le(tz_buf *b, uint16_t v);
 void tz_buf_u32be(tz_buf *b, uint32_t v);
 void tz_buf_u32le(tz_buf *b, uint32_t v);
 void tz_buf_u64le(tz_buf *b, uint64_t v);

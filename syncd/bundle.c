@@ -69,17 +69,6 @@ static int truncated(const char *field)
 	return tz_error_set(TZ_ECORRUPT, "header: truncated in %s", field);
 }
 
-static int read_u16le(tz_reader *r, uint16_t *out)
-{
-	const uint8_t *b;
-
-	*out = 0;
-	if (tz_reader_bytes(r, &b, 2) < 0)
-		return TZ_ECORRUPT;
-	*out = (uint16_t)(b[0] | b[1] << 8);
-	return TZ_OK;
-}
-
 #define FLAG_BIND 0x0001u
 
 static int parse_fixed(tz_reader *r, uint16_t *flags_out)
@@ -91,12 +80,12 @@ static int parse_fixed(tz_reader *r, uint16_t *flags_out)
 		return truncated("magic");
 	if (memcmp(magic, MAGIC, MAGIC_LEN) != 0)
 		return tz_error_set(TZ_ECORRUPT, "header: bad magic, not a tazamun bundle");
-	if (read_u16le(r, &version) < 0)
+	if (tz_reader_u16le(r, &version) < 0)
 		return truncated("version");
 	if (version != TZ_BUNDLE_VERSION)
 		return tz_error_set(TZ_EPROTO, "header: bundle version %u is not supported "
 				    "(this build reads %d)", version, TZ_BUNDLE_VERSION);
-	if (read_u16le(r, &flags) < 0)
+	if (tz_reader_u16le(r, &flags) < 0)
 		return truncated("flags");
 	/* v1 defines one flag: any other bit means a format this build does not know */
 	if (flags & ~FLAG_BIND)
@@ -132,7 +121,7 @@ static int parse_prereq(tz_bundle_header *h, tz_reader *r)
 	const uint8_t *b;
 	uint16_t n;
 
-	if (read_u16le(r, &n) < 0)
+	if (tz_reader_u16le(r, &n) < 0)
 		return truncated("nprereq");
 	if (n > TZ_BUNDLE_MAX_PREREQ)
 		return tz_error_set(TZ_ELIMIT, "header: %u prerequisites (limit %d)",
@@ -360,12 +349,6 @@ done:
 
 /* ---- writing ---- */
 
-static void put_u16le(tz_buf *b, uint16_t v)
-{
-	tz_buf_putc(b, (uint8_t)v);
-	tz_buf_putc(b, (uint8_t)(v >> 8));
-}
-
 static void put_code(tz_buf *b, const char *code)
 {
 	tz_buf_putc(b, (uint8_t)strlen(code));
@@ -375,8 +358,8 @@ static void put_code(tz_buf *b, const char *code)
 static int put_header(tz_buf *b, const tz_bundle_header *h, const crypto_parts *c)
 {
 	tz_buf_put(b, MAGIC, MAGIC_LEN);
-	put_u16le(b, TZ_BUNDLE_VERSION);
-	put_u16le(b, h->bind ? FLAG_BIND : 0);
+	tz_buf_u16le(b, TZ_BUNDLE_VERSION);
+	tz_buf_u16le(b, h->bind ? FLAG_BIND : 0);
 	put_code(b, h->sender);
 	put_code(b, h->recipient);
 	tz_buf_put(b, h->instance, INSTANCE_LEN);
@@ -387,7 +370,7 @@ static int put_header(tz_buf *b, const tz_bundle_header *h, const crypto_parts *
 		tz_buf_put(b, h->bind_pk, TZ_PK_BYTES);
 		tz_buf_put(b, h->bind_mac, 32);
 	}
-	put_u16le(b, (uint16_t)h->nprereq);
+	tz_buf_u16le(b, (uint16_t)h->nprereq);
 	for (size_t i = 0; i < h->nprereq; i++)
 		tz_buf_put(b, h->prereq[i].id, OID_LEN);
 	tz_buf_put(b, c->sealed, TZ_SEALED_KEY_BYTES);

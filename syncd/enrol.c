@@ -52,17 +52,6 @@ static int truncated(const char *field)
 	return tz_error_set(TZ_ECORRUPT, "header: truncated in %s", field);
 }
 
-static int read_u16le(tz_reader *r, uint16_t *out)
-{
-	const uint8_t *b;
-
-	*out = 0;
-	if (tz_reader_bytes(r, &b, 2) < 0)
-		return TZ_ECORRUPT;
-	*out = (uint16_t)(b[0] | b[1] << 8);
-	return TZ_OK;
-}
-
 static int parse_fixed(tz_reader *r)
 {
 	size_t have = r->len < MAGIC_LEN ? r->len : MAGIC_LEN;
@@ -75,12 +64,12 @@ static int parse_fixed(tz_reader *r)
 		return tz_error_set(TZ_ECORRUPT, "header: bad magic, not a tazamun enrolment file");
 	if (tz_reader_bytes(r, &magic, MAGIC_LEN) < 0)
 		return truncated("magic");
-	if (read_u16le(r, &version) < 0)
+	if (tz_reader_u16le(r, &version) < 0)
 		return truncated("version");
 	if (version != TZ_ENROL_VERSION)
 		return tz_error_set(TZ_EPROTO, "header: enrolment file version %u is not "
 				    "supported (this build reads %d)", version, TZ_ENROL_VERSION);
-	if (read_u16le(r, &flags) < 0)
+	if (tz_reader_u16le(r, &flags) < 0)
 		return truncated("flags");
 	/* v1 defines no flag: any bit set means a format this build does not know */
 	if (flags != 0)
@@ -227,12 +216,6 @@ int tz_enrol_read(tz_buf *payload_out, const void *bytes, size_t n,
 
 /* ---- writing ---- */
 
-static void put_u16le(tz_buf *b, uint16_t v)
-{
-	tz_buf_putc(b, (uint8_t)v);
-	tz_buf_putc(b, (uint8_t)(v >> 8));
-}
-
 /* What the header holds besides its constants. */
 typedef struct {
 	uint8_t salt[TZ_PWHASH_SALT_BYTES];
@@ -246,8 +229,8 @@ typedef struct {
 static int put_header(tz_buf *b, const header_parts *h)
 {
 	tz_buf_put(b, MAGIC, MAGIC_LEN);
-	put_u16le(b, TZ_ENROL_VERSION);
-	put_u16le(b, 0);
+	tz_buf_u16le(b, TZ_ENROL_VERSION);
+	tz_buf_u16le(b, 0);
 	tz_buf_put(b, h->salt, TZ_PWHASH_SALT_BYTES);
 	tz_buf_u64le(b, h->opslimit);
 	tz_buf_u64le(b, h->memlimit);

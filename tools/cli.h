@@ -40,6 +40,8 @@ int cli_usage(const char *cmd, const char *fmt, ...) TZ_PRINTF(2, 3);
 bool cli_wants_help(const char *cmd, int argc, char **argv);
 /* Take "--json" out of argv (setting o->json); returns the new argc. */
 int cli_take_json(cli_opts *o, int *argc, char **argv);
+/* The progress line on stderr (a tz_progress_cb). */
+void cli_progress(const char *what, uint64_t done, uint64_t total, void *payload);
 /* Open the store named by -C, with the progress line when on a terminal. */
 int cli_open(const cli_opts *o, tz_store **out);
 

@@ -91,14 +91,6 @@ done:
 	return rc;
 }
 
-static void progress(const char *what, uint64_t done, uint64_t total, void *payload)
-{
-	(void)payload;
-	if (total)
-		fprintf(stderr, "\r%s: %llu/%llu (%llu%%)%s", what, (unsigned long long)done,
-			(unsigned long long)total, (unsigned long long)(done * 100 / total), done == total ? "\n" : "");
-}
-
 int cmd_init_branch(const cli_opts *o0, int argc, char **argv)
 {
 	cli_opts o = *o0;
@@ -119,7 +111,7 @@ int cmd_init_branch(const cli_opts *o0, int argc, char **argv)
 		return cli_usage("init-branch", "a directory and --enroll FILE are required");
 	if ((rc = passphrase("init-branch", pfile, &pass)) != 0)
 		goto done;
-	if (tz_sync_init_branch_file(dir, file, (const char *)pass.data, pass.len, o.progress ? progress : NULL,
+	if (tz_sync_init_branch_file(dir, file, (const char *)pass.data, pass.len, o.progress ? cli_progress : NULL,
 				     NULL) < 0 ||
 	    tz_store_open(&s, dir) < 0) {
 		rc = cli_fail("init-branch");

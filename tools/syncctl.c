@@ -156,7 +156,7 @@ bool cli_wants_help(const char *cmd, int argc, char **argv)
 	return false;
 }
 
-static void progress(const char *what, uint64_t done, uint64_t total, void *payload)
+void cli_progress(const char *what, uint64_t done, uint64_t total, void *payload)
 {
 	(void)payload;
 	if (total)
@@ -185,7 +185,7 @@ int cli_open(const cli_opts *o, tz_store **out)
 	if (tz_store_open(out, o->dir) < 0)
 		return TZ_EINVAL;
 	if (o->progress)
-		tz_store_set_progress(*out, progress, NULL);
+		tz_store_set_progress(*out, cli_progress, NULL);
 	return TZ_OK;
 }
 
