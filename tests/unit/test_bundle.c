@@ -437,20 +437,6 @@ static void test_write_args(void)
 
 /* ---- the corpus for tests/fuzz/fuzz_bundle.c ---- */
 
-static int write_file(const char *dir, const char *name, const char *suffix,
-		      const void *p, size_t n)
-{
-	char path[1024];
-	FILE *f;
-	int ok;
-
-	snprintf(path, sizeof(path), "%s/%s%s", dir, name, suffix);
-	if ((f = fopen(path, "wb")) == NULL)
-		return -1;
-	ok = fwrite(p, 1, n, f) == n;
-	return (fclose(f) == 0 && ok) ? 0 : -1;
-}
-
 static int write_corpus(const char *dir)
 {
 	char sub[1024], err[512];
@@ -461,17 +447,17 @@ static int write_corpus(const char *dir)
 	for (size_t i = 0; i < NCASES; i++) {
 		cases[i].build(&b);
 		snprintf(err, sizeof(err), "%s\n%s\n", tz_error_name(cases[i].code), cases[i].msg);
-		bad |= write_file(sub, cases[i].name, "", b.data, b.len);
-		bad |= write_file(sub, cases[i].name, ".err", err, strlen(err));
+		bad |= tz_test_write_file(sub, cases[i].name, "", b.data, b.len);
+		bad |= tz_test_write_file(sub, cases[i].name, ".err", err, strlen(err));
 	}
 	snprintf(sub, sizeof(sub), "%s/corpus/bundle", dir);
-	bad |= write_file(sub, "base", "", base.data, base.len);
+	bad |= tz_test_write_file(sub, "base", "", base.data, base.len);
 	make(&b, "B01", &k_b01, "HQ", k_hq.pk, "", 0, NULL);
-	bad |= write_file(sub, "empty", "", b.data, b.len);
+	bad |= tz_test_write_file(sub, "empty", "", b.data, b.len);
 	make(&b, "B01", &k_b01, "HQ", k_hq.pk, "region=Tunis;", 13, &fix_opts);
-	bad |= write_file(sub, "dictionary", "", b.data, b.len);
+	bad |= tz_test_write_file(sub, "dictionary", "", b.data, b.len);
 	forge_zstd(&b, "hello, world", 12, 12, 0);
-	bad |= write_file(sub, "forged", "", b.data, b.len);
+	bad |= tz_test_write_file(sub, "forged", "", b.data, b.len);
 	tz_buf_release(&b);
 	return bad ? 1 : 0;
 }

@@ -46,4 +46,20 @@ static int tz_test_done(void)
 	return tz_test_failed ? 1 : 0;
 }
 
+/* Write DIR/NAME SUFFIX (the fuzz corpora the unit tests generate);
+ * 0 on success. */
+static inline int tz_test_write_file(const char *dir, const char *name, const char *suffix,
+				     const void *p, size_t n)
+{
+	char path[4096];
+	FILE *f;
+	int ok;
+
+	if ((size_t)snprintf(path, sizeof(path), "%s/%s%s", dir, name, suffix) >= sizeof(path) ||
+	    (f = fopen(path, "wb")) == NULL)
+		return -1;
+	ok = fwrite(p, 1, n, f) == n;
+	return (fclose(f) == 0 && ok) ? 0 : -1;
+}
+
 #endif
