@@ -64,6 +64,51 @@ done:
 	return rc;
 }
 
+/* The sync side of status: sequence numbers, the last import, what a
+ * branch has not had acknowledged. */
+static int status_sync(tz_store *s, tz_status *out)
+{
+	sqlite3_stmt *q = NULL;
+	char base[64];
+	int64_t seq;
+	int rc;
+
+	out->branch = strcmp(s->code, "HQ") != 0;
+	if ((rc = tz_meta__get_int(s, "seq_out", &seq)) < 0)
+		return rc;
+	out->seq_out = (uint64_t)seq;
+	if ((rc = tz_sql__prepare(s, &q, "SELECT at, sender FROM tz_bundles ORDER BY at DESC, rowid DESC LIMIT 1")) < 0)
+		return rc;
+	if (sqlite3_step(q) == SQLITE_ROW) {
+		out->last_import = sqlite3_column_int64(q, 0);
+		snprintf(out->last_sender, sizeof(out->last_sender), "%s", (const char *)sqlite3_column_text(q, 1));
+	}
+	sqlite3_finalize(q);
+	if (!out->branch) {
+		if ((rc = tz_sql__prepare(s, &q, "SELECT count(*) FROM tz_lines")) < 0)
+			return rc;
+		if (sqlite3_step(q) == SQLITE_ROW)
+			out->branches = (uint64_t)sqlite3_column_int64(q, 0);
+		sqlite3_finalize(q);
+		return TZ_OK;
+	}
+	if ((rc = tz_meta__get_text(s, "base", base, sizeof(base))) < 0 || !out->has_head || base[0] == '\0')
+		return rc;
+	{
+		git_revwalk *w = NULL;
+		git_oid id, b;
+		if (git_oid_fromstr(&b, base) < 0 || git_revwalk_new(&w, s->repo) < 0 ||
+		    git_revwalk_push(w, (const git_oid *)out->head.id) < 0 || git_revwalk_hide(w, &b) < 0) {
+			git_revwalk_free(w);
+			return tz_git__error("cannot count the unsent commits");
+		}
+		while (git_revwalk_next(&id, w) == 0)
+			out->unsent++;
+		git_revwalk_free(w);
+	}
+	return TZ_OK;
+}
+
 int tz_store_status(tz_store *s, tz_status *out)
 {
 	sqlite3_stmt *q = NULL;
@@ -97,6 +142,8 @@ int tz_store_status(tz_store *s, tz_status *out)
 	rc = step == SQLITE_DONE ? TZ_OK : tz_sql__error(s, step, "cannot read the change log");
 	if (rc == TZ_OK)
 		rc = status_rebuilds(s, out);
+	if (rc == TZ_OK)
+		rc = status_sync(s, out);
 done:
 	sqlite3_finalize(q);
 	if (rc < 0)

@@ -122,6 +122,13 @@ typedef struct {
 	size_t nrebuild;           /* tables with rebuild set */
 	size_t ntables;
 	tz_status_table *tables;   /* owned; free with tz_status_release */
+	/* the sync cycle (docs/protocol.md) */
+	bool branch;               /* a branch store (else HQ) */
+	uint64_t unsent;           /* branch: commits HQ has not acknowledged */
+	uint64_t seq_out;          /* the sequence number of the last export (0: none) */
+	int64_t last_import;       /* when the last bundle was imported (0: never) */
+	char last_sender[17];      /* and from whom */
+	uint64_t branches;         /* HQ: branches enrolled */
 } tz_status;
 
 int tz_store_status(tz_store *s, tz_status *out);

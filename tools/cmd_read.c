@@ -43,7 +43,19 @@ int cmd_status(const cli_opts *o0, int argc, char **argv)
 				      (unsigned long long)st.tables[i].changes, (unsigned long long)st.tables[i].rows,
 				      st.tables[i].rebuild ? "true" : "false");
 		}
-		tz_buf_puts(&b, "]}}");
+		tz_buf_printf(&b, "]}, \"role\": \"%s\", \"last_export_sequence\": %llu, \"last_import\": ",
+			      st.branch ? "branch" : "hq", (unsigned long long)st.seq_out);
+		if (st.last_import) {
+			tz_buf_printf(&b, "{\"at\": %lld, \"from\": ", (long long)st.last_import);
+			json_cstr(&b, st.last_sender);
+			tz_buf_puts(&b, "}");
+		} else {
+			tz_buf_puts(&b, "null");
+		}
+		if (st.branch)
+			tz_buf_printf(&b, ", \"unsent_commits\": %llu}", (unsigned long long)st.unsent);
+		else
+			tz_buf_printf(&b, ", \"branches\": %llu}", (unsigned long long)st.branches);
 		rc = cli_emit(&b);
 	} else {
 		printf("replica  %s\nhead     %s\nschema   version %lld\n", st.code, st.has_head ? hex : "(no commit yet)",
@@ -61,6 +73,23 @@ int cmd_status(const cli_opts *o0, int argc, char **argv)
 			if (t->rebuild)
 				printf("  %-24s schema changed: the next commit re-encodes every row\n", t->table);
 		}
+		if (st.branch)
+			printf("unsent   %llu commit%s HQ has not acknowledged\n", (unsigned long long)st.unsent,
+			       st.unsent == 1 ? "" : "s");
+		else
+			printf("branches %llu enrolled\n", (unsigned long long)st.branches);
+		if (st.last_import) {
+			char when[32];
+			time_t t = (time_t)st.last_import;
+			struct tm tm;
+			gmtime_r(&t, &tm);
+			strftime(when, sizeof(when), "%Y-%m-%d %H:%M:%S UTC", &tm);
+			printf("synced   last import %s, from %s\n", when, st.last_sender);
+		} else {
+			printf("synced   never imported a bundle\n");
+		}
+		if (st.seq_out)
+			printf("exports  %llu so far\n", (unsigned long long)st.seq_out);
 	}
 	tz_status_release(&st);
 	tz_buf_release(&b);

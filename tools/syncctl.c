@@ -32,7 +32,7 @@ static const cli_command commands[] = {
 	  "one pack, and records a commit signed with the replica key (SSH signature format,\n"
 	  "namespace git). With nothing to commit it says so and exits 0.\n\n"
 	  "Example:\n  syncctl -C hq commit -m 'morning registrations'\n" },
-	{ "status", cmd_status, "status [--json]", "head, schema version, uncommitted changes",
+	{ "status", cmd_status, "status [--json]", "head, uncommitted changes, unsent commits, last sync",
 	  "Example:\n  syncctl -C hq status --json\n" },
 	{ "log", cmd_log, "log [--json] [-n N] [REV]", "history, newest first (first parents)",
 	  "Each commit with its author, date, signature check and message.\n\n"

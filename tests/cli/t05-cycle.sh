@@ -62,6 +62,10 @@ DELETE FROM job_seeker WHERE id = 'RAB01-000002';
 INSERT INTO workshop VALUES (2, 'Interview skills', 20, 15.5, x'89504e47');
 UPDATE workshop SET seats = 10 WHERE id = 1;"
 
+"$S" -C cas status >st.txt
+like st.txt '^unsent +1 commit HQ has not acknowledged' "status: the branch's unsent commit"
+like st.txt '^synced +never imported a bundle' "status: never synced yet"
+
 # ---- round 1 ----
 check "CAS01 export (seals pending changes first)" "$S" -C cas --json export --out c1.tzb
 [ "$(sqlite3 cas/store.db 'SELECT count(*) FROM tz_changes')" = 0 ]; ok $? "P10: export committed the pending change"
@@ -88,6 +92,10 @@ ok $? "P14: an uncommitted local change survives the import"
 [ "$(sqlite3 cas/store.db "SELECT seats FROM workshop WHERE id = 1")" = 10 ]
 ok $? "CAS01 received RAB01's change to the shared table"
 check "RAB01 imports HQ's reply" "$S" -C rab import hr1.tzb
+"$S" -C rab status --json >st.json
+json_valid st.json "status --json is one JSON document"
+like st.json '"unsent_commits": 0' "status: nothing unsent after the answer"
+like st.json '"last_import": \{"at": [0-9]+, "from": "HQ"\}' "status: the last import, from HQ"
 
 # ---- round 2: CAS01 commits after exporting, before the reply ----
 sqlite3 cas/store.db "INSERT INTO job_seeker VALUES ('RAB01-000099', 'X1', 'Intruder', 'دخيل', 'RSK', 'x', 'RAB01');
