@@ -1145,6 +1145,20 @@ int tz_transfer__unpack(tz_store *s, tz_staging *st, const void *p, size_t n, tz
 	return rc;
 }
 
+int tz_store_payload_check(tz_store *s, const void *payload, size_t n, size_t *ncommits)
+{
+	tz_staging st;
+	tz_oid *commits = NULL;
+	int rc;
+
+	*ncommits = 0;
+	tz_staging__init(&st);
+	rc = tz_transfer__unpack(s, &st, payload, n, &commits, ncommits);
+	tz_free(commits);
+	tz_staging__release(&st);
+	return rc;
+}
+
 /* ---- reading a raw commit: its signature and its trailers ---- */
 
 int tz_commit__raw_signer(const uint8_t *raw, size_t n, uint8_t pk[TZ_PK_BYTES])

@@ -342,6 +342,13 @@ void tz_import_result_release(tz_import_result *r);
  */
 int tz_store_import(tz_store *s, const tz_incoming *in, const void *payload, size_t n, tz_import_result *res);
 
+/* Rebuild the commits of a delta payload (bundle-format.md, "The
+ * payload") in memory as an import would, checking every id, and write
+ * nothing: TZ_OK and *ncommits, or the error an import would give
+ * (TZ_ECORRUPT, TZ_ELIMIT, TZ_ENOTFOUND for a missing parent, TZ_EVERIFY
+ * for an id that differs).  Commit signatures are not checked here. */
+int tz_store_payload_check(tz_store *s, const void *payload, size_t n, size_t *ncommits);
+
 /* HQ: register branch `code` and make its enrolment payload (the caller
  * protects it with a passphrase): HQ's key, a one-time secret, the
  * snapshot of the branch's view. */
