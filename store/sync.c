@@ -713,9 +713,9 @@ static int rebuild(tz_store *s, const tz_incoming *in, const void *payload, size
 		uint8_t *raw = NULL, pk[TZ_PK_BYTES];
 		size_t len;
 		bool ok = false;
-		if (git_odb_exists(s->odb, (const git_oid *)b->commits[i].id))
-			continue;
-		b->nnew++;
+		/* counted, not skipped: objects an interrupted import wrote
+		 * prove nothing */
+		b->nnew += !git_odb_exists(s->odb, (const git_oid *)b->commits[i].id);
 		tz_oid_fmt(hex, &b->commits[i]);
 		if ((rc = tz_commit__read_raw(s, &b->st, &b->commits[i], &raw, &len)) == TZ_OK &&
 		    (rc = tz_commit__raw_signer(raw, len, pk)) < 0)
@@ -729,6 +729,20 @@ static int rebuild(tz_store *s, const tz_incoming *in, const void *payload, size
 			return tz_error_set(TZ_EVERIFY, "commit %s is not signed by '%s'", hex, in->sender);
 	}
 	return TZ_OK;
+}
+
+/* Is the bundle's tip already part of `mine` (HQ: the branch head it
+ * integrated last; a branch: its head)?  An empty bundle is.  The tip's
+ * objects may be in the store without that (an import killed between
+ * writing its pack and recording it), so ancestry decides, not presence. */
+static int integrated(tz_store *s, const rebuilt *b, const tz_oid *mine, bool *yes)
+{
+	const tz_oid *tip = b->n ? &b->commits[b->n - 1] : NULL;
+
+	*yes = tip == NULL;
+	if (tip == NULL || mine == NULL || !git_odb_exists(s->odb, (const git_oid *)tip->id))
+		return TZ_OK;
+	return is_ancestor(s, tip, mine, yes);
 }
 
 /* The state recorded with an import, in its SQLite transaction. */
@@ -990,17 +1004,10 @@ static int import_hq(tz_store *s, const tz_incoming *in, const void *payload, si
 		goto done;
 	res->commits = b.n;
 	res->commits_new = b.nnew;
-	if (b.n == 0 || b.nnew == 0) {
-		/* [P1] nothing HQ does not have: the sequence is still spent */
-		if (b.n > 0 && (!has_received || memcmp(&received, &b.commits[b.n - 1], sizeof(tz_oid)) != 0)) {
-			bool known;
-			if ((rc = is_ancestor(s, &b.commits[b.n - 1], has_received ? &received : &line, &known)) < 0)
-				goto done;
-			if (!known) {
-				rc = tz_error_set(TZ_EPROTO, "the bundle's commits are here but were never integrated");
-				goto done;
-			}
-		}
+	if ((rc = integrated(s, &b, has_received ? &received : NULL, &anc)) < 0)
+		goto done;
+	if (anc) {
+		/* [P1] nothing HQ has not integrated: the sequence is still spent */
 		res->noop = true;
 		res->noop_why = "HQ already has every commit of the bundle";
 		/* a binding on such a bundle is proven all the same */
@@ -1251,7 +1258,9 @@ static int import_branch(tz_store *s, const tz_incoming *in, const void *payload
 		goto done;
 	}
 	res->head = head;
-	if (b.n == 0 || b.nnew == 0) {
+	if ((rc = integrated(s, &b, &head, &anc)) < 0)
+		goto done;
+	if (anc) {
 		res->noop = true;
 		res->noop_why = "this store already has every commit of the bundle";
 		rc = record_branch(s, in, &b, &a, NULL, res);
