@@ -1383,7 +1383,7 @@ int tz_store_branch_add(tz_store *s, const char *code, tz_buf *out)
 	tz_staging st;
 	tz_oid head, root, view_root, v0;
 	uint8_t secret[TZ_ENROL_SECRET_BYTES], inst[16];
-	bool has_head;
+	bool has_head, again = false;
 	char msg[256], hex[41], ref[64];
 	sqlite3_stmt *q = NULL;
 	int64_t ver;
@@ -1399,11 +1399,14 @@ int tz_store_branch_add(tz_store *s, const char *code, tz_buf *out)
 	tz_random_bytes(secret, sizeof(secret));
 	{
 		tz_key_info k;
-		bool found;
-		if ((rc = tz_registry__get(s, code, &k, NULL, &found)) < 0)
+		if ((rc = tz_registry__get(s, code, &k, NULL, &again)) < 0)
 			goto done;
-		if (found) {
-			rc = tz_error_set(TZ_EEXISTS, "branch '%s' is already enrolled", code);
+		/* a branch whose first bundle never came (a lost file, a forgotten
+		 * passphrase) is enrolled again: a new secret and snapshot, the
+		 * old file useless */
+		if (again && (k.has_pk || k.revoked || strcmp(k.role, "branch") != 0)) {
+			rc = tz_error_set(TZ_EEXISTS, "'%s' is already enrolled%s", code,
+					  k.revoked ? " and revoked" : k.has_pk ? " and has bound its key" : "");
 			goto done;
 		}
 	}
@@ -1426,8 +1429,24 @@ int tz_store_branch_add(tz_store *s, const char *code, tz_buf *out)
 	if ((rc = tz_sql__exec(s, "BEGIN IMMEDIATE")) < 0)
 		goto done;
 	tz_oid_fmt(hex, &v0);
-	if ((rc = tz_registry__add(s, code, "branch", NULL, secret)) < 0 ||
-	    (rc = tz_sql__prepare(s, &q, "INSERT INTO tz_lines(code, line, enrolled) VALUES (?1, ?2, ?2)")) < 0)
+	if (again) {
+		if ((rc = tz_sql__prepare(s, &q, "UPDATE tz_keys SET secret = ?2, added = strftime('%s', 'now')"
+						 " WHERE principal = ?1")) < 0)
+			goto fail;
+		sqlite3_bind_text(q, 1, code, -1, SQLITE_STATIC);
+		sqlite3_bind_blob(q, 2, secret, sizeof(secret), SQLITE_STATIC);
+		step = sqlite3_step(q);
+		sqlite3_finalize(q);
+		if (step != SQLITE_DONE) {
+			rc = tz_sql__error(s, step, "cannot renew the enrolment secret");
+			goto fail;
+		}
+	} else if ((rc = tz_registry__add(s, code, "branch", NULL, secret)) < 0) {
+		goto fail;
+	}
+	if ((rc = tz_sql__prepare(s, &q, again ? "UPDATE tz_lines SET line = ?2, enrolled = ?2, received = ''"
+						 " WHERE code = ?1"
+					       : "INSERT INTO tz_lines(code, line, enrolled) VALUES (?1, ?2, ?2)")) < 0)
 		goto fail;
 	sqlite3_bind_text(q, 1, code, -1, SQLITE_STATIC);
 	sqlite3_bind_text(q, 2, hex, -1, SQLITE_STATIC);

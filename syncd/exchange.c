@@ -195,8 +195,8 @@ int tz_sync_branch_add_file(tz_store *s, const char *code, const char *path, con
 		goto done;
 	if ((rc = tz_enrol_write(&file, pass, pass_len, payload.data, payload.len)) < 0 ||
 	    (rc = tz_file_write_durable(path, file.data, file.len)) < 0)
-		tz_error_wrap(rc, "branch '%s' is enrolled, but its enrolment file was not written (enrol it again "
-			      "after 'syncctl keys revoke %s')", code, code);
+		tz_error_wrap(rc, "branch '%s' is enrolled, but its enrolment file was not written (run 'branch add "
+			      "%s' again: it renews the enrolment)", code, code);
 done:
 	tz_wipe(payload.data, payload.len);
 	tz_buf_release(&payload);

@@ -34,7 +34,6 @@ check "HQ commits the base" "$S" -C hq commit -m base
 printf 'cas01 passphrase, long enough\n' >cas.pass
 check "branch add CAS01 (passphrase file)" "$S" -C hq branch add CAS01 --out cas01.tze --passphrase-file cas.pass
 fails "branch add refuses an existing file" 1 "$S" -C hq branch add XXX --out cas01.tze --passphrase-file cas.pass
-fails "branch add refuses an enrolled code" 1 "$S" -C hq branch add CAS01 --out again.tze --passphrase-file cas.pass
 fails "branch add without a passphrase is a usage error" 2 env -u TZ_PASSPHRASE "$S" -C hq branch add RAB01 --out r.tze
 check "branch add RAB01 (TZ_PASSPHRASE)" env TZ_PASSPHRASE=rab01-secret "$S" -C hq branch add RAB01 --out rab01.tze
 fails "init-branch with a wrong passphrase fails" 1 env TZ_PASSPHRASE=wrong "$S" init-branch bad --enroll rab01.tze
@@ -79,6 +78,15 @@ like "$WORK/.out" 'nothing new' "the no-op says so"
 check "HQ imports RAB01" "$S" -C hq import r1.tzb
 "$S" -C hq keys show >keys.txt
 like keys.txt '^CAS01 +branch +valid +ssh-ed25519 ' "P3: CAS01's key is bound by its first bundle"
+fails "branch add refuses a code whose key is bound" 1 "$S" -C hq branch add CAS01 --out again.tze --passphrase-file cas.pass
+like "$WORK/.err" "already enrolled and has bound its key" "the refusal says why"
+# a pending enrolment is renewed: the first file's secret no longer binds
+check "branch add TMP01" "$S" -C hq branch add TMP01 --out tmp-a.tze --passphrase-file cas.pass
+check "branch add TMP01 again renews the enrolment" "$S" -C hq branch add TMP01 --out tmp-b.tze --passphrase-file cas.pass
+check "init-branch from the first TMP01 file" "$S" init-branch tmp --enroll tmp-a.tze --passphrase-file cas.pass
+check "TMP01 exports" "$S" -C tmp export --out t1.tzb
+fails "P3: HQ refuses the binding of a renewed enrolment's old secret" 1 "$S" -C hq import t1.tzb
+like "$WORK/.err" "does not match its enrolment secret" "the refusal names the binding"
 check "HQ reply for CAS01" "$S" -C hq export --for CAS01 --out hc1.tzb
 check "HQ reply for RAB01" "$S" -C hq export --for RAB01 --out hr1.tzb
 fails "a branch cannot export --for" 1 "$S" -C cas export --for RAB01 --out x.tzb
