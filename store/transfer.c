@@ -207,6 +207,9 @@ static int collect(const char *const *comp, const size_t *len, size_t depth, con
 			c->op = OP_PATCH;
 		tz_error_clear();   /* a parent row that does not decode is sent whole */
 		rc = row_shape(c);
+		/* a patch is sent only where it is smaller than the whole row */
+		if (rc == TZ_OK && c->op == OP_PATCH && c->nrem == 0 && c->nset == c->row->ncols)
+			c->op = OP_ROW;
 	} else if (depth == 1 && len[0] == 4 && memcmp(comp[0], "_log", 4) == 0) {
 		c->op = OP_LOG;   /* transcoded once all paths are known */
 	}
