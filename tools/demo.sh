@@ -1,9 +1,10 @@
 #!/bin/sh
-# make demo: a short scripted scenario of what the store does today, on a
+# make demo: a short scripted scenario of what Tazamun does today, on a
 # scratch directory: an HQ store, a schema with three tracked tables, rows
 # written by the sqlite3 shell (as any application would), signed commits,
 # the history read and verified by stock git, a diff, a check that catches a
-# write behind the triggers' back.  Usage: tools/demo.sh BUILD_DIR
+# write behind the triggers' back; then a branch enrolled from a file, a day
+# offline, and the cycle by USB key.  Usage: tools/demo.sh BUILD_DIR
 set -eu
 BUILD=${1:-build}
 S="$(cd "$BUILD" && pwd)/syncctl"
@@ -67,6 +68,40 @@ if "$S" -C "$DEMO/tampered" verify; then
 	exit 1
 fi
 
+step "8. Enrol branch CAS01 from a file (a USB key); the passphrase travels apart"
+export TZ_PASSPHRASE="demo: a passphrase told over the phone"
+mkdir -p "$DEMO/usb"
+run "$S" -C "$HQ" branch add CAS01 --out "$DEMO/usb/CAS01.tze"
+run "$S" init-branch "$DEMO/cas01" --enroll "$DEMO/usb/CAS01.tze"
+echo "(CAS01 holds its own $(sqlite3 "$DEMO/cas01/store.db" "SELECT count(*) FROM job_seeker") job seekers, the shared employers, HQ's occupations)"
+
+step "9. A day offline at CAS01, then the USB key goes to HQ"
+sqlite3 "$DEMO/cas01/store.db" <<'SQL'
+INSERT INTO job_seeker VALUES ('CAS01-002001', 'CAS01', 'BE998877', 'Bennani', 'بناني', 'Salma', '1998-03-14', '0612345678');
+UPDATE job_seeker SET phone = '0699887766' WHERE id = 'CAS01-000042';
+INSERT INTO employer VALUES ('002233445000011', 'Souss Agro', 'Agadir', 45);
+UPDATE occupation SET label_fr = 'changed at a branch' WHERE code = 'K2111';
+SQL
+run "$S" -C "$DEMO/cas01" export --out "$DEMO/usb/cas01.tzb"
+run "$S" -C "$HQ" import "$DEMO/usb/cas01.tzb"
+printf '$ grep -c "Bennani" %s   # the bundle is encrypted\n' "$DEMO/usb/cas01.tzb"
+grep -c "Bennani" "$DEMO/usb/cas01.tzb" || true
+
+step "10. HQ answers; CAS01 takes the answer (its change to an HQ table is undone)"
+run "$S" -C "$HQ" export --for CAS01 --out "$DEMO/usb/hq-cas01.tzb"
+run "$S" -C "$DEMO/cas01" import "$DEMO/usb/hq-cas01.tzb"
+run sqlite3 "$DEMO/cas01/store.db" "SELECT label_fr FROM occupation WHERE code = 'K2111'"
+run "$S" -C "$DEMO/cas01" status
+"$S" -C "$HQ" keys allowed-signers >"$DEMO/allowed_signers"
+printf '$ git verify-commit every commit at HQ\n'
+n=0
+for c in $(git -C "$HQ/history" rev-list --all); do
+	git -C "$HQ/history" -c gpg.ssh.allowedSignersFile="$DEMO/allowed_signers" verify-commit "$c" 2>/dev/null ||
+		{ echo "demo: commit $c does not verify" >&2; exit 1; }
+	n=$((n + 1))
+done
+echo "$n commits, all signed by keys HQ knows"
+
 step "Summary (counted from the store)"
 rows=$(sqlite3 "$HQ/store.db" "SELECT (SELECT count(*) FROM job_seeker) + (SELECT count(*) FROM employer) + (SELECT count(*) FROM occupation)")
 in_head=$(git -C "$HQ/history" ls-tree -r --name-only HEAD | grep -cv '^_')
@@ -78,4 +113,5 @@ echo
 echo "Explore:  $S -C $HQ log"
 echo "          $S -C $HQ show HEAD"
 echo "          git -C $HQ/history log --stat"
-echo "Docs:     $SRC/docs/architecture.md, $SRC/docs/store-layout.md"
+echo "          $S -C $DEMO/cas01 log"
+echo "Docs:     $SRC/docs/architecture.md, $SRC/docs/store-layout.md, $SRC/docs/protocol.md"
