@@ -60,6 +60,7 @@ int tz_staging__add(tz_store *s, tz_staging *st, tz_oid *oid_out, git_object_t t
 	if ((st->objs[st->n].data = tz_malloc(len)) == NULL)
 		return TZ_ENOMEM;
 	memcpy(st->objs[st->n].data, data, len);
+	st->bytes += len;
 	st->objs[st->n].len = len;
 	st->objs[st->n].type = type;
 	st->objs[st->n].oid = *oid_out;

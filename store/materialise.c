@@ -36,16 +36,16 @@ typedef struct {
 /* The rows the change log names: the application wrote them after the
  * head was sealed, so they stay as they are (the next commit records
  * them on top of what is materialised). */
-static int load_dirty(mat_ctx *m)
+int tz_changes__keys(tz_store *s, tz_tables *ts, tz_hmap *out)
 {
 	sqlite3_stmt *q = NULL;
 	tz_buf k = TZ_BUF_INIT;
 	int rc, step;
 
-	if ((rc = tz_sql__prepare(m->s, &q, "SELECT DISTINCT tid, k0, k1, k2, k3, k4, k5, k6, k7 FROM tz_changes")) < 0)
+	if ((rc = tz_sql__prepare(s, &q, "SELECT DISTINCT tid, k0, k1, k2, k3, k4, k5, k6, k7 FROM tz_changes")) < 0)
 		return rc;
 	while ((step = sqlite3_step(q)) == SQLITE_ROW) {
-		tz_table *t = tz_schema__by_tid(&m->ts, sqlite3_column_int64(q, 0));
+		tz_table *t = tz_schema__by_tid(ts, sqlite3_column_int64(q, 0));
 		tz_value kv[TZ_KEY_MAX_COLUMNS];
 		tz_hmap_slot *slot;
 		bool added;
@@ -56,30 +56,40 @@ static int load_dirty(mat_ctx *m)
 		tz_buf_clear(&k);
 		tz_buf_printf(&k, "%lld ", (long long)t->tid);
 		if ((rc = tz_key_encode(&k, kv, t->npk)) < 0 ||
-		    (rc = tz_hmap__upsert(&m->dirty, k.data, k.len, &slot, &added)) < 0)
+		    (rc = tz_hmap__upsert(out, k.data, k.len, &slot, &added)) < 0)
 			break;
 	}
 	if (rc == TZ_OK && step != SQLITE_DONE)
-		rc = tz_sql__error(m->s, step, "cannot read the change log");
+		rc = tz_sql__error(s, step, "cannot read the change log");
 	sqlite3_finalize(q);
 	tz_buf_release(&k);
 	return rc;
 }
 
-static bool is_dirty(mat_ctx *m, const mat_change *c)
+bool tz_changes__has(const tz_hmap *keys, const tz_table *t, const char *key, size_t len)
 {
 	char pre[32];
 	tz_buf k = TZ_BUF_INIT;
 	bool d;
 
-	if (m->dirty.count == 0)
+	if (keys->count == 0)
 		return false;
-	snprintf(pre, sizeof(pre), "%lld ", (long long)c->t->tid);
+	snprintf(pre, sizeof(pre), "%lld ", (long long)t->tid);
 	tz_buf_puts(&k, pre);
-	tz_buf_put(&k, c->key, c->key_len);
-	d = tz_buf_error(&k) == TZ_OK && tz_hmap__get(&m->dirty, k.data, k.len) != NULL;
+	tz_buf_put(&k, key, len);
+	d = tz_buf_error(&k) == TZ_OK && tz_hmap__get(keys, k.data, k.len) != NULL;
 	tz_buf_release(&k);
 	return d;
+}
+
+static int load_dirty(mat_ctx *m)
+{
+	return tz_changes__keys(m->s, &m->ts, &m->dirty);
+}
+
+static bool is_dirty(mat_ctx *m, const mat_change *c)
+{
+	return tz_changes__has(&m->dirty, c->t, c->key, c->key_len);
 }
 
 static int collect(const char *const *comp, const size_t *len, size_t depth, const tz_oid *a,

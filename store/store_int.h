@@ -60,6 +60,7 @@ tz_hmap_slot *tz_hmap__get(const tz_hmap *m, const void *key, size_t klen);
 /* Objects made in memory and not yet in the object database. */
 typedef struct {
 	tz_hmap index;       /* oid bytes -> 1 + position in objs */
+	size_t bytes;        /* the objects' sizes, summed */
 	size_t n, cap;
 	struct tz_obj {
 		tz_oid oid;
@@ -298,6 +299,11 @@ void tz_store__unlock(tz_store *s);
  * (the application's uncommitted writes: *kept counts them) and leaving
  * no change-log entries of its own.  Tables must be those store.db has. */
 int tz_materialise__trees(tz_store *s, const tz_oid *from, const tz_oid *to, uint64_t *touched, uint64_t *kept);
+
+/* The keys the change log names, as "<tid> <encoded key>" in out (an
+ * initialised map), and the lookup of one row of t. */
+int tz_changes__keys(tz_store *s, tz_tables *ts, tz_hmap *out);
+bool tz_changes__has(const tz_hmap *keys, const tz_table *t, const char *key, size_t len);
 
 /* ---- the key registry (registry.c) ---- */
 

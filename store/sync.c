@@ -622,6 +622,8 @@ static int check_sequence(tz_store *s, const tz_incoming *in, bool *noop)
 	int rc, step;
 
 	*noop = false;
+	if (in->sequence > (uint64_t)INT64_MAX)
+		return tz_error_set(TZ_EPROTO, "sequence %llu is out of range", (unsigned long long)in->sequence);
 	if ((rc = tz_registry__get(s, in->sender, &k, NULL, &found)) < 0)
 		return rc;
 	if (found && k.instance[0]) {
@@ -709,6 +711,25 @@ static int rebuild(tz_store *s, const tz_incoming *in, const void *payload, size
 		}
 	if ((rc = tz_transfer__unpack(s, &b->st, payload, n, &b->commits, &b->n)) < 0)
 		return rc;
+	/* [P2] what the commits build on is what the header declares */
+	for (size_t i = 0; i < b->n; i++) {
+		tz_oid tree, par[TZ_COMMIT_MAX_PARENTS];
+		size_t np;
+		if ((rc = tz_commit__parse(s, &b->st, &b->commits[i], &tree, par, TZ_COMMIT_MAX_PARENTS, &np)) < 0)
+			return rc;
+		for (size_t p = 0; p < np; p++) {
+			bool ok = false;
+			for (size_t k = 0; k < i && !ok; k++)
+				ok = memcmp(&b->commits[k], &par[p], sizeof(tz_oid)) == 0;
+			for (size_t k = 0; k < in->nprereq && !ok; k++)
+				ok = memcmp(&in->prereq[k], &par[p], sizeof(tz_oid)) == 0;
+			if (!ok) {
+				tz_oid_fmt(hex, &par[p]);
+				return tz_error_set(TZ_EPROTO, "a commit of the bundle builds on %s, which the bundle does "
+						    "not declare as a prerequisite", hex);
+			}
+		}
+	}
 	for (size_t i = 0; i < b->n; i++) {
 		uint8_t *raw = NULL, pk[TZ_PK_BYTES];
 		size_t len;
@@ -774,8 +795,10 @@ typedef struct {
 	tz_staging *st;
 	const char *code;
 	const tz_oid *main_root;
-	const tz_oid *received_root;   /* the branch head HQ integrated last, or NULL */
+	tz_tables ts;               /* HQ's tracked tables (main's schema) */
+	tz_hmap dirty;              /* rows with uncommitted changes at HQ */
 	tz_buf part;                /* the branch's partition name */
+	size_t refused_cap;
 	tz_path_change *ch;
 	size_t n, cap;
 	char **owned;               /* strings the changes point to */
@@ -801,9 +824,8 @@ static int refuse(integrate_ctx *x, const char *const *comp, const size_t *len, 
 {
 	tz_import_result *r = x->res;
 	tz_refused *f;
-	size_t cap = r->nrefused;
 
-	if (tz_array_grow(&r->refused, &cap, r->nrefused, sizeof(*r->refused)) < 0)
+	if (tz_array_grow(&r->refused, &x->refused_cap, r->nrefused, sizeof(*r->refused)) < 0)
 		return TZ_ENOMEM;
 	f = &r->refused[r->nrefused++];
 	memset(f, 0, sizeof(*f));
@@ -825,14 +847,94 @@ static int refuse(integrate_ctx *x, const char *const *comp, const size_t *len, 
 	return f->table && f->partition && f->key ? TZ_OK : TZ_ENOMEM;
 }
 
-/* One row the branch changed between its base and its head. */
+/* Is the row blob `oid` a row of t whose key and owner give exactly this
+ * path?  *why says what is wrong when not.  The path alone proves
+ * nothing: store.db is written by the row's own key and columns. */
+static int row_matches_path(integrate_ctx *x, const tz_table *t, const tz_oid *oid, const char *const *comp,
+			    const size_t *len, const char **why)
+{
+	git_object_t type;
+	uint8_t *data = NULL;
+	size_t n;
+	tz_row *row = NULL;
+	tz_value kv[TZ_KEY_MAX_COLUMNS];
+	tz_buf key = TZ_BUF_INIT, part = TZ_BUF_INIT;
+	int rc;
+
+	*why = NULL;
+	if ((rc = tz_obj__read(x->s, x->st, oid, &type, &data, &n)) < 0)
+		return rc;
+	if (type != GIT_OBJECT_BLOB || tz_row_decode(&row, data, n) < 0) {
+		tz_error_clear();
+		*why = "not a row";
+		goto done;
+	}
+	if (row->ncols != t->ncols) {
+		*why = "not the table's columns";
+		goto done;
+	}
+	for (size_t c = 0; c < t->ncols; c++)
+		if (row->cols[c].name_len != strlen(t->cols[c].name) ||
+		    memcmp(row->cols[c].name, t->cols[c].name, row->cols[c].name_len) != 0) {
+			*why = "not the table's columns";
+			goto done;
+		}
+	for (size_t k = 0; k < t->npk; k++)
+		kv[k] = row->cols[t->pk_idx[k]].v;
+	if ((rc = tz_key_encode(&key, kv, t->npk)) < 0 ||
+	    (rc = tz_schema__partition(&part, t, t->owner_idx >= 0 ? &row->cols[t->owner_idx].v : NULL)) < 0)
+		goto done;
+	if (key.len != len[4] || memcmp(key.data, comp[4], len[4]) != 0)
+		*why = "the row's key is not its path's";
+	else if (part.len != len[1] || memcmp(part.data, comp[1], len[1]) != 0)
+		*why = "the row's owner is not its path's partition";
+done:
+	tz_buf_release(&key);
+	tz_buf_release(&part);
+	tz_row_free(row);
+	tz_free(data);
+	return rc;
+}
+
+/* Owned tables: does HQ hold this key in another partition?  (Two branches
+ * that created the same key: the integrity issue's duplicates.) */
+static int key_elsewhere(integrate_ctx *x, tz_table *t, const char *const *comp, const size_t *len, bool *other)
+{
+	sqlite3_stmt *q = NULL;
+	tz_value kv[TZ_KEY_MAX_COLUMNS];
+	uint8_t *arena = NULL;
+	size_t nk;
+	tz_buf part = TZ_BUF_INIT;
+	int rc;
+
+	*other = false;
+	if ((rc = tz_key_decode(kv, TZ_KEY_MAX_COLUMNS, &nk, &arena, comp[4], len[4])) < 0)
+		return rc;
+	if (nk == t->npk && (rc = tz_schema__select_row(x->s, t, &q)) == TZ_OK) {
+		sqlite3_reset(q);
+		for (size_t k = 0; k < nk; k++)
+			tz_sql__bind_value(q, (int)k + 1, &kv[k]);
+		if (sqlite3_step(q) == SQLITE_ROW) {
+			tz_value owner;
+			tz_sql__column_value(q, t->owner_idx, &owner);
+			if ((rc = tz_schema__partition(&part, t, &owner)) == TZ_OK)
+				*other = part.len != len[1] || memcmp(part.data, comp[1], len[1]) != 0;
+		}
+		sqlite3_reset(q);
+	}
+	tz_buf_release(&part);
+	tz_free(arena);
+	return rc;
+}
+
+/* One row the branch changed since what HQ last integrated from it. */
 static int integrate_row(const char *const *comp, const size_t *len, size_t depth, const tz_oid *base,
 			 const tz_oid *theirs, void *payload)
 {
 	integrate_ctx *x = payload;
-	tz_scope scope;
+	tz_table *t = NULL;
 	tz_oid ours;
-	bool found;
+	const char *why;
 	int rc;
 
 	if (depth == 1 && len[0] == 4 && memcmp(comp[0], "_log", 4) == 0)
@@ -841,34 +943,46 @@ static int integrate_row(const char *const *comp, const size_t *len, size_t dept
 		return refuse(x, comp, len, depth, "only HQ changes the schema");
 	if (depth != TZ_PATH_DEPTH)
 		return refuse(x, comp, len, depth, "not a row");
-	if ((rc = scope_of(x->s, x->st, x->main_root, comp[0], len[0], &scope, &found)) < 0)
-		return rc;
+	for (size_t i = 0; i < x->ts.n && t == NULL; i++)
+		if (strlen(x->ts.t[i].enc) == len[0] && memcmp(x->ts.t[i].enc, comp[0], len[0]) == 0)
+			t = &x->ts.t[i];
 	/* [P9] what a branch may write: its own partitions, shared tables */
-	if (!found)
+	if (t == NULL)
 		return refuse(x, comp, len, depth, "table not tracked at HQ");
-	if (scope == TZ_SCOPE_HQ)
+	if (t->scope == TZ_SCOPE_HQ)
 		return refuse(x, comp, len, depth, "an hq table: only HQ writes it");
-	if (scope == TZ_SCOPE_OWNED && (len[1] != x->part.len || memcmp(comp[1], x->part.data, len[1]) != 0))
+	if (t->scope == TZ_SCOPE_OWNED && (len[1] != x->part.len || memcmp(comp[1], x->part.data, len[1]) != 0))
 		return refuse(x, comp, len, depth, "another branch's partition");
+	if (!tz_oid_is_zero(theirs)) {
+		bool other;
+		if ((rc = row_matches_path(x, t, theirs, comp, len, &why)) < 0)
+			return rc;
+		if (why)
+			return refuse(x, comp, len, depth, why);
+		if (t->scope == TZ_SCOPE_OWNED && tz_oid_is_zero(base)) {
+			if ((rc = key_elsewhere(x, t, comp, len, &other)) < 0)
+				return rc;
+			if (other)
+				return refuse(x, comp, len, depth, "the key is another branch's row at HQ");
+		}
+	} else if (tz_oid_is_zero(base)) {
+		return TZ_OK;
+	}
 	if ((rc = tz_tree__lookup(x->s, x->st, &ours, x->main_root, comp, len, depth)) < 0)
 		return rc;
 	if (memcmp(&ours, theirs, sizeof(ours)) == 0)
 		return TZ_OK;   /* main has it already */
-	if (memcmp(&ours, base, sizeof(ours)) != 0 && x->received_root) {
-		/* main may hold the branch's own earlier value of the row */
-		tz_oid prev;
-		if ((rc = tz_tree__lookup(x->s, x->st, &prev, x->received_root, comp, len, depth)) < 0)
-			return rc;
-		if (memcmp(&ours, &prev, sizeof(ours)) == 0)
-			ours = *base;
-	}
-	if (memcmp(&ours, base, sizeof(ours)) != 0) {
-		/* [P13] changed at HQ and at the branch since the branch's base: the
-		 * three-way merge of the merge issue decides; until then refused */
-		if (x->conflicts++ == 0)
+	if (memcmp(&ours, base, sizeof(ours)) != 0 || tz_changes__has(&x->dirty, t, comp[4], len[4])) {
+		/* [P13] changed at HQ (committed or not) and at the branch since
+		 * what HQ last integrated from it: the three-way merge of the merge
+		 * issue decides; until then refused */
+		if (x->conflicts++ == 0) {
+			char qt[4 * TZ_ROW__QUOTE_MAX + 4], qk[4 * TZ_ROW__QUOTE_MAX + 4];
 			snprintf(x->conflict_msg, sizeof(x->conflict_msg),
-				 "table '%.*s' key '%.*s' changed both at HQ and at %s since the branch's last sync",
-				 (int)len[0], comp[0], (int)len[4], comp[4], x->code);
+				 "table '%s' key '%s' changed both at HQ and at %s since HQ last integrated it",
+				 tz_row__quote(qt, (const uint8_t *)comp[0], len[0]),
+				 tz_row__quote(qk, (const uint8_t *)comp[4], len[4]), x->code);
+		}
 		return TZ_OK;
 	}
 	if (tz_array_grow(&x->ch, &x->cap, x->n, sizeof(*x->ch)) < 0)
@@ -887,8 +1001,36 @@ static int integrate_row(const char *const *comp, const size_t *len, size_t dept
 	return TZ_OK;
 }
 
+/* A row the branch moved to a partition it may not write is a deletion
+ * here and a refused addition there: the deletion is refused too, so the
+ * row stays where HQ has it. */
+static int keep_moved_rows(integrate_ctx *x)
+{
+	size_t keep = 0;
+	int rc = TZ_OK;
+
+	for (size_t i = 0; i < x->n; i++) {
+		tz_path_change *c = &x->ch[i];
+		bool moved = false;
+		for (size_t r = 0; c->del && r < x->res->nrefused && !moved; r++) {
+			const tz_refused *f = &x->res->refused[r];
+			moved = strlen(f->table) == c->comp_len[0] && memcmp(f->table, c->comp[0], c->comp_len[0]) == 0 &&
+				strlen(f->key) == c->comp_len[4] && memcmp(f->key, c->comp[4], c->comp_len[4]) == 0;
+		}
+		if (moved && (rc = refuse(x, c->comp, c->comp_len, c->depth,
+					  "moved to a partition the branch may not write: kept where it was")) < 0)
+			return rc;
+		if (!moved)
+			x->ch[keep++] = *c;
+	}
+	x->n = keep;
+	return rc;
+}
+
 static void integrate_release(integrate_ctx *x)
 {
+	tz_schema__release(&x->ts);
+	tz_hmap__release(&x->dirty);
 	for (size_t i = 0; i < x->nowned; i++)
 		tz_free(x->owned[i]);
 	tz_free(x->owned);
@@ -948,15 +1090,54 @@ fail:
 	return rc;
 }
 
+/* The tree HQ diffs the branch's head against: the branch's base (the
+ * HQ view it last integrated), or the branch head HQ integrated last when
+ * that is newer and the new head descends from it (rows HQ has already
+ * taken from the branch are then not counted again). */
+static int diff_from(tz_store *s, const tz_oid *base, const tz_oid *received, bool has_received, const tz_oid *tip,
+		     tz_oid *from)
+{
+	bool newer = false, descends = false;
+	int rc;
+
+	*from = *base;
+	if (!has_received)
+		return TZ_OK;
+	if ((rc = is_ancestor(s, base, received, &newer)) < 0 || (rc = is_ancestor(s, received, tip, &descends)) < 0)
+		return rc;
+	if (newer && descends)
+		*from = *received;
+	return TZ_OK;
+}
+
+/* [P2] the base a branch commit names: a view HQ signed, on its line. */
+static int check_base(tz_store *s, const tz_oid *base, const tz_oid *line, const char *code)
+{
+	uint8_t *raw = NULL, pk[TZ_PK_BYTES];
+	size_t n;
+	bool on_line = false;
+	char hex[41];
+	int rc = TZ_OK;
+
+	tz_oid_fmt(hex, base);
+	if (!git_odb_exists(s->odb, (const git_oid *)base->id) || (rc = is_ancestor(s, base, line, &on_line)) < 0 ||
+	    !on_line || (rc = tz_commit__read_raw(s, NULL, base, &raw, &n)) < 0 ||
+	    (rc = tz_commit__raw_signer(raw, n, pk)) < 0 || !tz_ct_equal(pk, s->kp.pk, TZ_PK_BYTES)) {
+		tz_error_clear();
+		rc = tz_error_set(TZ_EPROTO, "the bundle's base %s is not a view HQ sent to %s", hex, code);
+	}
+	tz_free(raw);
+	return rc;
+}
+
 static int import_hq(tz_store *s, const tz_incoming *in, const void *payload, size_t n, tz_import_result *res)
 {
 	rebuilt b;
 	integrate_ctx x;
 	tz_key_info k;
-	tz_commit_result cr;
-	tz_oid line, received, enrolled, tip, base, base_tree, tip_tree, main_head, main_root, new_root, merge = { { 0 } };
-	tz_oid view_root, view, parents[2], received_root;
-	tz_staging vst;
+	tz_oid line, received, enrolled, tip, base, from, from_tree, tip_tree, main_head, main_root, new_root;
+	tz_oid merge = { { 0 } }, view_root, view, parents[TZ_COMMIT_MAX_PARENTS];
+	tz_staging mst, vst;
 	uint8_t keys[1][TZ_PK_BYTES];
 	uint8_t *raw = NULL;
 	size_t rawlen, np;
@@ -969,16 +1150,18 @@ static int import_hq(tz_store *s, const tz_incoming *in, const void *payload, si
 	memset(&b, 0, sizeof(b));
 	memset(&x, 0, sizeof(x));
 	memset(&a, 0, sizeof(a));
+	tz_staging__init(&mst);
 	tz_staging__init(&vst);
 	tz_staging__init(&b.st);
+	tz_hmap__init(&x.dirty);
 	if ((rc = tz_registry__get(s, in->sender, &k, NULL, &found)) < 0)
 		goto done;
 	if (!found || strcmp(k.role, "branch") != 0) {
-		rc = tz_error_set(TZ_EPERM, "unknown sender '%s'", in->sender);
+		rc = tz_error_set(TZ_ENOTFOUND, "unknown sender '%s'", in->sender);
 		goto done;
 	}
 	bind = !k.has_pk;
-	memcpy(keys[0], k.has_pk ? k.pk : in->bind_pk, TZ_PK_BYTES);
+	memcpy(keys[0], in->signer_pk, TZ_PK_BYTES);
 	if ((rc = line_of(s, in->sender, &line, &received, &has_received, &enrolled, &found)) < 0)
 		goto done;
 	if (!found) {
@@ -1024,31 +1207,27 @@ static int import_hq(tz_store *s, const tz_incoming *in, const void *payload, si
 		rc = tz_error_set(TZ_EPROTO, "commit %s names no Tazamun-Base", hex);
 		goto done;
 	}
-	if (!git_odb_exists(s->odb, (const git_oid *)base.id) || (rc = is_ancestor(s, &base, &line, &on_line)) < 0 ||
-	    !on_line) {
-		tz_oid_fmt(hex, &base);
-		rc = rc < 0 ? rc : tz_error_set(TZ_EPROTO, "the bundle's base %s is not a view HQ sent to %s", hex,
-						in->sender);
+	/* the rebuilt commits are checked and signed: their objects go in now
+	 * (unreferenced until the import is recorded), so that ancestry can be
+	 * asked of libgit2 */
+	if ((rc = check_base(s, &base, &line, in->sender)) < 0 || (rc = tz_pack__write(s, &b.st)) < 0 ||
+	    (rc = diff_from(s, &base, &received, has_received, &tip, &from)) < 0)
 		goto done;
-	}
-	/* HQ's own pending changes are sealed first, so that a row HQ changed
-	 * is seen as changed */
-	if ((rc = tz_store_commit(s, NULL, &cr)) < 0 || (rc = tz_head__get(s, &has_head, &main_head)) < 0 ||
-	    (rc = tz_commit__tree(s, &main_head, &main_root)) < 0 || (rc = tz_commit__tree(s, &base, &base_tree)) < 0 ||
-	    (rc = tz_commit__parse(s, &b.st, &tip, &tip_tree, parents, 2, &np)) < 0)
+	/* HQ's pending changes stay pending (a refused import changes nothing);
+	 * a row they touch counts as changed at HQ */
+	if ((rc = tz_head__get(s, &has_head, &main_head)) < 0 || (rc = tz_commit__tree(s, &main_head, &main_root)) < 0 ||
+	    (rc = tz_commit__tree(s, &from, &from_tree)) < 0 ||
+	    (rc = tz_commit__parse(s, &b.st, &tip, &tip_tree, parents, TZ_COMMIT_MAX_PARENTS, &np)) < 0)
 		goto done;
 	x.s = s;
 	x.st = &b.st;
 	x.code = in->sender;
 	x.main_root = &main_root;
 	x.res = res;
-	if (has_received) {
-		if ((rc = tz_commit__tree(s, &received, &received_root)) < 0)
-			goto done;
-		x.received_root = &received_root;
-	}
-	if ((rc = code_partition(&x.part, in->sender)) < 0 ||
-	    (rc = tz_tree__diff(s, &b.st, &base_tree, &tip_tree, integrate_row, &x)) < 0)
+	if ((rc = tz_schema__load(s, &x.ts)) < 0 || (rc = tz_changes__keys(s, &x.ts, &x.dirty)) < 0 ||
+	    (rc = code_partition(&x.part, in->sender)) < 0 ||
+	    (rc = tz_tree__diff(s, &b.st, &from_tree, &tip_tree, integrate_row, &x)) < 0 ||
+	    (rc = keep_moved_rows(&x)) < 0)
 		goto done;
 	if (x.conflicts) {
 		rc = tz_error_set(TZ_EBUSY, "%s%s; concurrent edits of one row are not merged yet: import refused, "
@@ -1059,21 +1238,21 @@ static int import_hq(tz_store *s, const tz_incoming *in, const void *payload, si
 	if (x.n > 0) {
 		bool empty;
 		tz_oid merged_root;
-		qsort(x.ch, x.n, sizeof(*x.ch), tz_path_change__cmp);
-		if ((rc = tz_tree__apply(s, &b.st, &merged_root, &empty, &main_root, 0, x.ch, x.n)) < 0 ||
-		    (rc = with_empty_log(s, &b.st, &merged_root, &new_root)) < 0 || (rc = schema_version(s, &ver)) < 0)
+		if (x.n > 1)
+			qsort(x.ch, x.n, sizeof(*x.ch), tz_path_change__cmp);
+		if ((rc = tz_tree__apply(s, &mst, &merged_root, &empty, &main_root, 0, x.ch, x.n)) < 0 ||
+		    (rc = with_empty_log(s, &mst, &merged_root, &new_root)) < 0 || (rc = schema_version(s, &ver)) < 0)
 			goto done;
 		tz_oid_fmt(hex, &tip);
 		snprintf(msg, sizeof(msg), "merge %s: %zu rows\n\nTazamun-Replica: HQ\nTazamun-Schema: %lld\n"
 			 "Tazamun-Merged: %s\n", in->sender, x.n, (long long)ver, hex);
 		parents[0] = main_head;
 		parents[1] = tip;
-		if ((rc = tz_commit__build(s, &b.st, &merge, &new_root, parents, 2, s->code, &s->kp, msg)) < 0)
+		if ((rc = tz_commit__build(s, &mst, &merge, &new_root, parents, 2, s->code, &s->kp, msg)) < 0)
 			goto done;
 		res->rows_merged = x.n;
 	}
-	if ((rc = view_tree(s, &b.st, &new_root, in->sender, &view_root)) < 0 ||
-	    (rc = tz_pack__write(s, &b.st)) < 0)
+	if ((rc = view_tree(s, &mst, &new_root, in->sender, &view_root)) < 0 || (rc = tz_pack__write(s, &mst)) < 0)
 		goto done;
 	/* the view: the acknowledgement on the branch's line */
 	parents[0] = tip;
@@ -1106,6 +1285,7 @@ static int import_hq(tz_store *s, const tz_incoming *in, const void *payload, si
 done:
 	tz_free(raw);
 	integrate_release(&x);
+	tz_staging__release(&mst);
 	tz_staging__release(&vst);
 	rebuilt_release(&b);
 	return rc;
@@ -1209,8 +1389,10 @@ static int record_branch(tz_store *s, const tz_incoming *in, const rebuilt *b, c
 		if ((rc = tz_meta__set_text(s, "base", hex)) < 0)
 			goto fail;
 	}
-	/* [P3] HQ answered: it holds our key; the secret is spent */
+	/* [P3] HQ answered: it holds our key; the secret is spent (and its
+	 * bytes overwritten in the file: secure_delete) */
 	if ((rc = tz_meta__set_int(s, "bound", 1)) < 0 ||
+	    (rc = tz_sql__exec(s, "UPDATE tz_meta SET v = zeroblob(64) WHERE k = 'enrol_secret'")) < 0 ||
 	    (rc = tz_sql__exec(s, "DELETE FROM tz_meta WHERE k = 'enrol_secret'")) < 0 ||
 	    (rc = tz_sql__exec(s, "COMMIT")) < 0)
 		goto fail;
@@ -1340,9 +1522,25 @@ static int check_schema(tz_store *s, const tz_incoming *in)
 		return tz_error_set(TZ_EPROTO, "the bundle declares schema version %llu, but HQ is at %lld: a branch "
 				    "cannot be ahead of HQ", (unsigned long long)in->schema, (long long)mine);
 	if (!is_hq(s) && in->schema != (uint64_t)mine)
-		return tz_error_set(TZ_EINVAL, "the bundle declares schema version %llu and this store is at %lld; "
+		return tz_error_set(TZ_EPROTO, "the bundle declares schema version %llu and this store is at %lld; "
 				    "migrating a branch's schema is not supported yet: nothing applied",
 				    (unsigned long long)in->schema, (long long)mine);
+	return TZ_OK;
+}
+
+/* The sender's key again, under the lock: a revocation or a renewed
+ * enrolment since the container was read wins. */
+static int check_sender(tz_store *s, const tz_incoming *in)
+{
+	uint8_t pk[TZ_PK_BYTES];
+	int rc;
+
+	if (in->signer_pk == NULL || (in->bind && (in->bind_pk == NULL || in->bind_mac == NULL)))
+		return tz_error_set(TZ_EINVAL, "import: the bundle's signer or binding is missing");
+	if ((rc = tz_store_sender_key(s, in->sender, in->bind, in->bind_pk, in->bind_mac, in->instance, pk)) < 0)
+		return rc;
+	if (!tz_ct_equal(pk, in->signer_pk, TZ_PK_BYTES))
+		return tz_error_set(TZ_EPERM, "the key of '%s' changed while the bundle was read", in->sender);
 	return TZ_OK;
 }
 
@@ -1362,7 +1560,7 @@ int tz_store_import(tz_store *s, const tz_incoming *in, const void *payload, siz
 		res->noop_why = "this bundle was imported before";
 		goto done;
 	}
-	if ((rc = check_schema(s, in)) < 0)
+	if ((rc = check_schema(s, in)) < 0 || (rc = check_sender(s, in)) < 0)
 		goto done;
 	rc = is_hq(s) ? import_hq(s, in, payload, n, res) : import_branch(s, in, payload, n, res);
 done:
@@ -1397,6 +1595,8 @@ int tz_store_branch_add(tz_store *s, const char *code, tz_buf *out)
 	if ((rc = tz_store__lock(s)) < 0)
 		return rc;
 	tz_random_bytes(secret, sizeof(secret));
+	if ((rc = instance_of(s, inst)) < 0)
+		goto done;
 	{
 		tz_key_info k;
 		if ((rc = tz_registry__get(s, code, &k, NULL, &again)) < 0)
@@ -1462,8 +1662,6 @@ int tz_store_branch_add(tz_store *s, const char *code, tz_buf *out)
 	if (tz_ref__set_name(s, ref, &v0, "enrol") < 0)
 		tz_error_clear();
 	/* the enrolment payload */
-	if ((rc = instance_of(s, inst)) < 0)
-		goto done;
 	tz_buf_put(out, ENROL_MAGIC, 4);
 	tz_buf_putc(out, 2);
 	tz_buf_puts(out, "HQ");
@@ -1541,13 +1739,16 @@ static int parse_enrol(enrol_payload *e, const uint8_t *p, size_t n)
 	    tz_reader_bytes(&r, &e->dict, dl) < 0)
 		return tz_error_set(TZ_ECORRUPT, "enrolment: truncated");
 	memcpy(e->secret, b, TZ_ENROL_SECRET_BYTES);
+	if (dl != 0)
+		return tz_error_set(TZ_EPROTO, "enrolment: a dictionary of %llu bytes, which this build does not use",
+				    (unsigned long long)dl);
 	e->dict_len = dl;
 	e->deltas = r.p;
 	e->deltas_len = r.len;
 	return TZ_OK;
 }
 
-static int init_branch_txn(tz_store *s, const enrol_payload *e, rebuilt *b, const tz_oid *v0, const tz_oid *root,
+static int init_branch_txn(tz_store *s, const enrol_payload *e, const tz_oid *v0, const tz_oid *root,
 			   uint64_t *rows)
 {
 	char hex[2 * TZ_ENROL_SECRET_BYTES + 1];
@@ -1599,7 +1800,6 @@ static int init_branch_txn(tz_store *s, const enrol_payload *e, rebuilt *b, cons
 	if ((rc = tz_meta__set_text(s, "enrol_secret", hex)) < 0 || (rc = tz_sql__exec(s, "COMMIT")) < 0)
 		goto fail;
 	tz_wipe(hex, sizeof(hex));
-	(void)b;
 	return TZ_OK;
 fail:
 	tz_wipe(hex, sizeof(hex));
@@ -1640,7 +1840,7 @@ int tz_store_init_branch(const char *dir, const void *payload, size_t n, tz_prog
 		goto unlock;
 	}
 	/* objects in bulk: one pack */
-	if ((rc = tz_pack__write(s, &b.st)) < 0 || (rc = init_branch_txn(s, &e, &b, &b.commits[0], &root, &rows)) < 0)
+	if ((rc = tz_pack__write(s, &b.st)) < 0 || (rc = init_branch_txn(s, &e, &b.commits[0], &root, &rows)) < 0)
 		goto unlock;
 	if (tz_ref__set(s, &b.commits[0], "enrol") < 0)
 		tz_error_clear();

@@ -28,6 +28,11 @@
  * 135,000 entries (6 MB); 256 MiB is far above that. */
 #define LOG_MAX_BYTES ((size_t)256 << 20)
 #define LOG_MAX_RATIO 64
+/* What rebuilding a payload may stage in memory: 64 times the payload
+ * plus 256 MiB (an enrolment snapshot of 100,000 agency rows stages about
+ * 40 MB), at most 1 GiB. */
+#define STAGE_BASE ((size_t)256 << 20)
+#define STAGE_MAX ((size_t)1 << 30)
 #define PATH_MAX_BYTES (3 * TZ_KEY_MAX_BYTES + 2)
 
 /* The commit's tree and parents, parsed from its raw bytes (strictly:
@@ -588,6 +593,8 @@ typedef struct {
 	char **paths;           /* the path strings of one commit */
 	uint8_t *ops;
 	size_t npaths;
+	size_t path_bytes, path_cap;    /* what the paths take in memory, and its cap */
+	size_t stage_cap;       /* what the rebuilt objects may take */
 } unpack_ctx;
 
 static void release_paths(unpack_ctx *u)
@@ -911,7 +918,7 @@ static int unpack_one(unpack_ctx *u, tz_oid *out)
 	const uint8_t *declared, *raw;
 	uint64_t rawlen, nch, nnames;
 	tz_oid tree, parents[TZ_COMMIT_MAX_PARENTS], base = { { 0 } }, root, got;
-	size_t np, prev_len = 0, nrows = 0;
+	size_t np, prev_len = 0;
 	const char *prev = "";
 	char hex[41], hex2[41];
 	tz_column *names = NULL;
@@ -928,16 +935,20 @@ static int unpack_one(unpack_ctx *u, tz_oid *out)
 	if ((rc = parse_commit_head(raw, rawlen, &tree, parents, TZ_COMMIT_MAX_PARENTS, &np)) < 0)
 		return tz_error_wrap(rc, "payload: commit %s", hex);
 	for (size_t i = 0; i < np; i++) {
-		git_object_t type;
-		uint8_t *d = NULL;
+		/* the type only: a parent's size is none of the payload's business */
+		tz_hmap_slot *slot = tz_hmap__get(&u->st->index, parents[i].id, 20);
+		git_object_t type = GIT_OBJECT_INVALID;
 		size_t l;
-		if (tz_obj__read(u->s, u->st, &parents[i], &type, &d, &l) < 0) {
-			tz_error_clear();
-			tz_oid_fmt(hex2, &parents[i]);
+		if (slot != NULL)
+			type = u->st->objs[slot->value - 1].type;
+		else if (git_odb_read_header(&l, &type, u->s->odb, (const git_oid *)parents[i].id) < 0)
+			type = GIT_OBJECT_INVALID;
+		tz_oid_fmt(hex2, &parents[i]);
+		if (type == GIT_OBJECT_INVALID)
 			return tz_error_set(TZ_ENOTFOUND, "missing prerequisite: commit %s (parent of %s) is not here",
 					    hex2, hex);
-		}
-		tz_free(d);
+		if (type != GIT_OBJECT_COMMIT)
+			return corrupt("a parent that is not a commit");
 	}
 	if (np > 0) {
 		tz_oid pp[TZ_COMMIT_MAX_PARENTS];
@@ -966,6 +977,13 @@ static int unpack_one(unpack_ctx *u, tz_oid *out)
 		if (tz_reader_varint(r, &k, prev_len) < 0 || tz_reader_varint(r, &sl, PATH_MAX_BYTES - k) < 0 ||
 		    tz_reader_bytes(r, &suffix, sl) < 0) {
 			rc = corrupt("bad change path");
+			goto done;
+		}
+		/* a path shares its prefix in the payload, not in memory: what
+		 * the paths may take is bounded by the payload's size */
+		u->path_bytes += k + sl + 1;
+		if (u->path_bytes > u->path_cap) {
+			rc = tz_error_set(TZ_ELIMIT, "payload: its paths take more than %zu bytes", u->path_cap);
 			goto done;
 		}
 		if ((path = u->paths[i] = tz_malloc(k + sl + 1)) == NULL) {
@@ -1003,7 +1021,6 @@ static int unpack_one(unpack_ctx *u, tz_oid *out)
 			rc = corrupt("a transcoded log that is not _log");
 			goto done;
 		}
-		nrows += u->ops[i] == OP_ROW || u->ops[i] == OP_PATCH;
 	}
 	/* names */
 	/* a name takes at least 2 bytes */
@@ -1143,7 +1160,6 @@ done:
 	tz_free(shapes);
 	tz_free(names);
 	tz_free(count);
-	(void)nrows;
 	return rc;
 }
 
@@ -1168,9 +1184,15 @@ int tz_transfer__unpack(tz_store *s, tz_staging *st, const void *p, size_t n, tz
 		return corrupt("bad commit count");
 	if ((*commits = tz_calloc(nc + 1, sizeof(**commits))) == NULL)
 		return TZ_ENOMEM;
+	u.path_cap = n > (STAGE_MAX - ((size_t)1 << 20)) / 64 ? STAGE_MAX : 64 * n + ((size_t)1 << 20);
+	u.stage_cap = n > (STAGE_MAX - STAGE_BASE) / 64 ? STAGE_MAX : 64 * n + STAGE_BASE;
 	for (uint64_t i = 0; i < nc && rc == TZ_OK; i++) {
 		rc = unpack_one(&u, &(*commits)[i]);
 		tz_progress__report(s, "rebuilding commits", i + 1, nc);
+		/* each patch stages its whole row again: a long chain of small
+		 * patches to a large row must not grow without bound */
+		if (rc == TZ_OK && st->bytes > u.stage_cap)
+			rc = tz_error_set(TZ_ELIMIT, "payload: rebuilding its commits takes more than %zu bytes", u.stage_cap);
 	}
 	if (rc == TZ_OK && !tz_reader_done(&u.r))
 		rc = corrupt("trailing bytes");

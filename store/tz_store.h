@@ -293,7 +293,9 @@ typedef struct {
 	const tz_oid *prereq;
 	size_t nprereq;
 	bool bind;
-	const uint8_t *bind_pk;
+	const uint8_t *bind_pk;     /* 32 bytes when bind */
+	const uint8_t *bind_mac;    /* 32 bytes when bind */
+	const uint8_t *signer_pk;   /* the key the bundle's signature verified with */
 	const uint8_t *digest;      /* 32 bytes: BLAKE2b of the whole bundle file */
 } tz_incoming;
 

@@ -139,25 +139,38 @@ done:
 	return rc;
 }
 
+typedef struct {
+	tz_store *s;
+	uint8_t pk[TZ_PK_BYTES];   /* the key the signature is checked with */
+} key_ctx;
+
 static int key_cb(uint8_t pk[TZ_PK_BYTES], const tz_bundle_header *h, void *payload)
 {
-	return tz_store_sender_key(payload, h->sender, h->bind, h->bind_pk, h->bind_mac, h->instance, pk);
+	key_ctx *k = payload;
+	int rc = tz_store_sender_key(k->s, h->sender, h->bind, h->bind_pk, h->bind_mac, h->instance, pk);
+
+	if (rc == TZ_OK)
+		memcpy(k->pk, pk, TZ_PK_BYTES);
+	return rc;
 }
 
 int tz_sync_import_file(tz_store *s, const char *path, tz_bundle_header *h, tz_import_result *res)
 {
 	tz_buf file = TZ_BUF_INIT, payload = TZ_BUF_INIT;
 	tz_incoming in;
+	key_ctx kc;
 	uint8_t digest[32];
 	int rc;
 
 	memset(res, 0, sizeof(*res));
 	memset(h, 0, sizeof(*h));
+	memset(&kc, 0, sizeof(kc));
 	if ((rc = tz_file_read(&file, path, TZ_BUNDLE_MAX_BYTES)) < 0)
 		goto done;
 	tz_hash_short(digest, sizeof(digest), file.data, file.len);
+	kc.s = s;
 	if ((rc = tz_bundle_read(h, &payload, file.data, file.len, tz_store_code(s), tz_store_keypair(s), NULL, key_cb,
-				 s)) < 0)
+				 &kc)) < 0)
 		goto done;
 	memset(&in, 0, sizeof(in));
 	in.sender = h->sender;
@@ -168,6 +181,8 @@ int tz_sync_import_file(tz_store *s, const char *path, tz_bundle_header *h, tz_i
 	in.nprereq = h->nprereq;
 	in.bind = h->bind;
 	in.bind_pk = h->bind_pk;
+	in.bind_mac = h->bind_mac;
+	in.signer_pk = kc.pk;
 	in.digest = digest;
 	rc = tz_store_import(s, &in, payload.data, payload.len, res);
 done:

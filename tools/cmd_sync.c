@@ -22,6 +22,7 @@ static int passphrase(const char *cmd, const char *file, tz_buf *out)
 		size_t n = 0;
 		while (n < out->len && out->data[n] != '\n' && out->data[n] != '\r')
 			n++;
+		tz_wipe(out->data + n, out->len - n);
 		out->len = n;
 	} else if (env) {
 		tz_buf_puts(out, env);
@@ -191,6 +192,18 @@ static void refused_json(tz_buf *j, const tz_import_result *r)
 	tz_buf_puts(j, "]");
 }
 
+/* A name as text, control bytes (and DEL) written as \xNN. */
+static void put_safe(const char *p)
+{
+	for (; *p; p++) {
+		unsigned char c = (unsigned char)*p;
+		if (c < 0x20 || c == 0x7f)
+			printf("\\x%02x", c);
+		else
+			putchar(c);
+	}
+}
+
 /* A commit id as a JSON string, or null when there is none. */
 static void json_oid(tz_buf *j, const tz_oid *oid)
 {
@@ -250,9 +263,16 @@ int cmd_import(const cli_opts *o0, int argc, char **argv)
 		if (r.rows_kept)
 			printf("%llu rows with uncommitted local changes were left as they are\n",
 			       (unsigned long long)r.rows_kept);
-		for (size_t i = 0; i < r.nrefused; i++)
-			printf("not applied: table %s partition %s key %s: %s\n", r.refused[i].table,
-			       r.refused[i].partition, r.refused[i].key, r.refused[i].why);
+		for (size_t i = 0; i < r.nrefused; i++) {
+			/* names come from the branch: no byte of theirs drives the terminal */
+			fputs("not applied: table ", stdout);
+			put_safe(r.refused[i].table);
+			fputs(" partition ", stdout);
+			put_safe(r.refused[i].partition);
+			fputs(" key ", stdout);
+			put_safe(r.refused[i].key);
+			printf(": %s\n", r.refused[i].why);
+		}
 	}
 	tz_bundle_header_release(&h);
 	tz_import_result_release(&r);

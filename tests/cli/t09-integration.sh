@@ -1,0 +1,93 @@
+#!/bin/bash
+# t09-integration.sh - what HQ integrates from a branch, row by row: the
+# row's own key and owner must be its path's, a key another branch holds is
+# not taken, a row moved to another branch's partition stays where it was,
+# a refused import leaves HQ's pending changes pending, and the base of the
+# three-way check is what HQ last integrated from the branch (no false
+# conflict, no lost update).  Rule ids: docs/protocol.md.
+. "$TZ_SRC/tests/cli/lib.sh"
+S=$SYNCCTL
+cd "$WORK" || exit 1
+export TZ_PASSPHRASE="t09 passphrase"
+
+cat >schema.sql <<'SQL'
+CREATE TABLE job_seeker(id TEXT PRIMARY KEY, name TEXT, owner_branch TEXT NOT NULL);
+CREATE TABLE employer(ice TEXT PRIMARY KEY, name TEXT);
+INSERT INTO tz_track VALUES ('job_seeker', 'owned', 'owner_branch'), ('employer', 'shared', NULL);
+SQL
+"$S" init-hq hq >/dev/null && "$S" -C hq schema apply schema.sql >/dev/null
+sqlite3 hq/store.db "INSERT INTO job_seeker VALUES ('C1', 'Ali', 'CAS01'), ('R1', 'Sara', 'RAB01');
+  INSERT INTO employer VALUES ('E1', 'Atlas');"
+"$S" -C hq commit -m base >/dev/null
+"$S" -C hq branch add CAS01 --out cas.tze >/dev/null && "$S" init-branch cas --enroll cas.tze >/dev/null
+"$S" -C hq branch add RAB01 --out rab.tze >/dev/null && "$S" init-branch rab --enroll rab.tze >/dev/null
+q() { sqlite3 "$1/store.db" "$2"; }
+# cycle BRANCH DIR: export, HQ import (JSON kept in imp-DIR.json), reply, branch import
+cycle() {
+	"$S" -C "$2" export --out "$2.tzb" >/dev/null &&
+	"$S" -C hq import --json "$2.tzb" >"imp-$2.json" 2>"imp-$2.err" &&
+	"$S" -C hq export --for "$1" --out "hq-$2.tzb" >/dev/null &&
+	"$S" -C "$2" import "hq-$2.tzb" >/dev/null
+}
+cycle CAS01 cas; ok $? "CAS01's first cycle"
+cycle RAB01 rab; ok $? "RAB01's first cycle"
+
+# ---- the same key created at two branches ----
+q rab "INSERT INTO job_seeker VALUES ('7', 'Rabat person', 'RAB01')"
+cycle RAB01 rab; ok $? "RAB01 creates key 7"
+q cas "INSERT INTO job_seeker VALUES ('7', 'Casa person', 'CAS01')"
+cycle CAS01 cas; ok $? "CAS01 creates key 7 too: the import succeeds"
+like imp-cas.json '"key": "7", "why": "the key is another branch.s row at HQ"' "P9: CAS01's key 7 is listed, not applied"
+[ "$(q hq "SELECT name || ':' || owner_branch FROM job_seeker WHERE id = '7'")" = "Rabat person:RAB01" ]
+ok $? "HQ keeps RAB01's row 7"
+[ "$(q cas "SELECT count(*) FROM job_seeker WHERE id = '7'")" = 0 ]; ok $? "CAS01's view drops its row 7"
+check "HQ verifies" "$S" -C hq verify
+
+# ---- a row moved to another branch's partition ----
+q cas "UPDATE job_seeker SET owner_branch = 'RAB01' WHERE id = 'C1'"
+cycle CAS01 cas; ok $? "CAS01 moves C1 to RAB01: the import succeeds"
+like imp-cas.json '"partition": "RAB01", "key": "C1"' "P9: the addition in RAB01's partition is listed"
+like imp-cas.json '"partition": "CAS01", "key": "C1", "why": "moved to a partition' "P9: the deletion in CAS01's is listed too"
+[ "$(q hq "SELECT name || ':' || owner_branch FROM job_seeker WHERE id = 'C1'")" = "Ali:CAS01" ]
+ok $? "HQ keeps C1 where it was"
+[ "$(q cas "SELECT owner_branch FROM job_seeker WHERE id = 'C1'")" = CAS01 ]; ok $? "CAS01's view puts C1 back"
+check "HQ verifies after the move" "$S" -C hq verify
+check "CAS01 verifies after the move" "$S" -C cas verify
+
+# ---- a refused import leaves HQ's pending changes pending ----
+q hq "UPDATE employer SET name = 'Atlas HQ' WHERE ice = 'E1'"
+q cas "UPDATE employer SET name = 'Atlas CAS' WHERE ice = 'E1'"
+"$S" -C cas export --out c-conf.tzb >/dev/null
+head0=$(q hq "SELECT v FROM tz_meta WHERE k = 'head'")
+fails "P13: an edit of a row HQ changed (uncommitted) is refused" 1 "$S" -C hq import c-conf.tzb
+like "$WORK/.err" "employer.*E1.*changed both at HQ and at CAS01" "the refusal names the row"
+[ "$(q hq "SELECT v FROM tz_meta WHERE k = 'head'") $(q hq "SELECT count(*) FROM tz_changes")" = "$head0 1" ]
+ok $? "the refused import committed nothing: HQ's change is still pending"
+# undo at the branch by taking HQ's answer over it later: HQ commits, CAS01 restores
+"$S" -C hq commit >/dev/null
+q cas "UPDATE employer SET name = 'Atlas HQ' WHERE ice = 'E1'"
+
+# ---- what HQ integrated last is the base: no false conflict ----
+sqlite3 cas/store.db "UPDATE job_seeker SET name = 'Ali 2' WHERE id = 'C1'"
+"$S" -C cas export --out c-a.tzb >/dev/null
+check "HQ imports CAS01's edit of C1" "$S" -C hq import c-a.tzb
+q hq "UPDATE job_seeker SET name = 'Ali HQ' WHERE id = 'C1'"
+"$S" -C hq commit >/dev/null
+q cas "INSERT INTO job_seeker VALUES ('C2', 'Omar', 'CAS01')"
+"$S" -C cas export --out c-b.tzb >/dev/null
+check "P13: a later bundle that carries C1's edit again is no conflict" "$S" -C hq import c-b.tzb
+[ "$(q hq "SELECT group_concat(name, ',') FROM (SELECT name FROM job_seeker WHERE id IN ('C1', 'C2') ORDER BY id)")" = "Ali HQ,Omar" ]
+ok $? "HQ keeps its later edit of C1 and takes C2"
+"$S" -C hq export --for CAS01 --out hq-c.tzb >/dev/null && "$S" -C cas import hq-c.tzb >/dev/null
+ok $? "CAS01 takes the answer"
+
+# ---- ... and no lost update ----
+q hq "UPDATE job_seeker SET name = 'Ali 2' WHERE id = 'C1'"
+"$S" -C hq commit >/dev/null
+q cas "UPDATE job_seeker SET name = 'Ali 3' WHERE id = 'C1'"
+"$S" -C cas export --out c-c.tzb >/dev/null
+fails "P13: HQ's edit after the branch's base is not overwritten" 1 "$S" -C hq import c-c.tzb
+like "$WORK/.err" "job_seeker.*C1.*changed both" "the refusal names C1"
+[ "$(q hq "SELECT name FROM job_seeker WHERE id = 'C1'")" = "Ali 2" ]; ok $? "HQ's value stays"
+check "HQ verifies at the end" "$S" -C hq verify
+done_testing
