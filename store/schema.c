@@ -482,7 +482,7 @@ static size_t first_word(const char *sql, const char **word)
 /* Run the schema file statement by statement.  A statement that ends or
  * starts a transaction would commit part of the file behind our back, so
  * that a later refusal could no longer undo it: refused. */
-static int run_file(tz_store *s, const char *sql, const char *origin)
+static int run_file_ex(tz_store *s, const char *sql, const char *origin, bool create_only)
 {
 	static const char *const banned[] = { "BEGIN", "COMMIT", "END", "ROLLBACK" };
 	const char *tail = sql, *word;
@@ -501,6 +501,8 @@ static int run_file(tz_store *s, const char *sql, const char *origin)
 			if (len == strlen(banned[i]) && strncasecmp(word, banned[i], len) == 0)
 				rc = tz_error_set(TZ_EINVAL, "'%s', statement %d: %s: a schema file must not control"
 						  " transactions (schema apply runs it in one)", origin, n, banned[i]);
+		if (rc == TZ_OK && create_only && !(len == 6 && strncasecmp(word, "CREATE", 6) == 0))
+			rc = tz_error_set(TZ_ECORRUPT, "'%s', statement %d: only CREATE statements belong here", origin, n);
 		while (rc == TZ_OK && (step = sqlite3_step(st)) == SQLITE_ROW)
 			;
 		if (rc == TZ_OK && step != SQLITE_DONE)
@@ -509,6 +511,11 @@ static int run_file(tz_store *s, const char *sql, const char *origin)
 		st = NULL;
 	}
 	return rc;
+}
+
+static int run_file(tz_store *s, const char *sql, const char *origin)
+{
+	return run_file_ex(s, sql, origin, false);
 }
 
 /* Everything of `schema apply` that happens inside the transaction.  The
@@ -682,6 +689,10 @@ int tz_schema__install_from_tree(tz_store *s, const tz_staging *st, const tz_oid
 		git_object_t type;
 		uint8_t *ddl = NULL;
 		size_t len;
+		if (tables.e[i].mode != 0100644) {
+			rc = tz_error_set(TZ_ECORRUPT, "_schema/tables holds something that is not a file");
+			break;
+		}
 		if ((rc = tz_obj__read(s, st, &tables.e[i].oid, &type, &ddl, &len)) < 0)
 			break;
 		char *text = tz_strndup((const char *)ddl, len);
@@ -690,7 +701,8 @@ int tz_schema__install_from_tree(tz_store *s, const tz_staging *st, const tz_oid
 			rc = TZ_ENOMEM;
 			break;
 		}
-		if ((rc = run_file(s, text, "the enrolment schema")) < 0)
+		/* the snapshot's DDL: CREATE TABLE, INDEX, TRIGGER, nothing else */
+		if ((rc = run_file_ex(s, text, "the enrolment schema", true)) < 0)
 			tz_error_wrap(rc, "table '%.*s'", (int)tables.e[i].name_len, tables.e[i].name);
 		tz_free(text);
 	}
