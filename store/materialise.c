@@ -68,18 +68,17 @@ int tz_changes__keys(tz_store *s, tz_tables *ts, tz_hmap *out)
 
 bool tz_changes__has(const tz_hmap *keys, const tz_table *t, const char *key, size_t len)
 {
-	char pre[32];
-	tz_buf k = TZ_BUF_INIT;
-	bool d;
+	/* no allocation: a failed one must never read as "not edited here" */
+	char k[32 + TZ_KEY_MAX_BYTES];
+	int pre;
 
 	if (keys->count == 0)
 		return false;
-	snprintf(pre, sizeof(pre), "%lld ", (long long)t->tid);
-	tz_buf_puts(&k, pre);
-	tz_buf_put(&k, key, len);
-	d = tz_buf_error(&k) == TZ_OK && tz_hmap__get(keys, k.data, k.len) != NULL;
-	tz_buf_release(&k);
-	return d;
+	pre = snprintf(k, 32, "%lld ", (long long)t->tid);
+	if (len > TZ_KEY_MAX_BYTES)
+		return true;   /* no such key was logged; treated as edited: left alone */
+	memcpy(k + pre, key, len);
+	return tz_hmap__get(keys, k, (size_t)pre + len) != NULL;
 }
 
 static int load_dirty(mat_ctx *m)
