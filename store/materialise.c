@@ -233,31 +233,37 @@ static int uncommitted(mat_ctx *m, const tz_oid *head_root, bool *dirty)
 
 /* Same tracked tables and declarations in both roots?  (The version may
  * differ: a change undone later still counted up.) */
-static int same_schema(tz_store *s, const tz_tree *a, const tz_tree *b)
+int tz_schema__same_declarations(tz_store *s, const tz_tree *a, const tz_tree *b, bool *same)
 {
 	const tz_tree_entry *sa = tz_tree__find(a, "_schema", 7), *sb = tz_tree__find(b, "_schema", 7);
 	tz_tree ta = { NULL, 0, NULL }, tb = { NULL, 0, NULL };
 	int rc = TZ_OK;
 
-	if (sa && sb && memcmp(&sa->oid, &sb->oid, sizeof(tz_oid)) == 0)
+	*same = sa && sb;
+	if (!*same || memcmp(&sa->oid, &sb->oid, sizeof(tz_oid)) == 0)
 		return TZ_OK;
-	if (sa && sb && (rc = tz_tree__read(s, NULL, &sa->oid, &ta)) == TZ_OK &&
-	    (rc = tz_tree__read(s, NULL, &sb->oid, &tb)) == TZ_OK) {
+	if ((rc = tz_tree__read(s, NULL, &sa->oid, &ta)) == TZ_OK && (rc = tz_tree__read(s, NULL, &sb->oid, &tb)) == TZ_OK) {
 		static const char *const parts[2] = { "tables", "tz_track" };
-		for (int i = 0; i < 2 && rc == TZ_OK; i++) {
+		for (int i = 0; i < 2; i++) {
 			const tz_tree_entry *x = tz_tree__find(&ta, parts[i], strlen(parts[i]));
 			const tz_tree_entry *y = tz_tree__find(&tb, parts[i], strlen(parts[i]));
 			if (!x || !y || memcmp(&x->oid, &y->oid, sizeof(tz_oid)) != 0)
-				rc = TZ_EINVAL;
+				*same = false;
 		}
-	} else if (rc == TZ_OK) {
-		rc = TZ_EINVAL;
 	}
 	tz_tree__release(&ta);
 	tz_tree__release(&tb);
-	if (rc == TZ_EINVAL)
-		tz_error_set(rc, "the target has another schema than the head; checkout across a schema change is"
-				 " not supported");
+	return rc;
+}
+
+static int same_schema(tz_store *s, const tz_tree *a, const tz_tree *b)
+{
+	bool same;
+	int rc = tz_schema__same_declarations(s, a, b, &same);
+
+	if (rc == TZ_OK && !same)
+		rc = tz_error_set(TZ_EINVAL, "the target has another schema than the head; checkout across a schema "
+				  "change is not supported");
 	return rc;
 }
 

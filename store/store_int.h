@@ -300,6 +300,10 @@ void tz_store__unlock(tz_store *s);
  * no change-log entries of its own.  Tables must be those store.db has. */
 int tz_materialise__trees(tz_store *s, const tz_oid *from, const tz_oid *to, uint64_t *touched, uint64_t *kept);
 
+/* Do two read root trees declare the same tables (_schema/tables and
+ * _schema/tz_track; the version may differ)? */
+int tz_schema__same_declarations(tz_store *s, const tz_tree *a, const tz_tree *b, bool *same);
+
 /* The keys the change log names, as "<tid> <encoded key>" in out (an
  * initialised map), and the lookup of one row of t. */
 int tz_changes__keys(tz_store *s, tz_tables *ts, tz_hmap *out);

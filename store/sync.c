@@ -788,6 +788,48 @@ static int materialise_and_head(tz_store *s, const apply_state *a, tz_import_res
 	return tz_meta__set_text(s, "head", hex);
 }
 
+/* Path changes whose components the list owns (copied from a tree walk,
+ * whose strings die with it). */
+typedef struct {
+	tz_path_change *ch;
+	size_t n, cap;
+	char **owned;
+	size_t nowned, capowned;
+} change_list;
+
+static int change_list_add(change_list *l, const char *const *comp, const size_t *len, size_t depth, const tz_oid *oid)
+{
+	tz_path_change *c;
+
+	if (tz_array_grow(&l->ch, &l->cap, l->n, sizeof(*l->ch)) < 0)
+		return TZ_ENOMEM;
+	c = &l->ch[l->n];
+	memset(c, 0, sizeof(*c));
+	for (size_t i = 0; i < depth; i++) {
+		char *p = tz_strndup(comp[i], len[i]);
+		if (p == NULL || tz_array_grow(&l->owned, &l->capowned, l->nowned, sizeof(*l->owned)) < 0) {
+			tz_free(p);
+			return TZ_ENOMEM;
+		}
+		l->owned[l->nowned++] = p;
+		c->comp[i] = p;
+		c->comp_len[i] = len[i];
+	}
+	c->depth = depth;
+	c->oid = *oid;
+	c->del = tz_oid_is_zero(oid);
+	l->n++;
+	return TZ_OK;
+}
+
+static void change_list_release(change_list *l)
+{
+	for (size_t i = 0; i < l->nowned; i++)
+		tz_free(l->owned[i]);
+	tz_free(l->owned);
+	tz_free(l->ch);
+}
+
 /* ---- HQ import ---- */
 
 typedef struct {
@@ -799,26 +841,11 @@ typedef struct {
 	tz_hmap dirty;              /* rows with uncommitted changes at HQ */
 	tz_buf part;                /* the branch's partition name */
 	size_t refused_cap;
-	tz_path_change *ch;
-	size_t n, cap;
-	char **owned;               /* strings the changes point to */
-	size_t nowned, capowned;
+	change_list cl;             /* the rows to apply to main */
 	tz_import_result *res;
 	int conflicts;
 	char conflict_msg[512];
 } integrate_ctx;
-
-static char *keep_str(integrate_ctx *x, const char *p, size_t n)
-{
-	char *c = tz_strndup(p, n);
-
-	if (c == NULL || tz_array_grow(&x->owned, &x->capowned, x->nowned, sizeof(*x->owned)) < 0) {
-		tz_free(c);
-		return NULL;
-	}
-	x->owned[x->nowned++] = c;
-	return c;
-}
 
 static int refuse(integrate_ctx *x, const char *const *comp, const size_t *len, size_t depth, const char *why)
 {
@@ -985,20 +1012,7 @@ static int integrate_row(const char *const *comp, const size_t *len, size_t dept
 		}
 		return TZ_OK;
 	}
-	if (tz_array_grow(&x->ch, &x->cap, x->n, sizeof(*x->ch)) < 0)
-		return TZ_ENOMEM;
-	tz_path_change *c = &x->ch[x->n];
-	memset(c, 0, sizeof(*c));
-	for (size_t i = 0; i < depth; i++) {
-		if ((c->comp[i] = keep_str(x, comp[i], len[i])) == NULL)
-			return TZ_ENOMEM;
-		c->comp_len[i] = len[i];
-	}
-	c->depth = depth;
-	c->oid = *theirs;
-	c->del = tz_oid_is_zero(theirs);
-	x->n++;
-	return TZ_OK;
+	return change_list_add(&x->cl, comp, len, depth, theirs);
 }
 
 /* A row the branch moved to a partition it may not write is a deletion
@@ -1009,8 +1023,8 @@ static int keep_moved_rows(integrate_ctx *x)
 	size_t keep = 0;
 	int rc = TZ_OK;
 
-	for (size_t i = 0; i < x->n; i++) {
-		tz_path_change *c = &x->ch[i];
+	for (size_t i = 0; i < x->cl.n; i++) {
+		tz_path_change *c = &x->cl.ch[i];
 		bool moved = false;
 		for (size_t r = 0; c->del && r < x->res->nrefused && !moved; r++) {
 			const tz_refused *f = &x->res->refused[r];
@@ -1021,9 +1035,9 @@ static int keep_moved_rows(integrate_ctx *x)
 					  "moved to a partition the branch may not write: kept where it was")) < 0)
 			return rc;
 		if (!moved)
-			x->ch[keep++] = *c;
+			x->cl.ch[keep++] = *c;
 	}
-	x->n = keep;
+	x->cl.n = keep;
 	return rc;
 }
 
@@ -1031,10 +1045,7 @@ static void integrate_release(integrate_ctx *x)
 {
 	tz_schema__release(&x->ts);
 	tz_hmap__release(&x->dirty);
-	for (size_t i = 0; i < x->nowned; i++)
-		tz_free(x->owned[i]);
-	tz_free(x->owned);
-	tz_free(x->ch);
+	change_list_release(&x->cl);
 	tz_buf_release(&x->part);
 }
 
@@ -1235,22 +1246,22 @@ static int import_hq(tz_store *s, const tz_incoming *in, const void *payload, si
 		goto done;
 	}
 	new_root = main_root;
-	if (x.n > 0) {
+	if (x.cl.n > 0) {
 		bool empty;
 		tz_oid merged_root;
-		if (x.n > 1)
-			qsort(x.ch, x.n, sizeof(*x.ch), tz_path_change__cmp);
-		if ((rc = tz_tree__apply(s, &mst, &merged_root, &empty, &main_root, 0, x.ch, x.n)) < 0 ||
+		if (x.cl.n > 1)
+			qsort(x.cl.ch, x.cl.n, sizeof(*x.cl.ch), tz_path_change__cmp);
+		if ((rc = tz_tree__apply(s, &mst, &merged_root, &empty, &main_root, 0, x.cl.ch, x.cl.n)) < 0 ||
 		    (rc = with_empty_log(s, &mst, &merged_root, &new_root)) < 0 || (rc = schema_version(s, &ver)) < 0)
 			goto done;
 		tz_oid_fmt(hex, &tip);
 		snprintf(msg, sizeof(msg), "merge %s: %zu rows\n\nTazamun-Replica: HQ\nTazamun-Schema: %lld\n"
-			 "Tazamun-Merged: %s\n", in->sender, x.n, (long long)ver, hex);
+			 "Tazamun-Merged: %s\n", in->sender, x.cl.n, (long long)ver, hex);
 		parents[0] = main_head;
 		parents[1] = tip;
 		if ((rc = tz_commit__build(s, &mst, &merge, &new_root, parents, 2, s->code, &s->kp, msg)) < 0)
 			goto done;
-		res->rows_merged = x.n;
+		res->rows_merged = x.cl.n;
 	}
 	if ((rc = view_tree(s, &mst, &new_root, in->sender, &view_root)) < 0 || (rc = tz_pack__write(s, &mst)) < 0)
 		goto done;
@@ -1269,17 +1280,17 @@ static int import_hq(tz_store *s, const tz_incoming *in, const void *payload, si
 	if ((rc = tz_commit__build(s, &vst, &view, &view_root, parents, np, s->code, &s->kp, msg)) < 0 ||
 	    (rc = tz_pack__write(s, &vst)) < 0)
 		goto done;
-	a.set_head = x.n > 0;
+	a.set_head = x.cl.n > 0;
 	a.head = merge;
 	a.from_root = &main_root;
 	a.to_root = &new_root;
 	if ((rc = record_hq(s, in, &b, &a, &view, &tip, bind, res)) < 0)
 		goto done;
 	res->line = view;
-	res->head = x.n > 0 ? merge : main_head;
+	res->head = x.cl.n > 0 ? merge : main_head;
 	snprintf(msg, sizeof(msg), "refs/heads/branches/%s", in->sender);
 	/* durable in store.db; a failed ref update is redone by the next open */
-	if ((x.n > 0 && tz_ref__set(s, &merge, "import: merge branch") < 0) ||
+	if ((x.cl.n > 0 && tz_ref__set(s, &merge, "import: merge branch") < 0) ||
 	    tz_ref__set_name(s, msg, &view, "import: view") < 0)
 		tz_error_clear();
 done:
@@ -1295,83 +1306,29 @@ done:
 
 /* Do two roots declare the same tables?  A reply that changes the schema
  * needs a migration at the branch, which is not built yet. */
-static int same_declarations(tz_store *s, const tz_staging *st, const tz_oid *a, const tz_oid *b)
+static int same_declarations(tz_store *s, const tz_oid *a, const tz_oid *b)
 {
-	static const char *const parts[2] = { "tables", "tz_track" };
+	tz_tree ta = { NULL, 0, NULL }, tb = { NULL, 0, NULL };
+	bool same = false;
+	int rc;
 
-	{
-		tz_tree ta, tb;
-		const tz_tree_entry *ea, *eb;
-		tz_tree sa = { NULL, 0, NULL }, sb = { NULL, 0, NULL };
-		int rc;
-		bool same = true;
-		if ((rc = tz_tree__read(s, st, a, &ta)) < 0)
-			return rc;
-		if ((rc = tz_tree__read(s, st, b, &tb)) < 0) {
-			tz_tree__release(&ta);
-			return rc;
-		}
-		ea = tz_tree__find(&ta, "_schema", 7);
-		eb = tz_tree__find(&tb, "_schema", 7);
-		if (ea && eb && memcmp(&ea->oid, &eb->oid, sizeof(tz_oid)) != 0 &&
-		    (rc = tz_tree__read(s, st, &ea->oid, &sa)) == TZ_OK && (rc = tz_tree__read(s, st, &eb->oid, &sb)) == TZ_OK) {
-			for (int i = 0; i < 2; i++) {
-				const tz_tree_entry *x = tz_tree__find(&sa, parts[i], strlen(parts[i]));
-				const tz_tree_entry *y = tz_tree__find(&sb, parts[i], strlen(parts[i]));
-				if (!x || !y || memcmp(&x->oid, &y->oid, sizeof(tz_oid)) != 0)
-					same = false;
-			}
-		} else if (!ea || !eb) {
-			same = ea == eb;
-		}
-		tz_tree__release(&sa);
-		tz_tree__release(&sb);
-		tz_tree__release(&ta);
-		tz_tree__release(&tb);
-		if (rc < 0)
-			return rc;
-		if (!same)
-			return tz_error_set(TZ_EINVAL, "the bundle changes the schema; migrating a branch's schema is not "
-					    "supported yet: nothing applied");
-	}
-	return TZ_OK;
+	if ((rc = tz_tree__read(s, NULL, a, &ta)) == TZ_OK && (rc = tz_tree__read(s, NULL, b, &tb)) == TZ_OK)
+		rc = tz_schema__same_declarations(s, &ta, &tb, &same);
+	tz_tree__release(&ta);
+	tz_tree__release(&tb);
+	if (rc == TZ_OK && !same)
+		rc = tz_error_set(TZ_EINVAL, "the bundle changes the schema; migrating a branch's schema is not "
+				  "supported yet: nothing applied");
+	return rc;
 }
-
-typedef struct {
-	tz_path_change *ch;
-	size_t n, cap;
-	char **owned;
-	size_t nowned, capowned;
-} local_changes;
 
 static int collect_local(const char *const *comp, const size_t *len, size_t depth, const tz_oid *a, const tz_oid *b,
 			 void *payload)
 {
-	local_changes *l = payload;
-	tz_path_change *c;
-
 	(void)a;
 	if (depth != TZ_PATH_DEPTH || comp[0][0] == '_')
 		return TZ_OK;
-	if (tz_array_grow(&l->ch, &l->cap, l->n, sizeof(*l->ch)) < 0)
-		return TZ_ENOMEM;
-	c = &l->ch[l->n];
-	memset(c, 0, sizeof(*c));
-	for (size_t i = 0; i < depth; i++) {
-		char *p = tz_strndup(comp[i], len[i]);
-		if (p == NULL || tz_array_grow(&l->owned, &l->capowned, l->nowned, sizeof(*l->owned)) < 0) {
-			tz_free(p);
-			return TZ_ENOMEM;
-		}
-		l->owned[l->nowned++] = p;
-		c->comp[i] = p;
-		c->comp_len[i] = len[i];
-	}
-	c->depth = depth;
-	c->oid = *b;
-	c->del = tz_oid_is_zero(b);
-	l->n++;
-	return TZ_OK;
+	return change_list_add(payload, comp, len, depth, b);
 }
 
 static int record_branch(tz_store *s, const tz_incoming *in, const rebuilt *b, const apply_state *a,
@@ -1405,7 +1362,7 @@ fail:
 static int import_branch(tz_store *s, const tz_incoming *in, const void *payload, size_t n, tz_import_result *res)
 {
 	rebuilt b;
-	local_changes l;
+	change_list l;
 	tz_key_info hq;
 	tz_staging mst;
 	tz_oid head, head_root, tip, tip_root, mbase, mbase_root, new_root, merge, parents[2];
@@ -1451,7 +1408,7 @@ static int import_branch(tz_store *s, const tz_incoming *in, const void *payload
 	tip = b.commits[b.n - 1];
 	if ((rc = tz_pack__write(s, &b.st)) < 0 || (rc = tz_commit__tree(s, &head, &head_root)) < 0 ||
 	    (rc = tz_commit__tree(s, &tip, &tip_root)) < 0 ||
-	    (rc = same_declarations(s, NULL, &head_root, &tip_root)) < 0 || (rc = is_ancestor(s, &head, &tip, &anc)) < 0)
+	    (rc = same_declarations(s, &head_root, &tip_root)) < 0 || (rc = is_ancestor(s, &head, &tip, &anc)) < 0)
 		goto done;
 	if (anc) {
 		/* fast-forward */
@@ -1499,10 +1456,7 @@ static int import_branch(tz_store *s, const tz_incoming *in, const void *payload
 	if (tz_ref__set(s, &a.head, "import") < 0)
 		tz_error_clear();
 done:
-	for (size_t i = 0; i < l.nowned; i++)
-		tz_free(l.owned[i]);
-	tz_free(l.owned);
-	tz_free(l.ch);
+	change_list_release(&l);
 	tz_staging__release(&mst);
 	rebuilt_release(&b);
 	return rc;
