@@ -48,6 +48,8 @@ typedef struct {
 	uint64_t hlc;
 	int64_t version;          /* the schema version of the new commit */
 	tz_tree head_schema;      /* the head's _schema tree */
+	const char *author;       /* an administrator signing, or NULL: the replica */
+	const tz_keypair *kp;
 	tz_buf scratch;
 } commit_ctx;
 
@@ -406,10 +408,124 @@ static int stage_ddl(commit_ctx *c, tz_tree_entry *out)
 	return rc;
 }
 
-/* The head's schema version: its _schema/version blob (0 when none). */
-static int head_version(commit_ctx *c, const tz_tree *head, const tz_tree_entry *old_schema[2], int64_t *out)
+/* _schema/<decl>/<table>: the merge declarations of each table (tz_policy,
+ * tz_group) as one canonical row per table whose columns are the declared
+ * names (a column, a group, '*' or '@delete') and whose values are the
+ * policy or the group.  Tables without declarations have no entry; *present
+ * is false when no table has one (the subtree is then left out). */
+typedef struct {
+	char *name, *value;
+} decl_pair;
+
+static void pairs_clear(decl_pair *p, size_t *n)
 {
-	tz_tree sch = { NULL, 0, NULL };
+	for (size_t i = 0; i < *n; i++) {
+		tz_free(p[i].name);
+		tz_free(p[i].value);
+	}
+	*n = 0;
+}
+
+/* One table's declarations as a row blob, entry `e` named by its table. */
+static int stage_table_pairs(commit_ctx *c, tz_tree_entry *e, const char *dir, const char *tbl, const decl_pair *p,
+			     size_t n)
+{
+	tz_table *t = tz_schema__by_name(&c->ts, tbl);
+	tz_column *cols;
+	int rc;
+
+	if (t == NULL)
+		return tz_error_set(TZ_EINVAL, "%s: table '%s' is not tracked", dir, tbl);
+	if ((cols = tz_calloc(n, sizeof(*cols))) == NULL)
+		return TZ_ENOMEM;
+	for (size_t i = 0; i < n; i++)
+		cols[i] = (tz_column){ p[i].name, strlen(p[i].name),
+				       { TZ_VTEXT, 0, 0, (const uint8_t *)p[i].value, strlen(p[i].value) } };
+	tz_buf_clear(&c->scratch);
+	if ((rc = tz_row_encode(&c->scratch, cols, n)) == TZ_OK &&
+	    (rc = tz_staging__add(c->s, &c->st, &e->oid, GIT_OBJECT_BLOB, c->scratch.data, c->scratch.len)) == TZ_OK)
+		*e = (tz_tree_entry){ t->enc, strlen(t->enc), 0100644, e->oid };
+	tz_free(cols);
+	return rc;
+}
+
+/* _schema/<dir>/<table>: the merge declarations of each table (tz_policy,
+ * tz_group) as one canonical row per table whose columns are the declared
+ * names (a column, a group, '*' or '@delete') and whose values are the
+ * policy or the group.  Tables without declarations have no entry; *present
+ * is false when no table has one (the subtree is then left out). */
+static int stage_pairs(commit_ctx *c, tz_tree_entry *out, const char *dir, const char *sql, bool *present)
+{
+	tz_tree_entry *e = tz_calloc(c->ts.n ? c->ts.n : 1, sizeof(*e));
+	decl_pair *p = NULL;
+	size_t n = 0, np = 0, cap = 0;
+	sqlite3_stmt *q = NULL;
+	char *tbl = NULL;
+	int rc, step;
+
+	*present = false;
+	if (e == NULL)
+		return TZ_ENOMEM;
+	if ((rc = tz_sql__prepare(c->s, &q, sql)) < 0)
+		goto done;
+	do {
+		const char *t, *name, *value;
+		step = sqlite3_step(q);
+		if (step != SQLITE_ROW && step != SQLITE_DONE) {
+			rc = tz_sql__error(c->s, step, "cannot read the merge declarations");
+			goto done;
+		}
+		t = step == SQLITE_ROW ? (const char *)sqlite3_column_text(q, 0) : NULL;
+		if (tbl && (t == NULL || strcmp(t, tbl) != 0)) {
+			/* the previous table is complete */
+			if (n >= c->ts.n) {
+				rc = tz_error_set(TZ_EINVAL, "%s: table '%s' is not tracked", dir, tbl);
+				goto done;
+			}
+			if ((rc = stage_table_pairs(c, &e[n++], dir, tbl, p, np)) < 0)
+				goto done;
+			pairs_clear(p, &np);
+			tz_free(tbl);
+			tbl = NULL;
+		}
+		if (step == SQLITE_DONE)
+			break;
+		name = (const char *)sqlite3_column_text(q, 1);
+		value = (const char *)sqlite3_column_text(q, 2);
+		if (t == NULL || name == NULL || value == NULL) {
+			rc = tz_error_set(TZ_EINVAL, "%s: a declaration holds NULL", dir);
+			goto done;
+		}
+		if ((tbl == NULL && (tbl = tz_strdup(t)) == NULL) || tz_array_grow(&p, &cap, np, sizeof(*p)) < 0) {
+			rc = TZ_ENOMEM;
+			goto done;
+		}
+		p[np].name = tz_strdup(name);
+		p[np].value = tz_strdup(value);
+		np++;
+		if (p[np - 1].name == NULL || p[np - 1].value == NULL) {
+			rc = TZ_ENOMEM;
+			goto done;
+		}
+	} while (step == SQLITE_ROW);
+	*out = (tz_tree_entry){ dir, strlen(dir), 040000, { { 0 } } };
+	if (n > 0) {
+		*present = true;
+		rc = tz_tree__write(c->s, &c->st, &out->oid, e, n);
+	}
+done:
+	pairs_clear(p, &np);
+	tz_free(p);
+	tz_free(tbl);
+	sqlite3_finalize(q);
+	tz_free(e);
+	return rc;
+}
+
+/* The head's schema version: its _schema/version blob (0 when none), and
+ * its _schema tree (kept in c->head_schema). */
+static int head_version(commit_ctx *c, const tz_tree *head, int64_t *out)
+{
 	const tz_tree_entry *e = head ? tz_tree__find(head, "_schema", 7) : NULL, *v;
 	git_object_t type;
 	uint8_t *data = NULL;
@@ -417,14 +533,10 @@ static int head_version(commit_ctx *c, const tz_tree *head, const tz_tree_entry 
 	int rc = TZ_OK;
 
 	*out = 0;
-	old_schema[0] = old_schema[1] = NULL;
 	if (e == NULL)
 		return TZ_OK;
-	if ((rc = tz_tree__read(c->s, NULL, &e->oid, &sch)) < 0)
+	if ((rc = tz_tree__read(c->s, NULL, &e->oid, &c->head_schema)) < 0)
 		return rc;
-	c->head_schema = sch;   /* kept: old_schema points into it */
-	old_schema[0] = tz_tree__find(&c->head_schema, "tables", 6);
-	old_schema[1] = tz_tree__find(&c->head_schema, "tz_track", 8);
 	if ((v = tz_tree__find(&c->head_schema, "version", 7)) != NULL &&
 	    (rc = tz_obj__read(c->s, NULL, &v->oid, &type, &data, &len)) == TZ_OK) {
 		char num[24];
@@ -435,31 +547,44 @@ static int head_version(commit_ctx *c, const tz_tree *head, const tz_tree_entry 
 	return rc;
 }
 
-/* The _schema tree: tables/, tz_track/, and the version, which goes up
- * by one whenever the DDL or the declarations differ from the head's. */
+/* The _schema tree: tables/, tz_track/, tz_policy/ and tz_group/ when
+ * declared, and the version, which goes up by one whenever any of the
+ * others differs from the head's. */
 static int stage_schema(commit_ctx *c, const tz_tree *head, tz_oid *out)
 {
 	tz_buf ver = TZ_BUF_INIT;
-	tz_tree_entry e[3];
-	const tz_tree_entry *old[2];
+	tz_tree_entry e[5];
+	bool has_policy, has_group, same = true;
+	size_t n = 0;
 	int64_t hv;
 	int rc;
 
-	if ((rc = stage_ddl(c, &e[0])) < 0 || (rc = stage_declarations(c, &e[1])) < 0 ||
-	    (rc = head_version(c, head, old, &hv)) < 0)
+	if ((rc = stage_ddl(c, &e[n++])) < 0 || (rc = stage_declarations(c, &e[n++])) < 0 ||
+	    (rc = stage_pairs(c, &e[n], "tz_policy", "SELECT tbl, col, policy FROM tz_policy ORDER BY tbl, col",
+			      &has_policy)) < 0)
 		return rc;
-	c->version = hv;
-	if (!old[0] || !old[1] || memcmp(&old[0]->oid, &e[0].oid, sizeof(tz_oid)) != 0 ||
-	    memcmp(&old[1]->oid, &e[1].oid, sizeof(tz_oid)) != 0)
-		c->version = hv + 1;
+	n += has_policy;
+	if ((rc = stage_pairs(c, &e[n], "tz_group", "SELECT tbl, col, grp FROM tz_group ORDER BY tbl, col",
+			      &has_group)) < 0)
+		return rc;
+	n += has_group;
+	if ((rc = head_version(c, head, &hv)) < 0)
+		return rc;
+	/* the version goes up when anything but the version differs */
+	if (c->head_schema.n != n + (tz_tree__find(&c->head_schema, "version", 7) != NULL))
+		same = false;
+	for (size_t i = 0; i < n && same; i++) {
+		const tz_tree_entry *old = tz_tree__find(&c->head_schema, e[i].name, e[i].name_len);
+		same = old && memcmp(&old->oid, &e[i].oid, sizeof(tz_oid)) == 0;
+	}
+	c->version = same ? hv : hv + 1;
 	tz_buf_printf(&ver, "%lld\n", (long long)c->version);
-	if ((rc = stage_text(c, &e[2], "version", &ver)) == TZ_OK)
-		rc = tz_tree__write(c->s, &c->st, out, e, 3);
+	if ((rc = stage_text(c, &e[n], "version", &ver)) == TZ_OK)
+		rc = tz_tree__write(c->s, &c->st, out, e, n + 1);
 	tz_buf_release(&ver);
 	return rc;
 }
 
-/* First change whose table component is >= enc (changes sorted). */
 static size_t lower_bound(const tz_path_change *ch, size_t n, const char *enc, size_t len)
 {
 	size_t lo = 0, hi = n;
@@ -607,9 +732,9 @@ static void make_message(tz_buf *m, const tz_store *s, const char *message, cons
 		tz_buf_printf(m, "Tazamun-Base: %s\n", base);
 }
 
-/* Steps 2-4 once the trees are staged: pack, commit object, record, ref. */
-static int seal(commit_ctx *c, const tz_oid *root, bool has_head, const tz_oid *head,
-		const char *message, tz_commit_result *r)
+/* Step 2 once the trees are staged: the pack, then the commit object. */
+static int make_commit(commit_ctx *c, const tz_oid *root, bool has_head, const tz_oid *head, const char *message,
+		       tz_commit_result *r)
 {
 	tz_buf msg = TZ_BUF_INIT;
 	char base[64] = "";
@@ -624,17 +749,28 @@ static int seal(commit_ctx *c, const tz_oid *root, bool has_head, const tz_oid *
 	c->hlc = hlc_tick(c->hlc, now_ms());
 	make_message(&msg, c->s, message, c, r, base);
 	if ((rc = tz_buf_error(&msg)) < 0 ||
-	    (rc = tz_commit__create(c->s, &r->commit, root, has_head ? head : NULL, (const char *)msg.data)) < 0 ||
-	    (rc = record(c, head, has_head, &r->commit)) < 0)
+	    (rc = tz_commit__create_as(c->s, &r->commit, root, has_head ? head : NULL, c->author ? c->author : c->s->code,
+				       c->kp ? c->kp : &c->s->kp, (const char *)msg.data)) < 0)
 		goto done;
+done:
+	tz_buf_release(&msg);
+	return rc;
+}
+
+/* Steps 2-4 once the trees are staged: pack, commit object, record, ref. */
+static int seal(commit_ctx *c, const tz_oid *root, bool has_head, const tz_oid *head,
+		const char *message, tz_commit_result *r)
+{
+	int rc;
+
+	if ((rc = make_commit(c, root, has_head, head, message, r)) < 0 || (rc = record(c, head, has_head, &r->commit)) < 0)
+		return rc;
 	r->committed = true;
 	/* The commit is durable in store.db; a failed ref update is redone
 	 * by the next open, so it is not an error of this commit. */
 	if (tz_ref__set(c->s, &r->commit, "commit") < 0)
 		tz_error_clear();
-done:
-	tz_buf_release(&msg);
-	return rc;
+	return TZ_OK;
 }
 
 /* Step 1, inside the read transaction: everything up to the staged root.
@@ -679,7 +815,38 @@ done:
 	return rc;
 }
 
-int tz_store_commit(tz_store *s, const char *message, tz_commit_result *result)
+/* A commit of the head's rows with an empty _log: a decision that
+ * changed no row is still recorded, signed (conflicts resolved as they
+ * stood). */
+static int stage_empty(commit_ctx *c, const tz_oid *head, tz_oid *root)
+{
+	tz_tree t = { NULL, 0, NULL };
+	tz_oid hroot;
+	tz_buf log = TZ_BUF_INIT;
+	int rc;
+
+	tz_buf_puts(&log, "tazamun-log 1\n");
+	if ((rc = tz_commit__tree(c->s, head, &hroot)) == TZ_OK && (rc = tz_tree__read(c->s, NULL, &hroot, &t)) == TZ_OK) {
+		tz_tree_entry *e = tz_calloc(t.n + 1, sizeof(*e));
+		size_t n = 0;
+		if (e == NULL) {
+			rc = TZ_ENOMEM;
+		} else {
+			for (size_t i = 0; i < t.n; i++)
+				if (!(t.e[i].name_len == 4 && memcmp(t.e[i].name, "_log", 4) == 0))
+					e[n++] = t.e[i];
+			if ((rc = stage_text(c, &e[n], "_log", &log)) == TZ_OK)
+				rc = tz_tree__write(c->s, &c->st, root, e, n + 1);
+			tz_free(e);
+		}
+	}
+	tz_tree__release(&t);
+	tz_buf_release(&log);
+	return rc;
+}
+
+static int commit_signed(tz_store *s, const char *message, const char *author, const tz_keypair *kp,
+			 bool allow_empty, tz_commit_result *result)
 {
 	commit_ctx c;
 	tz_oid head, root;
@@ -689,6 +856,8 @@ int tz_store_commit(tz_store *s, const char *message, tz_commit_result *result)
 	memset(result, 0, sizeof(*result));
 	memset(&c, 0, sizeof(c));
 	c.s = s;
+	c.author = author;
+	c.kp = kp;
 	tz_staging__init(&c.st);
 	tz_hmap__init(&c.keys);
 	if ((rc = tz_store__lock(s)) < 0)
@@ -702,6 +871,8 @@ int tz_store_commit(tz_store *s, const char *message, tz_commit_result *result)
 	if (rc < 0)
 		goto done;
 	result->entries = c.entries;
+	if (tz_oid_is_zero(&root) && allow_empty && has_head && (rc = stage_empty(&c, &head, &root)) < 0)
+		goto done;
 	if (tz_oid_is_zero(&root)) {
 		/* nothing changed: consume entries that cancelled out */
 		if (c.entries > 0 || c.nrows > 0)
@@ -715,6 +886,93 @@ done:
 		tz_error_wrap(rc, "cannot commit");
 	ctx_release(&c);
 	return rc;
+}
+
+int tz_store_commit(tz_store *s, const char *message, tz_commit_result *result)
+{
+	return commit_signed(s, message, NULL, NULL, false, result);
+}
+
+int tz_store_commit_as(tz_store *s, const char *message, const char *admin, bool allow_empty,
+		       tz_commit_result *result)
+{
+	tz_keypair kp;
+	tz_key_info k;
+	bool found;
+	char dir[4096], file[64];
+	int rc;
+
+	memset(result, 0, sizeof(*result));
+	if (admin == NULL)
+		return commit_signed(s, message, NULL, NULL, allow_empty, result);
+	if (strcmp(s->code, "HQ") != 0)
+		return tz_error_set(TZ_EINVAL, "only HQ's administrators sign with --as");
+	if ((rc = tz_registry__get(s, admin, &k, NULL, &found)) < 0)
+		return rc;
+	if (!found || strcmp(k.role, "admin") != 0)
+		return tz_error_set(TZ_ENOTFOUND, "no administrator '%s' (syncctl keys add-admin %s makes one)", admin,
+				    admin);
+	if (k.revoked)
+		return tz_error_set(TZ_EPERM, "administrator '%s' has a revoked key", admin);
+	snprintf(dir, sizeof(dir), "%s/keys", s->dir);
+	snprintf(file, sizeof(file), "admin-%s", admin);
+	if ((rc = tz_keypair_load(&kp, dir, file)) < 0)
+		return tz_error_wrap(rc, "administrator '%s'", admin);
+	if (!tz_ct_equal(kp.pk, k.pk, TZ_PK_BYTES))
+		rc = tz_error_set(TZ_EVERIFY, "keys/%s is not the key the registry holds for '%s'", file, admin);
+	else
+		rc = commit_signed(s, message, admin, &kp, allow_empty, result);
+	tz_keypair_wipe(&kp);
+	return rc;
+}
+
+int tz_commit__pending(tz_store *s, tz_pending_commit *pc)
+{
+	commit_ctx c;
+	tz_commit_result r;
+	bool has_head = false;
+	int rc;
+
+	memset(pc, 0, sizeof(*pc));
+	memset(&r, 0, sizeof(r));
+	memset(&c, 0, sizeof(c));
+	c.s = s;
+	tz_staging__init(&c.st);
+	tz_hmap__init(&c.keys);
+	if ((rc = tz_sql__exec(s, "BEGIN")) < 0)
+		goto done;
+	rc = prepare(&c, &has_head, &pc->parent, &pc->root, &r);
+	sqlite3_exec(s->db, "COMMIT", NULL, NULL, NULL);
+	pc->max_seq = c.max_seq;
+	if (rc < 0 || tz_oid_is_zero(&pc->root)) {
+		/* nothing to seal: entries that cancelled out stay for the next commit */
+		if (rc == TZ_OK && has_head)
+			rc = tz_commit__tree(s, &pc->parent, &pc->root);
+		pc->max_seq = 0;
+		goto done;
+	}
+	if ((rc = make_commit(&c, &pc->root, has_head, &pc->parent, NULL, &r)) < 0)
+		goto done;
+	pc->made = true;
+	pc->commit = r.commit;
+	pc->hlc = c.hlc;
+	pc->version = c.version;
+done:
+	ctx_release(&c);
+	return rc;
+}
+
+int tz_commit__record_pending(tz_store *s, const tz_pending_commit *pc)
+{
+	char sql[128];
+	int rc;
+
+	if (!pc->made)
+		return TZ_OK;
+	snprintf(sql, sizeof(sql), "DELETE FROM tz_changes WHERE seq <= %lld", (long long)pc->max_seq);
+	if ((rc = tz_sql__exec(s, sql)) < 0 || (rc = tz_meta__set_int(s, "hlc", (int64_t)pc->hlc)) < 0)
+		return rc;
+	return tz_meta__set_int(s, "schema_version", pc->version);
 }
 
 int tz_commit__working_tree(tz_store *s, tz_staging *st, tz_oid *root)

@@ -530,12 +530,18 @@ done:
 int tz_commit__create(tz_store *s, tz_oid *out, const tz_oid *tree_id, const tz_oid *parent_id,
 		      const char *message)
 {
+	return tz_commit__create_as(s, out, tree_id, parent_id, s->code, &s->kp, message);
+}
+
+int tz_commit__create_as(tz_store *s, tz_oid *out, const tz_oid *tree_id, const tz_oid *parent_id,
+			 const char *author, const tz_keypair *kp, const char *message)
+{
 	tz_staging st;
 	git_oid id;
 	int rc;
 
 	tz_staging__init(&st);
-	if ((rc = tz_commit__build(s, &st, out, tree_id, parent_id, parent_id ? 1 : 0, s->code, &s->kp,
+	if ((rc = tz_commit__build(s, &st, out, tree_id, parent_id, parent_id ? 1 : 0, author, kp,
 				   message)) == TZ_OK && st.n == 1 &&
 	    git_odb_write(&id, s->odb, st.objs[0].data, st.objs[0].len, GIT_OBJECT_COMMIT) < 0)
 		rc = tz_git__error("cannot write commit");

@@ -242,15 +242,17 @@ int tz_schema__same_declarations(tz_store *s, const tz_tree *a, const tz_tree *b
 	*same = sa && sb;
 	if (!*same || memcmp(&sa->oid, &sb->oid, sizeof(tz_oid)) == 0)
 		return TZ_OK;
-	if ((rc = tz_tree__read(s, NULL, &sa->oid, &ta)) == TZ_OK && (rc = tz_tree__read(s, NULL, &sb->oid, &tb)) == TZ_OK) {
-		static const char *const parts[2] = { "tables", "tz_track" };
-		for (int i = 0; i < 2; i++) {
-			const tz_tree_entry *x = tz_tree__find(&ta, parts[i], strlen(parts[i]));
-			const tz_tree_entry *y = tz_tree__find(&tb, parts[i], strlen(parts[i]));
-			if (!x || !y || memcmp(&x->oid, &y->oid, sizeof(tz_oid)) != 0)
-				*same = false;
+	/* every entry but the version: tables/, tz_track/, tz_policy/, tz_group/ */
+	if ((rc = tz_tree__read(s, NULL, &sa->oid, &ta)) == TZ_OK && (rc = tz_tree__read(s, NULL, &sb->oid, &tb)) == TZ_OK)
+		for (int side = 0; side < 2 && *same; side++) {
+			const tz_tree *x = side ? &tb : &ta, *y = side ? &ta : &tb;
+			for (size_t i = 0; i < x->n && *same; i++) {
+				const tz_tree_entry *o = tz_tree__find(y, x->e[i].name, x->e[i].name_len);
+				if (x->e[i].name_len == 7 && memcmp(x->e[i].name, "version", 7) == 0)
+					continue;
+				*same = o && memcmp(&o->oid, &x->e[i].oid, sizeof(tz_oid)) == 0;
+			}
 		}
-	}
 	tz_tree__release(&ta);
 	tz_tree__release(&tb);
 	return rc;

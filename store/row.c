@@ -894,3 +894,81 @@ bool tz_utf8_valid(const uint8_t *p, size_t n)
 	}
 	return true;
 }
+
+/* Is column `c` of `side` changed against the base value `b` (NULL: the
+ * base has no such column, or there is no base row)? */
+static bool changed_from(const tz_value *b, const tz_value *v)
+{
+	return b == NULL || tz_value_cmp(b, v) != 0;
+}
+
+int tz_row_merge3(const tz_row *base, const tz_row *ours, const tz_row *theirs, const int *unit,
+		  tz_merge3_cb decide, void *payload, tz_buf *out)
+{
+	size_t n = ours->ncols, *members = NULL;
+	const tz_value **tv = NULL, **bv = NULL;
+	bool *done = NULL, *pick = NULL;
+	tz_column *cols = NULL;
+	int rc = TZ_OK;
+
+	if (theirs->ncols != n)
+		return tz_error_set(TZ_EINVAL, "the rows to merge have %zu and %zu columns", n, theirs->ncols);
+	tv = tz_calloc(n ? n : 1, sizeof(*tv));
+	bv = tz_calloc(n ? n : 1, sizeof(*bv));
+	done = tz_calloc(n ? n : 1, sizeof(*done));
+	pick = tz_calloc(n ? n : 1, sizeof(*pick));
+	members = tz_calloc(n ? n : 1, sizeof(*members));
+	cols = tz_calloc(n ? n : 1, sizeof(*cols));
+	if (!tv || !bv || !done || !pick || !members || !cols) {
+		rc = TZ_ENOMEM;
+		goto done;
+	}
+	for (size_t c = 0; c < n; c++) {
+		const tz_column *t = tz_row_find(theirs, ours->cols[c].name, ours->cols[c].name_len);
+		const tz_column *b = tz_row_find(base, ours->cols[c].name, ours->cols[c].name_len);
+		if (t == NULL) {
+			rc = tz_error_set(TZ_EINVAL, "the rows to merge have different columns");
+			goto done;
+		}
+		tv[c] = &t->v;
+		bv[c] = b ? &b->v : NULL;
+	}
+	for (size_t c = 0; c < n; c++) {
+		size_t nm = 0;
+		bool ch_o = false, ch_t = false, same = true, take = false;
+		if (done[c])
+			continue;
+		for (size_t k = c; k < n; k++)
+			if (k == c || (unit[c] >= 0 && unit[k] == unit[c]))
+				members[nm++] = k;
+		for (size_t m = 0; m < nm; m++) {
+			size_t k = members[m];
+			done[k] = true;
+			ch_o |= changed_from(bv[k], &ours->cols[k].v);
+			ch_t |= changed_from(bv[k], tv[k]);
+			same &= tz_value_cmp(&ours->cols[k].v, tv[k]) == 0;
+		}
+		if (same || !ch_t)
+			take = false;            /* equal, or only ours changed */
+		else if (!ch_o)
+			take = true;             /* only theirs changed */
+		else if ((rc = decide(payload, members, nm, &take)) < 0)
+			goto done;               /* both, differently: the caller's rule */
+		for (size_t m = 0; m < nm; m++)
+			pick[members[m]] = take;
+	}
+	for (size_t c = 0; c < n; c++) {
+		cols[c] = ours->cols[c];
+		if (pick[c])
+			cols[c].v = *tv[c];
+	}
+	rc = tz_row_encode(out, cols, n);
+done:
+	tz_free(tv);
+	tz_free(bv);
+	tz_free(done);
+	tz_free(pick);
+	tz_free(members);
+	tz_free(cols);
+	return rc;
+}

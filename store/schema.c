@@ -518,6 +518,98 @@ static int run_file(tz_store *s, const char *sql, const char *origin)
 	return run_file_ex(s, sql, origin, false);
 }
 
+static bool is_column(const tz_table *t, const char *name)
+{
+	for (size_t c = 0; c < t->ncols; c++)
+		if (strcmp(t->cols[c].name, name) == 0)
+			return true;
+	return false;
+}
+
+/* tz_group: groups of columns of tracked tables; a column in one group at
+ * most (the primary key says so), a group name that is no column's. */
+static int validate_groups(tz_store *s, tz_tables *ts)
+{
+	sqlite3_stmt *q = NULL;
+	int rc, step;
+
+	if ((rc = tz_sql__prepare(s, &q, "SELECT tbl, grp, col FROM tz_group ORDER BY tbl, grp, col")) < 0)
+		return rc;
+	while ((step = sqlite3_step(q)) == SQLITE_ROW) {
+		const char *tbl = (const char *)sqlite3_column_text(q, 0), *grp = (const char *)sqlite3_column_text(q, 1),
+			   *col = (const char *)sqlite3_column_text(q, 2);
+		const tz_table *t = tbl ? tz_schema__by_name(ts, tbl) : NULL;
+		if (t == NULL || grp == NULL || col == NULL)
+			rc = tz_error_set(TZ_EINVAL, "tz_group: table '%s' is not tracked", tbl ? tbl : "(null)");
+		else if (!is_column(t, col))
+			rc = tz_error_set(TZ_EINVAL, "tz_group: table '%s' has no column '%s'", tbl, col);
+		else if (*grp == '\0' || *grp == '*' || *grp == '@' || is_column(t, grp))
+			rc = tz_error_set(TZ_EINVAL, "tz_group: '%s' cannot name a group of table '%s' (empty, '*', "
+					  "'@...' or a column's name)", grp, tbl);
+		if (rc < 0)
+			break;
+	}
+	if (rc == TZ_OK && step != SQLITE_DONE)
+		rc = tz_sql__error(s, step, "cannot read tz_group");
+	sqlite3_finalize(q);
+	return rc;
+}
+
+/* tz_policy(tbl, col, policy): col a column, a group, '*' (the table's
+ * default) or '@delete'; docs/merge.md. */
+static int validate_policies(tz_store *s, tz_tables *ts)
+{
+	sqlite3_stmt *q = NULL, *g = NULL;
+	int rc, step;
+
+	if ((rc = tz_sql__prepare(s, &q, "SELECT tbl, col, policy FROM tz_policy ORDER BY tbl, col")) < 0 ||
+	    (rc = tz_sql__prepare(s, &g, "SELECT (SELECT grp FROM tz_group WHERE tbl = ?1 AND col = ?2),"
+					 " EXISTS (SELECT 1 FROM tz_group WHERE tbl = ?1 AND grp = ?2)")) < 0)
+		goto done;
+	while ((step = sqlite3_step(q)) == SQLITE_ROW) {
+		const char *tbl = (const char *)sqlite3_column_text(q, 0), *col = (const char *)sqlite3_column_text(q, 1),
+			   *pol = (const char *)sqlite3_column_text(q, 2);
+		const tz_table *t = tbl ? tz_schema__by_name(ts, tbl) : NULL;
+		bool del = col && strcmp(col, "@delete") == 0, group = false;
+		if (t == NULL || col == NULL || pol == NULL) {
+			rc = tz_error_set(TZ_EINVAL, "tz_policy: table '%s' is not tracked", tbl ? tbl : "(null)");
+			break;
+		}
+		sqlite3_reset(g);
+		sqlite3_bind_text(g, 1, tbl, -1, SQLITE_STATIC);
+		sqlite3_bind_text(g, 2, col, -1, SQLITE_STATIC);
+		if ((step = sqlite3_step(g)) != SQLITE_ROW) {
+			rc = tz_sql__error(s, step, "cannot read tz_group");
+			break;
+		}
+		group = sqlite3_column_int(g, 1) != 0;
+		if (sqlite3_column_type(g, 0) != SQLITE_NULL)
+			rc = tz_error_set(TZ_EINVAL, "tz_policy: column '%s' of table '%s' is in group '%s': declare the "
+					  "policy of the group", col, tbl, (const char *)sqlite3_column_text(g, 0));
+		else if (!del && strcmp(col, "*") != 0 && !group && !is_column(t, col))
+			rc = tz_error_set(TZ_EINVAL, "tz_policy: table '%s' has no column or group '%s' ('*' is the "
+					  "table's default, '@delete' its update-versus-delete rule)", tbl, col);
+		else if (del && strcmp(pol, "keep") != 0 && strcmp(pol, "delete") != 0 && strcmp(pol, "manual") != 0)
+			rc = tz_error_set(TZ_EINVAL, "tz_policy: '@delete' of table '%s' is '%s' (keep, delete or "
+					  "manual)", tbl, pol);
+		else if (!del && strcmp(pol, "owner") != 0 && strcmp(pol, "hq") != 0 && strcmp(pol, "lww") != 0 &&
+			 strcmp(pol, "manual") != 0)
+			rc = tz_error_set(TZ_EINVAL, "tz_policy: '%s' of table '%s' is '%s' (owner, hq, lww or manual)",
+					  col, tbl, pol);
+		else if (!del && strcmp(pol, "owner") == 0 && t->scope != TZ_SCOPE_OWNED)
+			rc = tz_error_set(TZ_EINVAL, "tz_policy: '%s' of table '%s' is 'owner', but a %s table's rows "
+					  "have no owning branch", col, tbl, t->scope == TZ_SCOPE_HQ ? "hq" : "shared");
+		if (rc < 0)
+			break;
+	}
+	if (rc == TZ_OK && step != SQLITE_DONE)
+		rc = tz_sql__error(s, step, "cannot read tz_policy");
+done:
+	sqlite3_finalize(q);
+	sqlite3_finalize(g);
+	return rc;
+}
+
 /* Everything of `schema apply` that happens inside the transaction.  The
  * commit that follows sees which tables' DDL differs from the head's and
  * rebuilds those whole (newly tracked tables included). */
@@ -529,7 +621,8 @@ static int apply_in_txn(tz_store *s, const char *sql, const char *origin)
 	if ((rc = run_file(s, sql, origin)) < 0)
 		goto done;
 	if ((rc = tz_sql__exec(s, "INSERT OR IGNORE INTO tz_tid(tbl) SELECT tbl FROM tz_track")) < 0 ||
-	    (rc = tz_schema__load(s, &ts)) < 0 || (rc = tz_sql__exec(s, drop_untracked_sql)) < 0)
+	    (rc = tz_schema__load(s, &ts)) < 0 || (rc = tz_sql__exec(s, drop_untracked_sql)) < 0 ||
+	    (rc = validate_groups(s, &ts)) < 0 || (rc = validate_policies(s, &ts)) < 0)
 		goto done;
 	rc = install_triggers(s, &ts);
 done:
@@ -675,6 +768,51 @@ static int schema_subtree(tz_store *s, const tz_staging *st, const tz_oid *root,
 	return rc;
 }
 
+/* _schema/<dir>/<table> back into its declaration table: each column of
+ * the row is one (tbl, name, value) of `insert_sql`. */
+static int install_pairs(tz_store *s, const tz_staging *st, const tz_oid *root, tz_tables *ts, const char *dir,
+			 const char *insert_sql)
+{
+	tz_tree tr = { NULL, 0, NULL };
+	sqlite3_stmt *ins = NULL;
+	int rc;
+
+	if ((rc = schema_subtree(s, st, root, dir, &tr)) < 0 || tr.n == 0 ||
+	    (rc = tz_sql__prepare(s, &ins, insert_sql)) < 0)
+		goto done;
+	for (size_t i = 0; i < tr.n && rc == TZ_OK; i++) {
+		const tz_table *t = NULL;
+		git_object_t type;
+		uint8_t *blob = NULL;
+		size_t len;
+		tz_row *row = NULL;
+		for (size_t k = 0; k < ts->n && t == NULL; k++)
+			if (strlen(ts->t[k].enc) == tr.e[i].name_len && memcmp(ts->t[k].enc, tr.e[i].name, tr.e[i].name_len) == 0)
+				t = &ts->t[k];
+		if (t == NULL || tr.e[i].mode != 0100644) {
+			rc = tz_error_set(TZ_ECORRUPT, "_schema/%s/%.*s is not a tracked table's", dir, (int)tr.e[i].name_len,
+					  tr.e[i].name);
+			break;
+		}
+		if ((rc = tz_obj__read(s, st, &tr.e[i].oid, &type, &blob, &len)) == TZ_OK &&
+		    (rc = tz_row_decode(&row, blob, len)) == TZ_OK)
+			for (size_t c = 0; c < row->ncols && rc == TZ_OK; c++) {
+				sqlite3_reset(ins);
+				sqlite3_bind_text(ins, 1, t->name, -1, SQLITE_STATIC);
+				sqlite3_bind_text(ins, 2, row->cols[c].name, (int)row->cols[c].name_len, SQLITE_STATIC);
+				tz_sql__bind_value(ins, 3, &row->cols[c].v);
+				if (sqlite3_step(ins) != SQLITE_DONE)
+					rc = tz_sql__error(s, sqlite3_errcode(s->db), "cannot install a merge declaration");
+			}
+		tz_row_free(row);
+		tz_free(blob);
+	}
+done:
+	sqlite3_finalize(ins);
+	tz_tree__release(&tr);
+	return rc;
+}
+
 int tz_schema__install_from_tree(tz_store *s, const tz_staging *st, const tz_oid *root)
 {
 	tz_tree tables = { NULL, 0, NULL }, track = { NULL, 0, NULL };
@@ -735,7 +873,10 @@ int tz_schema__install_from_tree(tz_store *s, const tz_staging *st, const tz_oid
 	if (rc < 0)
 		goto done;
 	if ((rc = tz_sql__exec(s, "INSERT OR IGNORE INTO tz_tid(tbl) SELECT tbl FROM tz_track")) < 0 ||
-	    (rc = tz_schema__load(s, &ts)) < 0)
+	    (rc = tz_schema__load(s, &ts)) < 0 ||
+	    (rc = install_pairs(s, st, root, &ts, "tz_group", "INSERT INTO tz_group(tbl, col, grp) VALUES (?1, ?2, ?3)")) < 0 ||
+	    (rc = install_pairs(s, st, root, &ts, "tz_policy",
+				"INSERT INTO tz_policy(tbl, col, policy) VALUES (?1, ?2, ?3)")) < 0)
 		goto done;
 	rc = install_triggers(s, &ts);
 done:

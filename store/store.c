@@ -7,6 +7,9 @@
  *   tz_track(tbl, scope, owner_column)   the tracked tables (a contract)
  *   tz_tid(tid, tbl)            small integer ids the change log uses
  *   tz_changes(seq, tid, op, ts, po, k0..k7)   the change log
+ *   tz_keys, tz_lines, tz_bundles   the sync cycle (docs/protocol.md)
+ *   tz_policy, tz_group         merge declarations (docs/merge.md)
+ *   tz_conflicts                HQ's conflict queue (conflict/)
  */
 #define _XOPEN_SOURCE 700   /* nftw */
 #include "store/store_int.h"
@@ -45,7 +48,18 @@ static const char *const tz_schema_sql =
 	"CREATE TABLE tz_lines(code TEXT PRIMARY KEY, line TEXT NOT NULL, received TEXT NOT NULL DEFAULT '',"
 	" enrolled TEXT NOT NULL);\n"
 	"CREATE TABLE tz_bundles(sender TEXT NOT NULL, seq INTEGER NOT NULL, digest BLOB NOT NULL,"
-	" at INTEGER NOT NULL, commits INTEGER NOT NULL, PRIMARY KEY (sender, seq));\n";
+	" at INTEGER NOT NULL, commits INTEGER NOT NULL, PRIMARY KEY (sender, seq));\n"
+	/* the merge declarations (docs/merge.md), versioned in _schema/ */
+	"CREATE TABLE tz_policy(tbl TEXT NOT NULL, col TEXT NOT NULL, policy TEXT NOT NULL, PRIMARY KEY (tbl, col));\n"
+	"CREATE TABLE tz_group(tbl TEXT NOT NULL, grp TEXT NOT NULL, col TEXT NOT NULL, PRIMARY KEY (tbl, col));\n"
+	/* HQ's conflict queue (conflict/queue.c); rows as the row encoding */
+	"CREATE TABLE tz_conflicts(id INTEGER PRIMARY KEY, kind TEXT NOT NULL, tbl TEXT NOT NULL,"
+	" part TEXT NOT NULL, key TEXT NOT NULL, branch TEXT NOT NULL, cols BLOB NOT NULL,"
+	" base BLOB, ours BLOB, theirs BLOB, provisional BLOB, policy TEXT NOT NULL, note TEXT,"
+	" ours_commit TEXT NOT NULL, theirs_commit TEXT NOT NULL, merge_commit TEXT NOT NULL,"
+	" created INTEGER NOT NULL, status TEXT NOT NULL DEFAULT 'open', resolved_at INTEGER,"
+	" resolved_by TEXT, resolution TEXT, resolution_commit TEXT);\n"
+	"CREATE INDEX tz_conflicts_status ON tz_conflicts(status, tbl, branch);\n";
 
 static pthread_once_t git_once = PTHREAD_ONCE_INIT;
 static int git_init_rc;
@@ -286,6 +300,7 @@ void tz_store_set_progress(tz_store *s, tz_progress_cb cb, void *payload)
 const char *tz_store_code(const tz_store *s) { return s->code; }
 const char *tz_store_dir(const tz_store *s) { return s->dir; }
 const tz_keypair *tz_store_keypair(const tz_store *s) { return &s->kp; }
+struct sqlite3 *tz_store_db(tz_store *s) { return s->db; }
 
 /* ---- paths and files ---- */
 

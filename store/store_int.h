@@ -168,6 +168,24 @@ int tz_commit__create(tz_store *s, tz_oid *out, const tz_oid *tree, const tz_oid
 		      const char *message);
 /* Stage a commit object signed by kp (sshsig, namespace git) with
  * `signer` as author and committer name: parents in order, time now. */
+/* HQ's pending changes sealed as a commit whose objects are written but
+ * which nothing references yet (an import records it in its own
+ * transaction with tz_commit__record_pending).  Without pending changes
+ * `made` is false and root is the head's tree.  Caller holds store.lock. */
+typedef struct {
+	bool made;
+	tz_oid commit, parent, root;
+	int64_t max_seq;
+	uint64_t hlc;
+	int64_t version;
+} tz_pending_commit;
+int tz_commit__pending(tz_store *s, tz_pending_commit *pc);
+/* Inside the caller's transaction: consume the entries the commit sealed,
+ * record its clock and schema version (the caller sets the head). */
+int tz_commit__record_pending(tz_store *s, const tz_pending_commit *pc);
+/* The same, signed by `kp` with `author` as the commit's author. */
+int tz_commit__create_as(tz_store *s, tz_oid *out, const tz_oid *tree_id, const tz_oid *parent_id,
+			 const char *author, const tz_keypair *kp, const char *message);
 int tz_commit__build(tz_store *s, tz_staging *st, tz_oid *out, const tz_oid *tree, const tz_oid *parents,
 		     size_t nparents, const char *signer, const tz_keypair *kp, const char *message);
 /* Move `ref` (a full name) to oid, as tz_ref__set does for main. */

@@ -832,19 +832,37 @@ static void change_list_release(change_list *l)
 
 /* ---- HQ import ---- */
 
+/* The last-change stamps of rows on each side, for lww (built on the
+ * first request: the _log of every commit on each side since the base). */
 typedef struct {
 	tz_store *s;
-	tz_staging *st;
+	tz_oid ours, ours_hide, theirs, theirs_hide;
+	bool has_ours_hide;
+	bool built;
+	tz_hmap ours_map, theirs_map;   /* "<table>/<key>" -> HLC */
+	int64_t skew_ms;
+} stamp_ctx;
+
+typedef struct {
+	stamp_ctx *sc;
+	const char *table, *key;
+	size_t table_len, key_len;
+} stamp_req;
+
+typedef struct {
+	tz_store *s;
+	tz_staging *st;             /* the bundle's objects */
+	tz_staging *mst;            /* merged rows */
 	const char *code;
-	const tz_oid *main_root;
+	tz_oid ours_root;           /* HQ's side: main with HQ's pending changes, then each segment */
 	tz_tables ts;               /* HQ's tracked tables (main's schema) */
-	tz_hmap dirty;              /* rows with uncommitted changes at HQ */
 	tz_buf part;                /* the branch's partition name */
 	size_t refused_cap;
 	change_list cl;             /* the rows to apply to main */
 	tz_import_result *res;
-	int conflicts;
-	char conflict_msg[512];
+	tz_merger *m;
+	stamp_ctx *sc;
+	uint64_t both;              /* rows both sides changed (asked of the merger) */
 } integrate_ctx;
 
 static int refuse(integrate_ctx *x, const char *const *comp, const size_t *len, size_t depth, const char *why)
@@ -954,6 +972,170 @@ static int key_elsewhere(integrate_ctx *x, tz_table *t, const char *const *comp,
 	return rc;
 }
 
+static int read_row(integrate_ctx *x, const tz_oid *oid, tz_row **out)
+{
+	git_object_t type;
+	uint8_t *data = NULL;
+	size_t n;
+	int rc;
+
+	*out = NULL;
+	if (tz_oid_is_zero(oid))
+		return TZ_OK;
+	if ((rc = tz_obj__read(x->s, x->st, oid, &type, &data, &n)) == TZ_OK)
+		rc = type == GIT_OBJECT_BLOB ? tz_row_decode(out, data, n)
+					     : tz_error_set(TZ_ECORRUPT, "a row path holds no blob");
+	tz_free(data);
+	return rc;
+}
+
+/* The HLC of each _log line of `commit`, into map (the latest per row). */
+static int stamps_of_commit(tz_store *s, const tz_oid *commit, tz_hmap *map)
+{
+	static const char *const logc[1] = { "_log" };
+	static const size_t logl[1] = { 4 };
+	tz_oid root, log;
+	git_object_t type;
+	uint8_t *data = NULL;
+	size_t n;
+	int rc;
+
+	if ((rc = tz_commit__tree(s, commit, &root)) < 0 || (rc = tz_tree__lookup(s, NULL, &log, &root, logc, logl, 1)) < 0)
+		return rc;
+	if (tz_oid_is_zero(&log) || (rc = tz_obj__read(s, NULL, &log, &type, &data, &n)) < 0)
+		return rc;
+	for (size_t i = 0; i < n;) {
+		const char *line = (const char *)data + i, *end = memchr(line, '\n', n - i), *sp;
+		size_t ll = end ? (size_t)(end - line) : n - i;
+		i += ll + 1;
+		/* <hlc: 16 hex> <op> <table> <key> */
+		if (ll < 21 || line[16] != ' ' || line[18] != ' ')
+			continue;
+		char hex[17];
+		memcpy(hex, line, 16);
+		hex[16] = '\0';
+		uint64_t hlc = strtoull(hex, NULL, 16);
+		const char *path = line + 19;
+		size_t pl = ll - 19;
+		if ((sp = memchr(path, ' ', pl)) == NULL)
+			continue;
+		char *k = tz_malloc(pl);
+		if (k == NULL) {
+			rc = TZ_ENOMEM;
+			break;
+		}
+		memcpy(k, path, pl);
+		k[sp - path] = '/';
+		tz_hmap_slot *slot;
+		bool added;
+		rc = tz_hmap__upsert(map, k, pl, &slot, &added);
+		tz_free(k);
+		if (rc < 0)
+			break;
+		if (added || slot->value < hlc)
+			slot->value = hlc;
+	}
+	tz_free(data);
+	return rc;
+}
+
+static int stamps_walk(tz_store *s, const tz_oid *push, const tz_oid *hide, tz_hmap *map)
+{
+	git_revwalk *w = NULL;
+	git_oid id;
+	int rc = TZ_OK, r;
+
+	if (git_revwalk_new(&w, s->repo) < 0 || git_revwalk_push(w, (const git_oid *)push->id) < 0 ||
+	    (hide && git_revwalk_hide(w, (const git_oid *)hide->id) < 0)) {
+		git_revwalk_free(w);
+		return tz_git__error("cannot walk the history for lww stamps");
+	}
+	while (rc == TZ_OK && (r = git_revwalk_next(&id, w)) == 0) {
+		tz_oid c;
+		memcpy(c.id, id.id, 20);
+		rc = stamps_of_commit(s, &c, map);
+	}
+	if (rc == TZ_OK && r != GIT_ITEROVER)
+		rc = tz_git__error("cannot walk the history for lww stamps");
+	git_revwalk_free(w);
+	return rc;
+}
+
+static int row_stamps(void *ctx, tz_merge_stamps *out)
+{
+	stamp_req *q = ctx;
+	stamp_ctx *sc = q->sc;
+	tz_hmap_slot *slot;
+	char *k;
+	int rc;
+
+	if (!sc->built) {
+		if ((rc = stamps_walk(sc->s, &sc->theirs, &sc->theirs_hide, &sc->theirs_map)) < 0 ||
+		    (rc = stamps_walk(sc->s, &sc->ours, sc->has_ours_hide ? &sc->ours_hide : NULL, &sc->ours_map)) < 0)
+			return rc;
+		sc->built = true;
+	}
+	if ((k = tz_malloc(q->table_len + q->key_len + 1)) == NULL)
+		return TZ_ENOMEM;
+	memcpy(k, q->table, q->table_len);
+	k[q->table_len] = '/';
+	memcpy(k + q->table_len + 1, q->key, q->key_len);
+	slot = tz_hmap__get(&sc->ours_map, k, q->table_len + q->key_len + 1);
+	out->ours = slot ? slot->value : 0;
+	slot = tz_hmap__get(&sc->theirs_map, k, q->table_len + q->key_len + 1);
+	out->theirs = slot ? slot->value : 0;
+	out->skew_ms = sc->skew_ms;
+	tz_free(k);
+	return TZ_OK;
+}
+
+/* A row both HQ and the branch changed since the base: the merger decides
+ * (conflict/); the merged row goes to main unless it is main's already. */
+static int merge_row(integrate_ctx *x, const tz_table *t, const char *const *comp, const size_t *len, size_t depth,
+		     const tz_oid *base, const tz_oid *ours, const tz_oid *theirs)
+{
+	tz_row *rb = NULL, *ro = NULL, *rt = NULL;
+	tz_buf out = TZ_BUF_INIT;
+	char *part = NULL;
+	tz_merge_request rq;
+	stamp_req sq = { x->sc, comp[0], comp[4], len[0], len[4] };
+	tz_oid merged = { { 0 } };
+	bool absent = false;
+	int rc;
+
+	x->both++;
+	if ((part = tz_strndup(comp[1], len[1])) == NULL)
+		return TZ_ENOMEM;
+	if ((rc = read_row(x, base, &rb)) < 0 || (rc = read_row(x, ours, &ro)) < 0 || (rc = read_row(x, theirs, &rt)) < 0)
+		goto done;
+	memset(&rq, 0, sizeof(rq));
+	rq.code = x->code;
+	rq.table = t->name;
+	rq.partition = part;
+	rq.key = comp[4];
+	rq.key_len = len[4];
+	rq.owner = t->scope == TZ_SCOPE_OWNED ? part : NULL;
+	rq.base = rb;
+	rq.ours = ro;
+	rq.theirs = rt;
+	rq.stamps = row_stamps;
+	rq.stamps_ctx = &sq;
+	if ((rc = x->m->ops->row(x->m, &rq, &out, &absent)) < 0)
+		goto done;
+	if (!absent && (rc = tz_staging__add(x->s, x->mst, &merged, GIT_OBJECT_BLOB, out.data ? out.data : (uint8_t *)"",
+					      out.len)) < 0)
+		goto done;
+	if (memcmp(&merged, ours, sizeof(merged)) != 0)
+		rc = change_list_add(&x->cl, comp, len, depth, &merged);
+done:
+	tz_buf_release(&out);
+	tz_row_free(rb);
+	tz_row_free(ro);
+	tz_row_free(rt);
+	tz_free(part);
+	return rc;
+}
+
 /* One row the branch changed since what HQ last integrated from it. */
 static int integrate_row(const char *const *comp, const size_t *len, size_t depth, const tz_oid *base,
 			 const tz_oid *theirs, void *payload)
@@ -995,24 +1177,14 @@ static int integrate_row(const char *const *comp, const size_t *len, size_t dept
 	} else if (tz_oid_is_zero(base)) {
 		return TZ_OK;
 	}
-	if ((rc = tz_tree__lookup(x->s, x->st, &ours, x->main_root, comp, len, depth)) < 0)
+	if ((rc = tz_tree__lookup(x->s, x->st, &ours, &x->ours_root, comp, len, depth)) < 0)
 		return rc;
 	if (memcmp(&ours, theirs, sizeof(ours)) == 0)
 		return TZ_OK;   /* main has it already */
-	if (memcmp(&ours, base, sizeof(ours)) != 0 || tz_changes__has(&x->dirty, t, comp[4], len[4])) {
-		/* [P13] changed at HQ (committed or not) and at the branch since
-		 * what HQ last integrated from it: the three-way merge of the merge
-		 * issue decides; until then refused */
-		if (x->conflicts++ == 0) {
-			char qt[4 * TZ_ROW__QUOTE_MAX + 4], qk[4 * TZ_ROW__QUOTE_MAX + 4];
-			snprintf(x->conflict_msg, sizeof(x->conflict_msg),
-				 "table '%s' key '%s' changed both at HQ and at %s since HQ last integrated it",
-				 tz_row__quote(qt, (const uint8_t *)comp[0], len[0]),
-				 tz_row__quote(qk, (const uint8_t *)comp[4], len[4]), x->code);
-		}
-		return TZ_OK;
-	}
-	return change_list_add(&x->cl, comp, len, depth, theirs);
+	if (memcmp(&ours, base, sizeof(ours)) == 0)
+		return change_list_add(&x->cl, comp, len, depth, theirs);
+	/* changed on both sides since the base: the three-way merge */
+	return merge_row(x, t, comp, len, depth, base, &ours, theirs);
 }
 
 /* A row the branch moved to a partition it may not write is a deletion
@@ -1044,13 +1216,20 @@ static int keep_moved_rows(integrate_ctx *x)
 static void integrate_release(integrate_ctx *x)
 {
 	tz_schema__release(&x->ts);
-	tz_hmap__release(&x->dirty);
 	change_list_release(&x->cl);
 	tz_buf_release(&x->part);
 }
 
+/* What an HQ import records in its transaction besides the rows. */
+typedef struct {
+	const tz_pending_commit *pc;   /* HQ's pending changes sealed, or NULL */
+	tz_merger *m;                  /* the queue's entries, or NULL */
+	tz_oid ours_commit, merge;     /* HQ's side; the merge commit (zero: none) */
+	tz_oid tip;
+} hq_record;
+
 static int record_hq(tz_store *s, const tz_incoming *in, const rebuilt *b, const apply_state *a, const tz_oid *line,
-		     const tz_oid *received, bool bind, tz_import_result *res)
+		     const tz_oid *received, bool bind, const hq_record *hr, tz_import_result *res)
 {
 	sqlite3_stmt *q = NULL;
 	char l[41], r[41], hex[33];
@@ -1058,7 +1237,13 @@ static int record_hq(tz_store *s, const tz_incoming *in, const rebuilt *b, const
 
 	if ((rc = tz_sql__exec(s, "BEGIN IMMEDIATE")) < 0)
 		return rc;
-	if ((rc = materialise_and_head(s, a, res)) < 0 || (rc = record_bundle(s, in, b->n)) < 0)
+	/* HQ's sealed pending entries go first, so that materialising leaves
+	 * alone only what the application wrote since */
+	if ((hr && hr->pc && (rc = tz_commit__record_pending(s, hr->pc)) < 0) || (rc = materialise_and_head(s, a, res)) < 0 ||
+	    (rc = record_bundle(s, in, b->n)) < 0)
+		goto fail;
+	if (hr && hr->m &&
+	    (rc = hr->m->ops->record(hr->m, s, in->sender, &hr->ours_commit, &hr->tip, &hr->merge)) < 0)
 		goto fail;
 	tz_oid_fmt(l, line);
 	if (received)
@@ -1141,13 +1326,130 @@ static int check_base(tz_store *s, const tz_oid *base, const tz_oid *line, const
 	return rc;
 }
 
-static int import_hq(tz_store *s, const tz_incoming *in, const void *payload, size_t n, tz_import_result *res)
+/* The HLC trailer of a raw commit (0 when it has none). */
+static uint64_t raw_hlc(const uint8_t *raw, size_t n)
+{
+	static const char key[] = "\nTazamun-HLC: ";
+	const size_t kl = sizeof(key) - 1;
+
+	for (size_t i = 0; i + kl + 16 <= n; i++)
+		if (memcmp(raw + i, key, kl) == 0) {
+			char hex[17];
+			memcpy(hex, raw + i + kl, 16);
+			hex[16] = '\0';
+			return strtoull(hex, NULL, 16);
+		}
+	return 0;
+}
+
+/* Integrate one stretch of the branch's history, `from` (exclusive) to
+ * `tip`, into x->ours_root: the rows the branch changed, merged with HQ's
+ * where both changed.  The stretch's objects are written as a pack, so the
+ * next stretch (and libgit2) can read them. */
+static int integrate_segment(integrate_ctx *x, const tz_oid *from, const tz_oid *tip, uint64_t *rows)
+{
+	tz_staging seg;
+	tz_oid from_tree, tip_tree, merged_root;
+	bool empty;
+	int rc;
+
+	tz_staging__init(&seg);
+	change_list_release(&x->cl);
+	memset(&x->cl, 0, sizeof(x->cl));
+	x->mst = &seg;
+	if ((rc = tz_commit__tree(x->s, from, &from_tree)) < 0 || (rc = tz_commit__tree(x->s, tip, &tip_tree)) < 0 ||
+	    (rc = tz_tree__diff(x->s, x->st, &from_tree, &tip_tree, integrate_row, x)) < 0 || (rc = keep_moved_rows(x)) < 0)
+		goto done;
+	if (x->cl.n > 0) {
+		if (x->cl.n > 1)
+			qsort(x->cl.ch, x->cl.n, sizeof(*x->cl.ch), tz_path_change__cmp);
+		if ((rc = tz_tree__apply(x->s, &seg, &merged_root, &empty, &x->ours_root, 0, x->cl.ch, x->cl.n)) < 0 ||
+		    (rc = tz_pack__write(x->s, &seg)) < 0)
+			goto done;
+		x->ours_root = merged_root;
+		*rows += x->cl.n;
+	}
+done:
+	x->mst = NULL;
+	tz_staging__release(&seg);
+	return rc;
+}
+
+/* [P15 at HQ] The stretches of the bundle to integrate.  A branch's merge
+ * of an answer (two parents) adds nothing the branch typed: its tree is
+ * HQ's answer with the branch's newer rows on top, which the stretch
+ * before it brings.  So the stretch before a merge is diffed from what HQ
+ * last integrated, and the one after from the merge itself: a local edit
+ * that won locally over HQ's value is decided here by the policies, never
+ * taken as a change made after HQ's answer. */
+static int integrate_bundle(integrate_ctx *x, const rebuilt *b, const tz_oid *from, uint64_t *rows)
+{
+	tz_oid seg_from = *from;
+	int rc = TZ_OK;
+
+	for (size_t i = 0; i < b->n && rc == TZ_OK; i++) {
+		tz_oid tree, par[TZ_COMMIT_MAX_PARENTS];
+		size_t np;
+		if ((rc = tz_commit__parse(x->s, &b->st, &b->commits[i], &tree, par, TZ_COMMIT_MAX_PARENTS, &np)) < 0)
+			break;
+		if (np < 2)
+			continue;
+		if (i > 0 && memcmp(&b->commits[i - 1], &seg_from, sizeof(tz_oid)) != 0)
+			rc = integrate_segment(x, &seg_from, &b->commits[i - 1], rows);
+		seg_from = b->commits[i];
+	}
+	if (rc == TZ_OK && memcmp(&b->commits[b->n - 1], &seg_from, sizeof(tz_oid)) != 0)
+		rc = integrate_segment(x, &seg_from, &b->commits[b->n - 1], rows);
+	return rc;
+}
+
+/* Where the first stretch of the bundle starts: what HQ last integrated
+ * from the branch, for the commits before the branch's first merge of an
+ * answer (their own Tazamun-Base, checked like the tip's); the merge
+ * itself when the bundle starts with one. */
+static int first_from(tz_store *s, const rebuilt *b, const tz_oid *line, const char *code, const tz_oid *received,
+		      bool has_received, tz_oid *from)
+{
+	tz_oid base;
+	uint8_t *raw = NULL;
+	size_t k = 0, len;
+	bool found;
+	int rc = TZ_OK;
+
+	for (; k < b->n; k++) {
+		tz_oid tree, par[TZ_COMMIT_MAX_PARENTS];
+		size_t np;
+		if ((rc = tz_commit__parse(s, &b->st, &b->commits[k], &tree, par, TZ_COMMIT_MAX_PARENTS, &np)) < 0)
+			return rc;
+		if (np >= 2)
+			break;
+	}
+	if (k == 0) {
+		*from = b->commits[0];
+		return TZ_OK;
+	}
+	if ((rc = tz_commit__read_raw(s, &b->st, &b->commits[k - 1], &raw, &len)) == TZ_OK &&
+	    (rc = tz_commit__raw_trailer(raw, len, "Tazamun-Base", &base, &found)) == TZ_OK) {
+		if (!found)
+			rc = tz_error_set(TZ_EPROTO, "a commit of the bundle names no Tazamun-Base");
+		else if ((rc = check_base(s, &base, line, code)) == TZ_OK)
+			rc = diff_from(s, &base, received, has_received, &b->commits[k - 1], from);
+	}
+	tz_free(raw);
+	return rc;
+}
+
+static int import_hq(tz_store *s, const tz_incoming *in, const void *payload, size_t n, tz_merger *m,
+		     tz_import_result *res)
 {
 	rebuilt b;
 	integrate_ctx x;
+	stamp_ctx sc;
 	tz_key_info k;
-	tz_oid line, received, enrolled, tip, base, from, from_tree, tip_tree, main_head, main_root, new_root;
-	tz_oid merge = { { 0 } }, view_root, view, parents[TZ_COMMIT_MAX_PARENTS];
+	tz_pending_commit pc;
+	hq_record hr;
+	tz_oid line, received, enrolled, tip, base, from, new_root;
+	tz_oid merge = { { 0 } }, view_root, view, head, parents[TZ_COMMIT_MAX_PARENTS];
 	tz_staging mst, vst;
 	uint8_t keys[1][TZ_PK_BYTES];
 	uint8_t *raw = NULL;
@@ -1155,16 +1457,25 @@ static int import_hq(tz_store *s, const tz_incoming *in, const void *payload, si
 	bool found, has_received, has_head, on_line, anc, bind;
 	char hex[41], msg[512];
 	apply_state a;
+	uint64_t rows = 0;
 	int64_t ver;
 	int rc;
 
 	memset(&b, 0, sizeof(b));
 	memset(&x, 0, sizeof(x));
 	memset(&a, 0, sizeof(a));
+	memset(&sc, 0, sizeof(sc));
+	memset(&pc, 0, sizeof(pc));
+	memset(&hr, 0, sizeof(hr));
 	tz_staging__init(&mst);
 	tz_staging__init(&vst);
 	tz_staging__init(&b.st);
-	tz_hmap__init(&x.dirty);
+	tz_hmap__init(&sc.ours_map);
+	tz_hmap__init(&sc.theirs_map);
+	if (m == NULL) {
+		rc = tz_error_set(TZ_EINVAL, "an import at HQ needs a merger (conflict/)");
+		goto done;
+	}
 	if ((rc = tz_registry__get(s, in->sender, &k, NULL, &found)) < 0)
 		goto done;
 	if (!found || strcmp(k.role, "branch") != 0) {
@@ -1205,7 +1516,7 @@ static int import_hq(tz_store *s, const tz_incoming *in, const void *payload, si
 		res->noop = true;
 		res->noop_why = "HQ already has every commit of the bundle";
 		/* a binding on such a bundle is proven all the same */
-		rc = record_hq(s, in, &b, &a, &line, NULL, bind, res);
+		rc = record_hq(s, in, &b, &a, &line, NULL, bind, NULL, res);
 		goto done;
 	}
 	tip = b.commits[b.n - 1];
@@ -1218,53 +1529,67 @@ static int import_hq(tz_store *s, const tz_incoming *in, const void *payload, si
 		rc = tz_error_set(TZ_EPROTO, "commit %s names no Tazamun-Base", hex);
 		goto done;
 	}
+	/* lww: how far the branch's clock runs ahead of HQ's */
+	{
+		int64_t branch_ms = (int64_t)(raw_hlc(raw, rawlen) >> 16), now = (int64_t)time(NULL) * 1000;
+		sc.skew_ms = branch_ms > now ? branch_ms - now : 0;
+	}
 	/* the rebuilt commits are checked and signed: their objects go in now
 	 * (unreferenced until the import is recorded), so that ancestry can be
 	 * asked of libgit2 */
 	if ((rc = check_base(s, &base, &line, in->sender)) < 0 || (rc = tz_pack__write(s, &b.st)) < 0 ||
-	    (rc = diff_from(s, &base, &received, has_received, &tip, &from)) < 0)
+	    (rc = first_from(s, &b, &line, in->sender, &received, has_received, &from)) < 0)
 		goto done;
-	/* HQ's pending changes stay pending (a refused import changes nothing);
-	 * a row they touch counts as changed at HQ */
-	if ((rc = tz_head__get(s, &has_head, &main_head)) < 0 || (rc = tz_commit__tree(s, &main_head, &main_root)) < 0 ||
-	    (rc = tz_commit__tree(s, &from, &from_tree)) < 0 ||
-	    (rc = tz_commit__parse(s, &b.st, &tip, &tip_tree, parents, TZ_COMMIT_MAX_PARENTS, &np)) < 0)
+	/* [P10] HQ's pending changes are HQ's side of the merge: sealed as
+	 * HQ's own commit, recorded in the import's transaction */
+	if ((rc = tz_head__get(s, &has_head, &head)) < 0 || (rc = tz_commit__pending(s, &pc)) < 0)
+		goto done;
+	hr.pc = &pc;
+	hr.m = m;
+	hr.ours_commit = pc.made ? pc.commit : head;
+	hr.tip = tip;
+	/* lww stamps: the branch's since `from`, HQ's since the main commit
+	 * the base view was made from */
+	sc.s = s;
+	sc.ours = hr.ours_commit;
+	sc.theirs = tip;
+	sc.theirs_hide = from;
+	tz_free(raw);
+	raw = NULL;
+	if ((rc = tz_commit__read_raw(s, NULL, &base, &raw, &rawlen)) < 0 ||
+	    (rc = tz_commit__raw_trailer(raw, rawlen, "Tazamun-From", &sc.ours_hide, &sc.has_ours_hide)) < 0)
 		goto done;
 	x.s = s;
 	x.st = &b.st;
 	x.code = in->sender;
-	x.main_root = &main_root;
+	x.ours_root = pc.root;
 	x.res = res;
-	if ((rc = tz_schema__load(s, &x.ts)) < 0 || (rc = tz_changes__keys(s, &x.ts, &x.dirty)) < 0 ||
-	    (rc = code_partition(&x.part, in->sender)) < 0 ||
-	    (rc = tz_tree__diff(s, &b.st, &from_tree, &tip_tree, integrate_row, &x)) < 0 ||
-	    (rc = keep_moved_rows(&x)) < 0)
+	x.m = m;
+	x.sc = &sc;
+	if ((rc = tz_schema__load(s, &x.ts)) < 0 || (rc = code_partition(&x.part, in->sender)) < 0 ||
+	    (rc = integrate_bundle(&x, &b, &from, &rows)) < 0)
 		goto done;
-	if (x.conflicts) {
-		rc = tz_error_set(TZ_EBUSY, "%s%s; concurrent edits of one row are not merged yet: import refused, "
-				  "nothing applied", x.conflict_msg, x.conflicts > 1 ? " (and more)" : "");
-		goto done;
-	}
-	new_root = main_root;
-	if (x.cl.n > 0) {
-		bool empty;
-		tz_oid merged_root;
-		if (x.cl.n > 1)
-			qsort(x.cl.ch, x.cl.n, sizeof(*x.cl.ch), tz_path_change__cmp);
-		if ((rc = tz_tree__apply(s, &mst, &merged_root, &empty, &main_root, 0, x.cl.ch, x.cl.n)) < 0 ||
-		    (rc = with_empty_log(s, &mst, &merged_root, &new_root)) < 0 || (rc = schema_version(s, &ver)) < 0)
+	new_root = pc.root;
+	if (rows > 0 || x.both > 0) {
+		/* the merge commit: rows taken or merged, or entries queued
+		 * against it */
+		if ((rc = with_empty_log(s, &mst, &x.ours_root, &new_root)) < 0 || (rc = schema_version(s, &ver)) < 0)
 			goto done;
 		tz_oid_fmt(hex, &tip);
-		snprintf(msg, sizeof(msg), "merge %s: %zu rows\n\nTazamun-Replica: HQ\nTazamun-Schema: %lld\n"
-			 "Tazamun-Merged: %s\n", in->sender, x.cl.n, (long long)ver, hex);
-		parents[0] = main_head;
+		snprintf(msg, sizeof(msg), "merge %s: %llu rows, %llu changed on both sides\n\nTazamun-Replica: HQ\n"
+			 "Tazamun-Schema: %lld\nTazamun-Merged: %s\n", in->sender, (unsigned long long)rows,
+			 (unsigned long long)x.both, (long long)ver, hex);
+		parents[0] = hr.ours_commit;
 		parents[1] = tip;
 		if ((rc = tz_commit__build(s, &mst, &merge, &new_root, parents, 2, s->code, &s->kp, msg)) < 0)
 			goto done;
-		res->rows_merged = x.cl.n;
+		res->rows_merged = rows;
 	}
 	if ((rc = view_tree(s, &mst, &new_root, in->sender, &view_root)) < 0 || (rc = tz_pack__write(s, &mst)) < 0)
 		goto done;
+	hr.merge = merge;
+	a.set_head = !tz_oid_is_zero(&merge) || pc.made;
+	a.head = !tz_oid_is_zero(&merge) ? merge : pc.made ? pc.commit : head;
 	/* the view: the acknowledgement on the branch's line */
 	parents[0] = tip;
 	np = 1;
@@ -1275,27 +1600,31 @@ static int import_hq(tz_store *s, const tz_incoming *in, const void *payload, si
 	if ((rc = schema_version(s, &ver)) < 0)
 		goto done;
 	tz_oid_fmt(hex, &tip);
-	snprintf(msg, sizeof(msg), "view for %s\n\nTazamun-Replica: HQ\nTazamun-Schema: %lld\nTazamun-Ack: %s\n",
-		 in->sender, (long long)ver, hex);
+	{
+		char from_hex[41];
+		tz_oid_fmt(from_hex, &a.head);
+		snprintf(msg, sizeof(msg), "view for %s\n\nTazamun-Replica: HQ\nTazamun-Schema: %lld\nTazamun-Ack: %s\n"
+			 "Tazamun-From: %s\n", in->sender, (long long)ver, hex, from_hex);
+	}
 	if ((rc = tz_commit__build(s, &vst, &view, &view_root, parents, np, s->code, &s->kp, msg)) < 0 ||
 	    (rc = tz_pack__write(s, &vst)) < 0)
 		goto done;
-	a.set_head = x.cl.n > 0;
-	a.head = merge;
-	a.from_root = &main_root;
+	a.from_root = &pc.root;
 	a.to_root = &new_root;
-	if ((rc = record_hq(s, in, &b, &a, &view, &tip, bind, res)) < 0)
+	if ((rc = record_hq(s, in, &b, &a, &view, &tip, bind, &hr, res)) < 0)
 		goto done;
 	res->line = view;
-	res->head = x.cl.n > 0 ? merge : main_head;
+	res->head = a.head;
 	snprintf(msg, sizeof(msg), "refs/heads/branches/%s", in->sender);
 	/* durable in store.db; a failed ref update is redone by the next open */
-	if ((x.cl.n > 0 && tz_ref__set(s, &merge, "import: merge branch") < 0) ||
+	if ((a.set_head && tz_ref__set(s, &a.head, "import: merge branch") < 0) ||
 	    tz_ref__set_name(s, msg, &view, "import: view") < 0)
 		tz_error_clear();
 done:
 	tz_free(raw);
 	integrate_release(&x);
+	tz_hmap__release(&sc.ours_map);
+	tz_hmap__release(&sc.theirs_map);
 	tz_staging__release(&mst);
 	tz_staging__release(&vst);
 	rebuilt_release(&b);
@@ -1322,13 +1651,114 @@ static int same_declarations(tz_store *s, const tz_oid *a, const tz_oid *b)
 	return rc;
 }
 
+/* The merge units of a row of `table` (tz_group): tz_row_merge3's unit[]. */
+static int units_for(tz_store *s, const char *table, const tz_row *r, int **out)
+{
+	sqlite3_stmt *q = NULL;
+	char **names = NULL;
+	size_t nnames = 0;
+	int *u = tz_calloc(r->ncols ? r->ncols : 1, sizeof(*u));
+	int rc = u ? tz_sql__prepare(s, &q, "SELECT grp FROM tz_group WHERE tbl = ?1 AND col = ?2") : TZ_ENOMEM;
+
+	if ((names = tz_calloc(r->ncols ? r->ncols : 1, sizeof(*names))) == NULL && rc == TZ_OK)
+		rc = TZ_ENOMEM;
+	for (size_t c = 0; c < r->ncols && rc == TZ_OK; c++) {
+		u[c] = -1;
+		sqlite3_reset(q);
+		sqlite3_bind_text(q, 1, table, -1, SQLITE_STATIC);
+		sqlite3_bind_text(q, 2, r->cols[c].name, (int)r->cols[c].name_len, SQLITE_STATIC);
+		if (sqlite3_step(q) == SQLITE_ROW) {
+			const char *g = (const char *)sqlite3_column_text(q, 0);
+			size_t k = 0;
+			while (k < nnames && strcmp(names[k], g) != 0)
+				k++;
+			if (k == nnames && (names[nnames++] = tz_strdup(g)) == NULL)
+				rc = TZ_ENOMEM;
+			u[c] = (int)k;
+		}
+	}
+	sqlite3_finalize(q);
+	for (size_t k = 0; k < nnames; k++)
+		tz_free(names[k]);
+	tz_free(names);
+	if (rc < 0) {
+		tz_free(u);
+		u = NULL;
+	}
+	*out = u;
+	return rc;
+}
+
+/* Local edits win locally: a unit both sides changed keeps the branch's
+ * value (HQ decides it under its policies at the next push). */
+static int local_wins(void *payload, const size_t *cols, size_t n, bool *take_theirs)
+{
+	(void)payload;
+	(void)cols;
+	(void)n;
+	*take_theirs = false;
+	return TZ_OK;
+}
+
+typedef struct {
+	tz_store *s;
+	tz_staging *st;             /* rows merged here */
+	const tz_oid *answer;       /* the answer's root */
+	tz_tables ts;
+	change_list l;
+} local_ctx;
+
+static int read_blob_row(tz_store *s, const tz_oid *oid, tz_row **out)
+{
+	git_object_t type;
+	uint8_t *data = NULL;
+	size_t n;
+	int rc;
+
+	*out = NULL;
+	if (tz_oid_is_zero(oid))
+		return TZ_OK;
+	if ((rc = tz_obj__read(s, NULL, oid, &type, &data, &n)) == TZ_OK)
+		rc = tz_row_decode(out, data, n);
+	tz_free(data);
+	return rc;
+}
+
+/* [P15] A row the branch changed since the merge base: on top of HQ's
+ * answer, column by column where the answer changed it too. */
 static int collect_local(const char *const *comp, const size_t *len, size_t depth, const tz_oid *a, const tz_oid *b,
 			 void *payload)
 {
-	(void)a;
+	local_ctx *lc = payload;
+	tz_oid theirs, merged;
+	tz_row *rb = NULL, *ro = NULL, *rt = NULL;
+	tz_buf out = TZ_BUF_INIT;
+	const tz_table *t = NULL;
+	int *units = NULL;
+	int rc;
+
 	if (depth != TZ_PATH_DEPTH || comp[0][0] == '_')
 		return TZ_OK;
-	return change_list_add(payload, comp, len, depth, b);
+	if ((rc = tz_tree__lookup(lc->s, NULL, &theirs, lc->answer, comp, len, depth)) < 0)
+		return rc;
+	for (size_t i = 0; i < lc->ts.n && t == NULL; i++)
+		if (strlen(lc->ts.t[i].enc) == len[0] && memcmp(lc->ts.t[i].enc, comp[0], len[0]) == 0)
+			t = &lc->ts.t[i];
+	/* the answer left it alone, or one side deleted it: the local row */
+	if (t == NULL || memcmp(&theirs, a, sizeof(theirs)) == 0 || memcmp(&theirs, b, sizeof(theirs)) == 0 ||
+	    tz_oid_is_zero(b) || tz_oid_is_zero(&theirs))
+		return change_list_add(&lc->l, comp, len, depth, b);
+	if ((rc = read_blob_row(lc->s, a, &rb)) == TZ_OK && (rc = read_blob_row(lc->s, b, &ro)) == TZ_OK &&
+	    (rc = read_blob_row(lc->s, &theirs, &rt)) == TZ_OK && (rc = units_for(lc->s, t->name, ro, &units)) == TZ_OK &&
+	    (rc = tz_row_merge3(rb, ro, rt, units, local_wins, NULL, &out)) == TZ_OK &&
+	    (rc = tz_staging__add(lc->s, lc->st, &merged, GIT_OBJECT_BLOB, out.data, out.len)) == TZ_OK)
+		rc = change_list_add(&lc->l, comp, len, depth, &merged);
+	tz_free(units);
+	tz_buf_release(&out);
+	tz_row_free(rb);
+	tz_row_free(ro);
+	tz_row_free(rt);
+	return rc;
 }
 
 static int record_branch(tz_store *s, const tz_incoming *in, const rebuilt *b, const apply_state *a,
@@ -1362,7 +1792,7 @@ fail:
 static int import_branch(tz_store *s, const tz_incoming *in, const void *payload, size_t n, tz_import_result *res)
 {
 	rebuilt b;
-	change_list l;
+	local_ctx lc;
 	tz_key_info hq;
 	tz_staging mst;
 	tz_oid head, head_root, tip, tip_root, mbase, mbase_root, new_root, merge, parents[2];
@@ -1375,7 +1805,7 @@ static int import_branch(tz_store *s, const tz_incoming *in, const void *payload
 	int rc;
 
 	memset(&b, 0, sizeof(b));
-	memset(&l, 0, sizeof(l));
+	memset(&lc, 0, sizeof(lc));
 	memset(&a, 0, sizeof(a));
 	tz_staging__init(&b.st);
 	tz_staging__init(&mst);
@@ -1428,17 +1858,20 @@ static int import_branch(tz_store *s, const tz_incoming *in, const void *payload
 			goto done;
 		}
 		memcpy(mbase.id, mb.id, 20);
-		if ((rc = tz_commit__tree(s, &mbase, &mbase_root)) < 0 ||
-		    (rc = tz_tree__diff(s, NULL, &mbase_root, &head_root, collect_local, &l)) < 0)
+		lc.s = s;
+		lc.st = &mst;
+		lc.answer = &tip_root;
+		if ((rc = tz_commit__tree(s, &mbase, &mbase_root)) < 0 || (rc = tz_schema__load(s, &lc.ts)) < 0 ||
+		    (rc = tz_tree__diff(s, NULL, &mbase_root, &head_root, collect_local, &lc)) < 0)
 			goto done;
-		if (l.n > 1)
-			qsort(l.ch, l.n, sizeof(*l.ch), tz_path_change__cmp);
-		if ((rc = tz_tree__apply(s, &mst, &merged, &empty, &tip_root, 0, l.ch, l.n)) < 0 ||
+		if (lc.l.n > 1)
+			qsort(lc.l.ch, lc.l.n, sizeof(*lc.l.ch), tz_path_change__cmp);
+		if ((rc = tz_tree__apply(s, &mst, &merged, &empty, &tip_root, 0, lc.l.ch, lc.l.n)) < 0 ||
 		    (rc = with_empty_log(s, &mst, &merged, &new_root)) < 0 || (rc = schema_version(s, &ver)) < 0)
 			goto done;
 		tz_oid_fmt(hex, &tip);
 		snprintf(msg, sizeof(msg), "%s: merge HQ's answer under %zu local rows\n\nTazamun-Replica: %s\n"
-			 "Tazamun-Schema: %lld\nTazamun-Base: %s\n", s->code, l.n, s->code, (long long)ver, hex);
+			 "Tazamun-Schema: %lld\nTazamun-Base: %s\n", s->code, lc.l.n, s->code, (long long)ver, hex);
 		parents[0] = head;
 		parents[1] = tip;
 		if ((rc = tz_commit__build(s, &mst, &merge, &new_root, parents, 2, s->code, &s->kp, msg)) < 0 ||
@@ -1456,7 +1889,8 @@ static int import_branch(tz_store *s, const tz_incoming *in, const void *payload
 	if (tz_ref__set(s, &a.head, "import") < 0)
 		tz_error_clear();
 done:
-	change_list_release(&l);
+	change_list_release(&lc.l);
+	tz_schema__release(&lc.ts);
 	tz_staging__release(&mst);
 	rebuilt_release(&b);
 	return rc;
@@ -1498,7 +1932,8 @@ static int check_sender(tz_store *s, const tz_incoming *in)
 	return TZ_OK;
 }
 
-int tz_store_import(tz_store *s, const tz_incoming *in, const void *payload, size_t n, tz_import_result *res)
+int tz_store_import(tz_store *s, const tz_incoming *in, const void *payload, size_t n, tz_merger *m,
+		    tz_import_result *res)
 {
 	bool noop;
 	int rc;
@@ -1516,7 +1951,7 @@ int tz_store_import(tz_store *s, const tz_incoming *in, const void *payload, siz
 	}
 	if ((rc = check_schema(s, in)) < 0 || (rc = check_sender(s, in)) < 0)
 		goto done;
-	rc = is_hq(s) ? import_hq(s, in, payload, n, res) : import_branch(s, in, payload, n, res);
+	rc = is_hq(s) ? import_hq(s, in, payload, n, m, res) : import_branch(s, in, payload, n, res);
 done:
 	tz_store__unlock(s);
 	if (rc < 0) {

@@ -112,6 +112,22 @@ bool tz_utf8_valid(const uint8_t *p, size_t n);
 int tz_value_cmp(const tz_value *a, const tz_value *b);
 
 /*
+ * Three-way merge of one row, column by column (docs/merge.md).  `ours`
+ * and `theirs` hold the same columns; `base` may be NULL (both sides
+ * inserted the key: every column counts as changed on both sides) or lack
+ * columns (added since: changed on both sides).  Columns merge in units:
+ * unit[c] (indexed like ours->cols) is -1 for a column on its own, or a
+ * group number shared by the columns that merge as one.  For each unit:
+ * equal on both sides, or changed only on ours -> ours; changed only on
+ * theirs -> theirs; changed on both, differently -> decide(), which gets
+ * the unit's column indexes and sets *take_theirs.  The merged row is
+ * appended to `out` in the canonical encoding.
+ */
+typedef int (*tz_merge3_cb)(void *payload, const size_t *cols, size_t ncols, bool *take_theirs);
+int tz_row_merge3(const tz_row *base, const tz_row *ours, const tz_row *theirs, const int *unit,
+		  tz_merge3_cb decide, void *payload, tz_buf *out);
+
+/*
  * Key encoding (a file name): the components joined with '+'; a text
  * component is written as is when it is made of [A-Za-z0-9_.-] and does not
  * start with '.' or '_', each other byte as %XX (upper-case hex); the other

@@ -57,6 +57,9 @@ const char *tz_store_code(const tz_store *s);
 /* The replica's key pair (signing bundles, opening those sent to it). */
 const tz_keypair *tz_store_keypair(const tz_store *s);
 const char *tz_store_dir(const tz_store *s);
+/* The store's SQLite connection (the layers above read and write
+ * Tazamun's tables through it, inside the store's transactions). */
+struct sqlite3 *tz_store_db(tz_store *s);
 
 /* Progress callback for long work: `done` of `total` units of `what`. */
 typedef void (*tz_progress_cb)(const char *what, uint64_t done, uint64_t total, void *payload);
@@ -81,6 +84,12 @@ typedef struct {
  * result->committed is then false and the return TZ_OK.
  */
 int tz_store_commit(tz_store *s, const char *message, tz_commit_result *result);
+/* The same, signed by HQ's administrator `admin` (keys/admin-NAME, in the
+ * registry and not revoked; NULL: the replica's own key); with
+ * `allow_empty`, a commit is made even when no row changed (a decision
+ * recorded as such: the head's rows, an empty _log). */
+int tz_store_commit_as(tz_store *s, const char *message, const char *admin, bool allow_empty,
+		       tz_commit_result *result);
 
 /*
  * Run the SQL text `sql` (DDL and inserts into tz_track) and the store's
@@ -335,14 +344,54 @@ typedef struct {
 void tz_import_result_release(tz_import_result *r);
 
 /*
+ * HQ's merge of the rows both HQ and a branch changed since the branch's
+ * base (DESIGN §6).  The store finds them and asks a merger for each; the
+ * merger (conflict/, tz_merger_new) decides column by column and keeps
+ * what the conflict queue must get, which it records through `record`
+ * inside the import's SQLite transaction.
+ */
+typedef struct {
+	uint64_t ours, theirs;      /* HLC of the row's last change on each side; 0 unknown */
+	int64_t skew_ms;            /* the branch's clock ahead of HQ's (negative: behind) */
+} tz_merge_stamps;
+
+typedef struct {
+	const char *code;           /* the branch */
+	const char *table;
+	const char *partition;
+	const char *key;            /* encoded key (the file name) */
+	size_t key_len;
+	const char *owner;          /* owned tables: the branch owning the row; else NULL */
+	const tz_row *base, *ours, *theirs;   /* NULL where the row is absent */
+	int (*stamps)(void *ctx, tz_merge_stamps *out);   /* asked only when needed */
+	void *stamps_ctx;
+} tz_merge_request;
+
+typedef struct tz_merger tz_merger;
+typedef struct {
+	/* the merged row: its encoding appended to `out`, or *absent */
+	int (*row)(tz_merger *m, const tz_merge_request *rq, tz_buf *out, bool *absent);
+	/* inside the import's transaction, once the merge commit is made
+	 * (merge zero: no merge commit, the rows were main's already) */
+	int (*record)(tz_merger *m, tz_store *s, const char *code, const tz_oid *ours_commit,
+		      const tz_oid *theirs_commit, const tz_oid *merge_commit);
+} tz_merger_ops;
+
+struct tz_merger {
+	const tz_merger_ops *ops;
+};
+
+/*
  * Apply a bundle's payload (already authenticated and opened): replay and
  * instance checks, rebuild every commit and check its ids and signature,
- * then at HQ integrate the branch's changes into main and build the
+ * then at HQ integrate the branch's changes into main (rows both sides
+ * changed through `m`, required at HQ) and build the
  * branch's new view on branches/<code>; at a branch fast-forward (or merge
  * its own newer commits on top) and materialise into store.db.  All or
  * nothing: on failure the store is as it was.
  */
-int tz_store_import(tz_store *s, const tz_incoming *in, const void *payload, size_t n, tz_import_result *res);
+int tz_store_import(tz_store *s, const tz_incoming *in, const void *payload, size_t n, tz_merger *m,
+		    tz_import_result *res);
 
 /* Rebuild the commits of a delta payload (bundle-format.md, "The
  * payload") in memory as an import would, checking every id, and write

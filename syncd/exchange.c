@@ -11,6 +11,7 @@
 #include <sys/stat.h>
 #include <unistd.h>
 
+#include "conflict/tz_conflict.h"
 #include "syncd/tz_enrol.h"
 
 int tz_file_read(tz_buf *out, const char *path, uint64_t max)
@@ -154,9 +155,11 @@ static int key_cb(uint8_t pk[TZ_PK_BYTES], const tz_bundle_header *h, void *payl
 	return rc;
 }
 
-int tz_sync_import_file(tz_store *s, const char *path, tz_bundle_header *h, tz_import_result *res)
+int tz_sync_import_file(tz_store *s, const char *path, tz_bundle_header *h, tz_import_result *res,
+			tz_merge_summary *ms)
 {
 	tz_buf file = TZ_BUF_INIT, payload = TZ_BUF_INIT;
+	tz_merger *m = NULL;
 	tz_incoming in;
 	key_ctx kc;
 	uint8_t digest[32];
@@ -165,6 +168,8 @@ int tz_sync_import_file(tz_store *s, const char *path, tz_bundle_header *h, tz_i
 	memset(res, 0, sizeof(*res));
 	memset(h, 0, sizeof(*h));
 	memset(&kc, 0, sizeof(kc));
+	if (ms)
+		memset(ms, 0, sizeof(*ms));
 	if ((rc = tz_file_read(&file, path, TZ_BUNDLE_MAX_BYTES)) < 0)
 		goto done;
 	tz_hash_short(digest, sizeof(digest), file.data, file.len);
@@ -184,8 +189,14 @@ int tz_sync_import_file(tz_store *s, const char *path, tz_bundle_header *h, tz_i
 	in.bind_mac = h->bind_mac;
 	in.signer_pk = kc.pk;
 	in.digest = digest;
-	rc = tz_store_import(s, &in, payload.data, payload.len, res);
+	/* HQ merges what both sides changed (conflict/) */
+	if (strcmp(tz_store_code(s), "HQ") == 0 && (rc = tz_merger_new(s, &m)) < 0)
+		goto done;
+	rc = tz_store_import(s, &in, payload.data, payload.len, m, res);
+	if (rc == TZ_OK && m && ms)
+		tz_merger_summary(m, ms);
 done:
+	tz_merger_free(m);
 	tz_wipe(payload.data, payload.len);
 	tz_buf_release(&payload);
 	tz_buf_release(&file);

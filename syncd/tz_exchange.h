@@ -7,6 +7,7 @@
 #ifndef TZ_EXCHANGE_H
 #define TZ_EXCHANGE_H
 
+#include "conflict/tz_conflict.h"
 #include "store/tz_store.h"
 #include "syncd/tz_bundle.h"
 
@@ -27,9 +28,11 @@ typedef struct {
 int tz_sync_export_file(tz_store *s, const char *for_code, const char *path, tz_export_info *info);
 
 /* Import the bundle in `path`: open it (signature before decryption,
- * decryption before decompression), then tz_store_import.  *h_out gets
- * the authenticated header (release with tz_bundle_header_release). */
-int tz_sync_import_file(tz_store *s, const char *path, tz_bundle_header *h_out, tz_import_result *res);
+ * decryption before decompression), then tz_store_import, at HQ with a
+ * merger whose summary goes to *ms (may be NULL).  *h_out gets the
+ * authenticated header (release with tz_bundle_header_release). */
+int tz_sync_import_file(tz_store *s, const char *path, tz_bundle_header *h_out, tz_import_result *res,
+			tz_merge_summary *ms);
 
 /* HQ: enrol branch `code` and write its passphrase-protected enrolment
  * file to `path`. */

@@ -8,6 +8,8 @@
 #include <string.h>
 #include <time.h>
 
+#include "conflict/tz_conflict.h"
+
 int cmd_status(const cli_opts *o0, int argc, char **argv)
 {
 	cli_opts o = *o0;
@@ -15,11 +17,15 @@ int cmd_status(const cli_opts *o0, int argc, char **argv)
 	tz_status st;
 	tz_buf b = TZ_BUF_INIT;
 	char hex[41] = "";
+	uint64_t open = 0;
 	int rc = CLI_EXIT_OK;
+
+	memset(&st, 0, sizeof(st));
 
 	if (cli_take_json(&o, &argc, argv) != 1)
 		return cli_usage("status", "unexpected argument '%s'", argv[1]);
-	if (cli_open(&o, &s) < 0 || tz_store_status(s, &st) < 0) {
+	if (cli_open(&o, &s) < 0 || tz_store_status(s, &st) < 0 || (!st.branch && tz_conflicts_open(s, &open) < 0)) {
+		tz_status_release(&st);
 		tz_store_close(s);
 		return cli_fail("status");
 	}
@@ -55,7 +61,8 @@ int cmd_status(const cli_opts *o0, int argc, char **argv)
 		if (st.branch)
 			tz_buf_printf(&b, ", \"unsent_commits\": %llu}", (unsigned long long)st.unsent);
 		else
-			tz_buf_printf(&b, ", \"branches\": %llu}", (unsigned long long)st.branches);
+			tz_buf_printf(&b, ", \"branches\": %llu, \"open_conflicts\": %llu}", (unsigned long long)st.branches,
+				      (unsigned long long)open);
 		rc = cli_emit(&b);
 	} else {
 		printf("replica  %s\nhead     %s\nschema   version %lld\n", st.code, st.has_head ? hex : "(no commit yet)",
@@ -77,7 +84,8 @@ int cmd_status(const cli_opts *o0, int argc, char **argv)
 			printf("unsent   %llu commit%s HQ has not acknowledged\n", (unsigned long long)st.unsent,
 			       st.unsent == 1 ? "" : "s");
 		else
-			printf("branches %llu enrolled\n", (unsigned long long)st.branches);
+			printf("branches %llu enrolled\nconflicts %llu open%s\n", (unsigned long long)st.branches,
+			       (unsigned long long)open, open ? " (syncctl conflicts list)" : "");
 		if (st.last_import) {
 			char when[32];
 			time_t t = (time_t)st.last_import;

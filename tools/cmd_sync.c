@@ -223,13 +223,14 @@ int cmd_import(const cli_opts *o0, int argc, char **argv)
 	tz_buf j = TZ_BUF_INIT;
 	tz_bundle_header h;
 	tz_import_result r;
+	tz_merge_summary ms;
 	tz_store *s = NULL;
 	int rc = CLI_EXIT_OK;
 
 	cli_take_json(&o, &argc, argv);
 	if (argc != 2 || argv[1][0] == '-')
 		return cli_usage("import", "expected one bundle file");
-	if (cli_open(&o, &s) < 0 || tz_sync_import_file(s, argv[1], &h, &r) < 0) {
+	if (cli_open(&o, &s) < 0 || tz_sync_import_file(s, argv[1], &h, &r, &ms) < 0) {
 		rc = cli_fail("import");
 		goto done;
 	}
@@ -247,7 +248,13 @@ int cmd_import(const cli_opts *o0, int argc, char **argv)
 		json_oid(&j, &r.line);
 		tz_buf_puts(&j, ", \"refused\": ");
 		refused_json(&j, &r);
-		tz_buf_puts(&j, "}");
+		tz_buf_printf(&j, ", \"rows_both\": %llu, \"conflicts\": {\"data\": %llu, \"delete\": %llu,"
+			      " \"insert\": %llu}, \"conflict_ids\": [",
+			      (unsigned long long)ms.rows_both, (unsigned long long)ms.queued[TZ_KIND_DATA],
+			      (unsigned long long)ms.queued[TZ_KIND_DELETE], (unsigned long long)ms.queued[TZ_KIND_INSERT]);
+		for (int64_t id = ms.first_id; id && id <= ms.last_id; id++)
+			tz_buf_printf(&j, "%s%lld", id > ms.first_id ? ", " : "", (long long)id);
+		tz_buf_puts(&j, "]}");
 		rc = cli_emit(&j);
 	} else if (r.noop) {
 		printf("%s: nothing new (%s)\n", argv[1], r.noop_why);
@@ -263,6 +270,14 @@ int cmd_import(const cli_opts *o0, int argc, char **argv)
 		if (r.rows_kept)
 			printf("%llu rows with uncommitted local changes were left as they are\n",
 			       (unsigned long long)r.rows_kept);
+		if (ms.rows_both) {
+			uint64_t q = ms.queued[0] + ms.queued[1] + ms.queued[2];
+			printf("%llu rows changed on both sides merged by the policies", (unsigned long long)ms.rows_both);
+			if (q)
+				printf("; %llu conflict%s queued (ids %lld-%lld): syncctl conflicts list", (unsigned long long)q,
+				       q == 1 ? "" : "s", (long long)ms.first_id, (long long)ms.last_id);
+			putchar('\n');
+		}
 		for (size_t i = 0; i < r.nrefused; i++) {
 			/* names come from the branch: no byte of theirs drives the terminal */
 			fputs("not applied: table ", stdout);

@@ -86,6 +86,21 @@ static const cli_command commands[] = {
 	  "commits on top) and writes store.db. Uncommitted rows in store.db are kept. A\n"
 	  "bundle already imported is a no-op (exit 0).\n\n"
 	  "Example:\n  syncctl -C hq import --json /media/usb/cas01-to-hq.tzb\n" },
+	{ "conflicts", cmd_conflicts,
+	  "conflicts list [--json] [--table T] [--branch B] [--all] | show ID | resolve ID... HOW [--as NAME]",
+	  "HQ: the administrators' conflict queue",
+	  "list: the open entries (--all: resolved ones too), one line each: id, kind (data,\n"
+	  "delete, insert), table, partition/key, branch, policy and the conflicting columns;\n"
+	  "--json gives per column its base, ours (HQ), theirs (branch) and provisional value.\n"
+	  "show ID: one entry with every value. resolve ID... (or --table T / --branch B for\n"
+	  "every open entry of a table or branch) HOW: --ours (HQ's values), --theirs (the\n"
+	  "branch's), --base, or --set COL=VALUE / --null COL (with or without a side:\n"
+	  "VALUE takes the column's type affinity). The chosen values become one HQ commit\n"
+	  "naming the entries, signed by HQ or, with --as NAME, by that administrator's key\n"
+	  "(keys add-admin); they reach the branch at its next import.\n\n"
+	  "Examples:\n  syncctl -C hq conflicts list --json\n"
+	  "  syncctl -C hq conflicts resolve 12 --theirs --as amina\n"
+	  "  syncctl -C hq conflicts resolve --table job_seeker --ours\n" },
 	{ "keys", cmd_keys, "keys show | allowed-signers | revoke CODE | add-admin NAME",
 	  "the key registry; allowed signers for git",
 	  "'keys show' lists every key the store knows (HQ, branches, administrators) with\n"

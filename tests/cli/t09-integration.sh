@@ -2,8 +2,8 @@
 # t09-integration.sh - what HQ integrates from a branch, row by row: the
 # row's own key and owner must be its path's, a key another branch holds is
 # not taken, a row moved to another branch's partition stays where it was,
-# a refused import leaves HQ's pending changes pending, and the base of the
-# three-way check is what HQ last integrated from the branch (no false
+# HQ's pending changes are sealed as HQ's side of the merge, and the base of
+# the three-way merge is what HQ last integrated from the branch (no false
 # conflict, no lost update).  Rule ids: docs/protocol.md.
 . "$TZ_SRC/tests/cli/lib.sh"
 S=$SYNCCTL
@@ -54,17 +54,19 @@ ok $? "HQ keeps C1 where it was"
 check "HQ verifies after the move" "$S" -C hq verify
 check "CAS01 verifies after the move" "$S" -C cas verify
 
-# ---- a refused import leaves HQ's pending changes pending ----
+# ---- HQ's pending change is HQ's side of the merge ----
 q hq "UPDATE employer SET name = 'Atlas HQ' WHERE ice = 'E1'"
 q cas "UPDATE employer SET name = 'Atlas CAS' WHERE ice = 'E1'"
 "$S" -C cas export --out c-conf.tzb >/dev/null
 head0=$(q hq "SELECT v FROM tz_meta WHERE k = 'head'")
-fails "P13: an edit of a row HQ changed (uncommitted) is refused" 1 "$S" -C hq import c-conf.tzb
-like "$WORK/.err" "employer.*E1.*changed both at HQ and at CAS01" "the refusal names the row"
-[ "$(q hq "SELECT v FROM tz_meta WHERE k = 'head'") $(q hq "SELECT count(*) FROM tz_changes")" = "$head0 1" ]
-ok $? "the refused import committed nothing: HQ's change is still pending"
-# undo at the branch by taking HQ's answer over it later: HQ commits, CAS01 restores
-"$S" -C hq commit >/dev/null
+check "P13: an edit of a row HQ changed (uncommitted) merges" "$S" -C hq import --json c-conf.tzb
+like "$WORK/.out" '"conflicts": {"data": 1, ' "the two edits of one column are one queued conflict (manual by default)"
+[ "$(q hq "SELECT count(*) FROM tz_changes") $(q hq "SELECT name FROM employer WHERE ice = 'E1'")" = "0 Atlas HQ" ]
+ok $? "P10: HQ's pending change was sealed by the import and stays provisionally"
+[ "$(q hq "SELECT v FROM tz_meta WHERE k = 'head'")" != "$head0" ]; ok $? "the import moved main"
+[ "$(git -C hq/history log -1 --format=%s HEAD^1)" = "HQ: 0 added, 1 changed, 0 deleted" ]
+ok $? "the merge's first parent is HQ's own commit of its pending change"
+"$S" -C hq conflicts resolve --branch CAS01 --ours >/dev/null; ok $? "HQ keeps its value"
 q cas "UPDATE employer SET name = 'Atlas HQ' WHERE ice = 'E1'"
 
 # ---- what HQ integrated last is the base: no false conflict ----
@@ -86,8 +88,10 @@ q hq "UPDATE job_seeker SET name = 'Ali 2' WHERE id = 'C1'"
 "$S" -C hq commit >/dev/null
 q cas "UPDATE job_seeker SET name = 'Ali 3' WHERE id = 'C1'"
 "$S" -C cas export --out c-c.tzb >/dev/null
-fails "P13: HQ's edit after the branch's base is not overwritten" 1 "$S" -C hq import c-c.tzb
-like "$WORK/.err" "job_seeker.*C1.*changed both" "the refusal names C1"
-[ "$(q hq "SELECT name FROM job_seeker WHERE id = 'C1'")" = "Ali 2" ]; ok $? "HQ's value stays"
+check "P13: HQ's edit after the branch's base meets the branch's" "$S" -C hq import --json c-c.tzb
+like "$WORK/.out" '"conflicts": {"data": 1, ' "one conflict is queued"
+[ "$(q hq "SELECT name FROM job_seeker WHERE id = 'C1'")" = "Ali 2" ]; ok $? "HQ's value stays provisionally"
+[ "$(q hq "SELECT count(*) FROM tz_conflicts WHERE status = 'open' AND tbl = 'job_seeker' AND key = 'C1'")" = 1 ]
+ok $? "the entry names C1"
 check "HQ verifies at the end" "$S" -C hq verify
 done_testing

@@ -1,0 +1,755 @@
+/*
+ * queue.c - HQ's conflict queue (tz_conflicts in store.db): the entries a
+ * merge keeps, recorded in the import's transaction; listing; resolution
+ * as one signed HQ commit (docs/merge.md, "The queue").
+ */
+#include "conflict/conflict_int.h"
+
+#include <sqlite3.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <time.h>
+
+/* ---- entries kept by a merge ---- */
+
+static void pending_release(tz_pending *p)
+{
+	tz_free(p->table);
+	tz_free(p->partition);
+	tz_free(p->key);
+	tz_free(p->policy);
+	tz_free(p->note);
+	tz_buf_release(&p->cols);
+	tz_buf_release(&p->base);
+	tz_buf_release(&p->ours);
+	tz_buf_release(&p->theirs);
+	tz_buf_release(&p->provisional);
+}
+
+void tz_queue__pending_free(tz_pending *p, size_t n)
+{
+	for (size_t i = 0; i < n; i++)
+		pending_release(&p[i]);
+	tz_free(p);
+}
+
+static void put_row(tz_buf *out, bool *has, const tz_row *r)
+{
+	*has = r != NULL;
+	if (r)
+		tz_row_encode(out, r->cols, r->ncols);
+}
+
+int tz_queue__keep(tz_pending **pp, size_t *n, size_t *cap, const tz_merge_request *rq, const tz_row_outcome *o)
+{
+	tz_pending *p;
+	tz_column *cols;
+	int rc;
+
+	if (tz_array_grow(pp, cap, *n, sizeof(**pp)) < 0)
+		return TZ_ENOMEM;
+	p = &(*pp)[(*n)++];
+	memset(p, 0, sizeof(*p));
+	p->kind = o->kind;
+	p->table = tz_strdup(rq->table);
+	p->partition = tz_strdup(rq->partition);
+	p->key = tz_strndup(rq->key, rq->key_len);
+	p->policy = tz_strdup(o->policy ? o->policy : "manual");
+	p->note = o->note[0] ? tz_strdup(o->note) : NULL;
+	if (!p->table || !p->partition || !p->key || !p->policy || (o->note[0] && !p->note))
+		return TZ_ENOMEM;
+	/* the conflicting columns, each with its group: a delete names none */
+	if ((cols = tz_calloc(o->ncols ? o->ncols : 1, sizeof(*cols))) == NULL)
+		return TZ_ENOMEM;
+	for (size_t i = 0; i < o->ncols; i++) {
+		cols[i].name = o->cols[i];
+		cols[i].name_len = strlen(o->cols[i]);
+		cols[i].v.type = o->unit[i] ? TZ_VTEXT : TZ_VNULL;
+		if (o->unit[i]) {
+			cols[i].v.p = (const uint8_t *)o->unit[i];
+			cols[i].v.n = strlen(o->unit[i]);
+		}
+	}
+	tz_row_encode(&p->cols, cols, o->ncols);
+	tz_free(cols);
+	put_row(&p->base, &p->has_base, rq->base);
+	put_row(&p->ours, &p->has_ours, rq->ours);
+	put_row(&p->theirs, &p->has_theirs, rq->theirs);
+	p->has_provisional = !o->absent;
+	if (!o->absent)
+		tz_buf_put(&p->provisional, o->merged.data, o->merged.len);
+	if ((rc = tz_buf_error(&p->cols)) < 0 || (rc = tz_buf_error(&p->base)) < 0 || (rc = tz_buf_error(&p->ours)) < 0 ||
+	    (rc = tz_buf_error(&p->theirs)) < 0 || (rc = tz_buf_error(&p->provisional)) < 0)
+		return rc;
+	return TZ_OK;
+}
+
+static void bind_buf(sqlite3_stmt *q, int i, const tz_buf *b, bool has)
+{
+	if (has)
+		sqlite3_bind_blob(q, i, b->data ? (const void *)b->data : "", (int)b->len, SQLITE_STATIC);
+	else
+		sqlite3_bind_null(q, i);
+}
+
+static int sql_error(sqlite3 *db, const char *what)
+{
+	return tz_error_set(TZ_ESQL, "%s: %s", what, sqlite3_errmsg(db));
+}
+
+int tz_queue__record(tz_store *s, const char *code, const tz_pending *p, size_t n, const tz_oid *ours_commit,
+		     const tz_oid *theirs_commit, const tz_oid *merge_commit, int64_t *first_id, int64_t *last_id)
+{
+	sqlite3 *db = tz_store_db(s);
+	sqlite3_stmt *q = NULL;
+	char oc[41], tc[41], mc[41];
+	int rc = TZ_OK;
+
+	*first_id = *last_id = 0;
+	if (n == 0)
+		return TZ_OK;
+	tz_oid_fmt(oc, ours_commit);
+	tz_oid_fmt(tc, theirs_commit);
+	tz_oid_fmt(mc, merge_commit);
+	if (sqlite3_prepare_v2(db,
+			       "INSERT INTO tz_conflicts(kind, tbl, part, key, branch, cols, base, ours, theirs, provisional,"
+			       " policy, note, ours_commit, theirs_commit, merge_commit, created)"
+			       " VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8, ?9, ?10, ?11, ?12, ?13, ?14, ?15, ?16)",
+			       -1, &q, NULL) != SQLITE_OK)
+		return sql_error(db, "cannot queue a conflict");
+	for (size_t i = 0; i < n && rc == TZ_OK; i++) {
+		sqlite3_reset(q);
+		sqlite3_bind_text(q, 1, tz_conflict_kind_name(p[i].kind), -1, SQLITE_STATIC);
+		sqlite3_bind_text(q, 2, p[i].table, -1, SQLITE_STATIC);
+		sqlite3_bind_text(q, 3, p[i].partition, -1, SQLITE_STATIC);
+		sqlite3_bind_text(q, 4, p[i].key, -1, SQLITE_STATIC);
+		sqlite3_bind_text(q, 5, code, -1, SQLITE_STATIC);
+		bind_buf(q, 6, &p[i].cols, true);
+		bind_buf(q, 7, &p[i].base, p[i].has_base);
+		bind_buf(q, 8, &p[i].ours, p[i].has_ours);
+		bind_buf(q, 9, &p[i].theirs, p[i].has_theirs);
+		bind_buf(q, 10, &p[i].provisional, p[i].has_provisional);
+		sqlite3_bind_text(q, 11, p[i].policy, -1, SQLITE_STATIC);
+		if (p[i].note)
+			sqlite3_bind_text(q, 12, p[i].note, -1, SQLITE_STATIC);
+		sqlite3_bind_text(q, 13, oc, -1, SQLITE_STATIC);
+		sqlite3_bind_text(q, 14, tc, -1, SQLITE_STATIC);
+		sqlite3_bind_text(q, 15, mc, -1, SQLITE_STATIC);
+		sqlite3_bind_int64(q, 16, (sqlite3_int64)time(NULL));
+		if (sqlite3_step(q) != SQLITE_DONE)
+			rc = sql_error(db, "cannot queue a conflict");
+		else if (*first_id == 0)
+			*first_id = sqlite3_last_insert_rowid(db);
+		*last_id = sqlite3_last_insert_rowid(db);
+	}
+	sqlite3_finalize(q);
+	return rc;
+}
+
+/* ---- listing ---- */
+
+static const char select_sql[] =
+	"SELECT id, kind, tbl, part, key, branch, policy, note, status, ours_commit, theirs_commit, merge_commit,"
+	" created, resolved_at, resolved_by, resolution, resolution_commit, cols, base, ours, theirs, provisional"
+	" FROM tz_conflicts WHERE (?1 IS NULL OR tbl = ?1) AND (?2 IS NULL OR branch = ?2)"
+	" AND (?3 OR status = 'open') AND (?4 = 0 OR id = ?4) ORDER BY id";
+
+static const char *text_or_empty(sqlite3_stmt *q, int i)
+{
+	const char *t = (const char *)sqlite3_column_text(q, i);
+
+	return t ? t : "";
+}
+
+/* Decode the row held in column i (NULL stays NULL). */
+static int row_at(sqlite3_stmt *q, int i, tz_row **out)
+{
+	*out = NULL;
+	if (sqlite3_column_type(q, i) == SQLITE_NULL)
+		return TZ_OK;
+	return tz_row_decode(out, sqlite3_column_blob(q, i), (size_t)sqlite3_column_bytes(q, i));
+}
+
+static int bind_filter(sqlite3_stmt *q, const tz_conflict_filter *f)
+{
+	if (f && f->table)
+		sqlite3_bind_text(q, 1, f->table, -1, SQLITE_STATIC);
+	if (f && f->branch)
+		sqlite3_bind_text(q, 2, f->branch, -1, SQLITE_STATIC);
+	sqlite3_bind_int(q, 3, f && (f->all || f->id));
+	sqlite3_bind_int64(q, 4, f ? f->id : 0);
+	return TZ_OK;
+}
+
+int tz_conflicts_list(tz_store *s, const tz_conflict_filter *f, tz_conflict_cb cb, void *payload)
+{
+	sqlite3 *db = tz_store_db(s);
+	sqlite3_stmt *q = NULL;
+	int rc = TZ_OK, step;
+
+	if (sqlite3_prepare_v2(db, select_sql, -1, &q, NULL) != SQLITE_OK)
+		return sql_error(db, "cannot read the conflict queue");
+	bind_filter(q, f);
+	while (rc == TZ_OK && (step = sqlite3_step(q)) == SQLITE_ROW) {
+		tz_conflict c;
+		tz_row *cols = NULL, *rows[4] = { NULL, NULL, NULL, NULL };
+		tz_value kv[TZ_KEY_MAX_COLUMNS];
+		uint8_t *arena = NULL;
+		memset(&c, 0, sizeof(c));
+		c.id = sqlite3_column_int64(q, 0);
+		c.kind = text_or_empty(q, 1);
+		c.table = text_or_empty(q, 2);
+		c.partition = text_or_empty(q, 3);
+		c.key = text_or_empty(q, 4);
+		c.branch = text_or_empty(q, 5);
+		c.policy = text_or_empty(q, 6);
+		c.note = (const char *)sqlite3_column_text(q, 7);
+		c.status = text_or_empty(q, 8);
+		c.ours_commit = text_or_empty(q, 9);
+		c.theirs_commit = text_or_empty(q, 10);
+		c.merge_commit = text_or_empty(q, 11);
+		c.created = sqlite3_column_int64(q, 12);
+		c.resolved_at = sqlite3_column_int64(q, 13);
+		c.resolved_by = (const char *)sqlite3_column_text(q, 14);
+		c.resolution = (const char *)sqlite3_column_text(q, 15);
+		c.resolution_commit = (const char *)sqlite3_column_text(q, 16);
+		if ((rc = row_at(q, 17, &cols)) == TZ_OK && cols == NULL)
+			rc = tz_error_set(TZ_ECORRUPT, "conflict %lld has no columns", (long long)c.id);
+		for (int i = 0; i < 4 && rc == TZ_OK; i++)
+			rc = row_at(q, 18 + i, &rows[i]);
+		if (rc == TZ_OK)
+			rc = tz_key_decode(kv, TZ_KEY_MAX_COLUMNS, &c.nkey, &arena, c.key, strlen(c.key));
+		if (rc == TZ_OK) {
+			c.ncols = cols->ncols;
+			c.cols = cols->cols;
+			c.base = rows[0];
+			c.ours = rows[1];
+			c.theirs = rows[2];
+			c.provisional = rows[3];
+			c.key_values = kv;
+			rc = cb(&c, payload);
+		} else {
+			tz_error_wrap(rc, "conflict %lld", (long long)c.id);
+		}
+		tz_free(arena);
+		tz_row_free(cols);
+		for (int i = 0; i < 4; i++)
+			tz_row_free(rows[i]);
+	}
+	if (rc == TZ_OK && step != SQLITE_DONE)
+		rc = sql_error(db, "cannot read the conflict queue");
+	sqlite3_finalize(q);
+	return rc;
+}
+
+int tz_conflicts_ids(tz_store *s, const tz_conflict_filter *f, int64_t **ids, size_t *n)
+{
+	sqlite3 *db = tz_store_db(s);
+	sqlite3_stmt *q = NULL;
+	size_t cap = 0;
+	int rc = TZ_OK, step;
+
+	*ids = NULL;
+	*n = 0;
+	if (sqlite3_prepare_v2(db, "SELECT id FROM tz_conflicts WHERE status = 'open' AND (?1 IS NULL OR tbl = ?1)"
+				   " AND (?2 IS NULL OR branch = ?2) ORDER BY id", -1, &q, NULL) != SQLITE_OK)
+		return sql_error(db, "cannot read the conflict queue");
+	if (f->table)
+		sqlite3_bind_text(q, 1, f->table, -1, SQLITE_STATIC);
+	if (f->branch)
+		sqlite3_bind_text(q, 2, f->branch, -1, SQLITE_STATIC);
+	while ((step = sqlite3_step(q)) == SQLITE_ROW) {
+		if (tz_array_grow(ids, &cap, *n, sizeof(**ids)) < 0) {
+			rc = TZ_ENOMEM;
+			break;
+		}
+		(*ids)[(*n)++] = sqlite3_column_int64(q, 0);
+	}
+	if (rc == TZ_OK && step != SQLITE_DONE)
+		rc = sql_error(db, "cannot read the conflict queue");
+	sqlite3_finalize(q);
+	if (rc < 0) {
+		tz_free(*ids);
+		*ids = NULL;
+		*n = 0;
+	}
+	return rc;
+}
+
+int tz_conflicts_open(tz_store *s, uint64_t *total)
+{
+	sqlite3 *db = tz_store_db(s);
+	sqlite3_stmt *q = NULL;
+	int rc = TZ_OK;
+
+	*total = 0;
+	if (sqlite3_prepare_v2(db, "SELECT count(*) FROM tz_conflicts WHERE status = 'open'", -1, &q, NULL) != SQLITE_OK)
+		return sql_error(db, "cannot read the conflict queue");
+	if (sqlite3_step(q) == SQLITE_ROW)
+		*total = (uint64_t)sqlite3_column_int64(q, 0);
+	else
+		rc = sql_error(db, "cannot read the conflict queue");
+	sqlite3_finalize(q);
+	return rc;
+}
+
+/* ---- resolution ---- */
+
+static void put_ident(tz_buf *b, const char *name)
+{
+	tz_buf_putc(b, '"');
+	for (const char *p = name; *p; p++) {
+		if (*p == '"')
+			tz_buf_putc(b, '"');
+		tz_buf_putc(b, *p);
+	}
+	tz_buf_putc(b, '"');
+}
+
+static void bind_value(sqlite3_stmt *q, int i, const tz_value *v)
+{
+	switch (v->type) {
+	case TZ_VINT:
+		sqlite3_bind_int64(q, i, v->i);
+		break;
+	case TZ_VREAL:
+		sqlite3_bind_double(q, i, v->r);
+		break;
+	case TZ_VTEXT:
+		sqlite3_bind_text(q, i, v->p ? (const char *)v->p : "", (int)v->n, SQLITE_TRANSIENT);
+		break;
+	case TZ_VBLOB:
+		sqlite3_bind_blob(q, i, v->p ? (const void *)v->p : "", (int)v->n, SQLITE_TRANSIENT);
+		break;
+	default:
+		sqlite3_bind_null(q, i);
+	}
+}
+
+/* The primary key columns of `table`, in key order. */
+typedef struct {
+	size_t n;
+	char *name[TZ_KEY_MAX_COLUMNS];
+} pk_cols;
+
+static void pk_release(pk_cols *k)
+{
+	for (size_t i = 0; i < k->n; i++)
+		tz_free(k->name[i]);
+	k->n = 0;
+}
+
+static int pk_of(sqlite3 *db, const char *table, pk_cols *k)
+{
+	sqlite3_stmt *q = NULL;
+	int rc = TZ_OK;
+
+	memset(k, 0, sizeof(*k));
+	if (sqlite3_prepare_v2(db, "SELECT name FROM pragma_table_info(?1) WHERE pk > 0 ORDER BY pk", -1, &q, NULL) !=
+	    SQLITE_OK)
+		return sql_error(db, "cannot read the primary key");
+	sqlite3_bind_text(q, 1, table, -1, SQLITE_STATIC);
+	while (rc == TZ_OK && sqlite3_step(q) == SQLITE_ROW && k->n < TZ_KEY_MAX_COLUMNS)
+		if ((k->name[k->n++] = tz_strdup((const char *)sqlite3_column_text(q, 0))) == NULL)
+			rc = TZ_ENOMEM;
+	sqlite3_finalize(q);
+	if (rc == TZ_OK && k->n == 0)
+		rc = tz_error_set(TZ_ENOTFOUND, "table '%s' has no primary key here", table);
+	return rc;
+}
+
+static void put_where(tz_buf *b, const pk_cols *k, int first)
+{
+	tz_buf_puts(b, " WHERE ");
+	for (size_t i = 0; i < k->n; i++) {
+		if (i)
+			tz_buf_puts(b, " AND ");
+		put_ident(b, k->name[i]);
+		tz_buf_printf(b, " IS ?%d", first + (int)i);
+	}
+}
+
+/* The row of `table` with key kv as store.db holds it now (NULL: none). */
+static int current_row(sqlite3 *db, const char *table, const pk_cols *k, const tz_value *kv, tz_row **out)
+{
+	tz_buf sql = TZ_BUF_INIT, enc = TZ_BUF_INIT;
+	sqlite3_stmt *q = NULL;
+	int rc = TZ_OK, step;
+
+	*out = NULL;
+	tz_buf_puts(&sql, "SELECT * FROM ");
+	put_ident(&sql, table);
+	put_where(&sql, k, 1);
+	if ((rc = tz_buf_error(&sql)) < 0)
+		goto done;
+	if (sqlite3_prepare_v2(db, (const char *)sql.data, -1, &q, NULL) != SQLITE_OK) {
+		rc = sql_error(db, "cannot read the row");
+		goto done;
+	}
+	for (size_t i = 0; i < k->n; i++)
+		bind_value(q, (int)i + 1, &kv[i]);
+	if ((step = sqlite3_step(q)) == SQLITE_ROW) {
+		int n = sqlite3_column_count(q);
+		tz_column *cols = tz_calloc((size_t)n, sizeof(*cols));
+		if (cols == NULL) {
+			rc = TZ_ENOMEM;
+			goto done;
+		}
+		for (int i = 0; i < n; i++) {
+			cols[i].name = sqlite3_column_name(q, i);
+			cols[i].name_len = strlen(cols[i].name);
+			cols[i].v.type = (tz_vtype)sqlite3_column_type(q, i);
+			switch (cols[i].v.type) {
+			case TZ_VINT:
+				cols[i].v.i = sqlite3_column_int64(q, i);
+				break;
+			case TZ_VREAL:
+				cols[i].v.r = sqlite3_column_double(q, i);
+				break;
+			case TZ_VTEXT:
+				cols[i].v.p = sqlite3_column_text(q, i);
+				cols[i].v.n = (size_t)sqlite3_column_bytes(q, i);
+				break;
+			case TZ_VBLOB:
+				cols[i].v.p = sqlite3_column_blob(q, i);
+				cols[i].v.n = (size_t)sqlite3_column_bytes(q, i);
+				break;
+			default:
+				break;
+			}
+		}
+		if ((rc = tz_row_encode(&enc, cols, (size_t)n)) == TZ_OK)
+			rc = tz_row_decode(out, enc.data, enc.len);
+		tz_free(cols);
+	} else if (step != SQLITE_DONE) {
+		rc = sql_error(db, "cannot read the row");
+	}
+done:
+	sqlite3_finalize(q);
+	tz_buf_release(&sql);
+	tz_buf_release(&enc);
+	return rc;
+}
+
+/* Make store.db's row with key kv look like `target` (NULL: absent),
+ * `cur` being what it holds now. */
+static int write_row(sqlite3 *db, const char *table, const pk_cols *k, const tz_value *kv, const tz_row *cur,
+		     const tz_row *target)
+{
+	tz_buf sql = TZ_BUF_INIT;
+	sqlite3_stmt *q = NULL;
+	int rc = TZ_OK, nb = 0;
+	const tz_value **vals = NULL;
+
+	if (cur == NULL && target == NULL)
+		return TZ_OK;
+	if (target && (vals = tz_calloc(target->ncols ? target->ncols : 1, sizeof(*vals))) == NULL)
+		return TZ_ENOMEM;
+	if (target == NULL) {
+		tz_buf_puts(&sql, "DELETE FROM ");
+		put_ident(&sql, table);
+		put_where(&sql, k, 1);
+	} else if (cur == NULL) {
+		tz_buf_puts(&sql, "INSERT INTO ");
+		put_ident(&sql, table);
+		tz_buf_puts(&sql, " (");
+		for (size_t c = 0; c < target->ncols; c++) {
+			char *name = tz_strndup(target->cols[c].name, target->cols[c].name_len);
+			if (name == NULL) {
+				rc = TZ_ENOMEM;
+				goto done;
+			}
+			tz_buf_puts(&sql, c ? ", " : "");
+			put_ident(&sql, name);
+			tz_free(name);
+			vals[nb++] = &target->cols[c].v;
+		}
+		tz_buf_puts(&sql, ") VALUES (");
+		for (int i = 0; i < nb; i++)
+			tz_buf_printf(&sql, "%s?%d", i ? ", " : "", i + 1);
+		tz_buf_puts(&sql, ")");
+	} else {
+		tz_buf_puts(&sql, "UPDATE ");
+		put_ident(&sql, table);
+		tz_buf_puts(&sql, " SET ");
+		for (size_t c = 0; c < target->ncols; c++) {
+			const tz_column *o = tz_row_find(cur, target->cols[c].name, target->cols[c].name_len);
+			char *name;
+			if (o && tz_value_cmp(&o->v, &target->cols[c].v) == 0)
+				continue;
+			if ((name = tz_strndup(target->cols[c].name, target->cols[c].name_len)) == NULL) {
+				rc = TZ_ENOMEM;
+				goto done;
+			}
+			tz_buf_puts(&sql, nb ? ", " : "");
+			put_ident(&sql, name);
+			tz_free(name);
+			vals[nb] = &target->cols[c].v;
+			tz_buf_printf(&sql, " = ?%d", ++nb);
+		}
+		if (nb == 0)
+			goto done;   /* already so */
+		put_where(&sql, k, nb + 1);
+	}
+	if ((rc = tz_buf_error(&sql)) < 0)
+		goto done;
+	if (sqlite3_prepare_v2(db, (const char *)sql.data, -1, &q, NULL) != SQLITE_OK) {
+		rc = sql_error(db, "cannot write the resolved row");
+		goto done;
+	}
+	for (int i = 0; i < nb; i++)
+		bind_value(q, i + 1, vals[i]);
+	if (target == NULL || cur != NULL)
+		for (size_t i = 0; i < k->n; i++)
+			bind_value(q, nb + (int)i + 1, &kv[i]);
+	if (sqlite3_step(q) != SQLITE_DONE)
+		rc = sql_error(db, "cannot write the resolved row");
+done:
+	sqlite3_finalize(q);
+	tz_buf_release(&sql);
+	tz_free(vals);
+	return rc;
+}
+
+/* One resolved entry: what store.db held before (to undo). */
+typedef struct {
+	char *table;
+	pk_cols k;
+	tz_value kv[TZ_KEY_MAX_COLUMNS];
+	uint8_t *arena;
+	tz_row *before, *after;
+} undo_rec;
+
+typedef struct {
+	tz_store *s;
+	const tz_resolve_opts *o;
+	undo_rec *u;
+	size_t nu, cap;
+	bool seen;
+} resolve_ctx;
+
+static const char *how_name(tz_resolve_how h)
+{
+	return h == TZ_RESOLVE_OURS ? "ours" : h == TZ_RESOLVE_THEIRS ? "theirs" : h == TZ_RESOLVE_BASE ? "base" : "set";
+}
+
+/* target = from `start`, the conflicting columns taken from `side`, then
+ * the administrator's values; encoded into `out`. */
+static int build_target(const tz_conflict *c, const tz_row *start, const tz_row *side, bool whole,
+			const tz_resolve_opts *o, tz_buf *out)
+{
+	const tz_row *from = whole ? side : start;
+	tz_column *cols;
+	size_t n;
+	int rc;
+
+	if (from == NULL)
+		return tz_error_set(TZ_EINVAL, "conflict %lld: the row is absent on that side; --set needs a row",
+				    (long long)c->id);
+	n = from->ncols;
+	if ((cols = tz_calloc(n ? n : 1, sizeof(*cols))) == NULL)
+		return TZ_ENOMEM;
+	for (size_t i = 0; i < n; i++) {
+		cols[i] = from->cols[i];
+		if (!whole && side) {
+			bool conflicting = false;
+			for (size_t k = 0; k < c->ncols && !conflicting; k++)
+				conflicting = c->cols[k].name_len == cols[i].name_len &&
+					      memcmp(c->cols[k].name, cols[i].name, cols[i].name_len) == 0;
+			const tz_column *sv = conflicting ? tz_row_find(side, cols[i].name, cols[i].name_len) : NULL;
+			if (sv)
+				cols[i].v = sv->v;
+		}
+	}
+	rc = TZ_OK;
+	for (size_t k = 0; k < o->nset && rc == TZ_OK; k++) {
+		size_t i = 0;
+		while (i < n && !(cols[i].name_len == strlen(o->set[k].col) &&
+				  memcmp(cols[i].name, o->set[k].col, cols[i].name_len) == 0))
+			i++;
+		if (i == n) {
+			rc = tz_error_set(TZ_EINVAL, "conflict %lld: table '%s' has no column '%s'", (long long)c->id,
+					  c->table, o->set[k].col);
+			break;
+		}
+		/* text: SQLite converts it with the column's affinity */
+		if (o->set[k].text)
+			cols[i].v = (tz_value){ TZ_VTEXT, 0, 0, (const uint8_t *)o->set[k].text, strlen(o->set[k].text) };
+		else
+			cols[i].v = (tz_value){ TZ_VNULL, 0, 0, NULL, 0 };
+	}
+	if (rc == TZ_OK)
+		rc = tz_row_encode(out, cols, n);
+	tz_free(cols);
+	return rc;
+}
+
+static int resolve_one(const tz_conflict *c, void *payload)
+{
+	resolve_ctx *x = payload;
+	const tz_resolve_opts *o = x->o;
+	sqlite3 *db = tz_store_db(x->s);
+	const tz_row *side;
+	tz_row *target = NULL;
+	tz_buf enc = TZ_BUF_INIT;
+	undo_rec *u;
+	bool whole = strcmp(c->kind, "delete") == 0, absent = false;
+	int rc;
+
+	x->seen = true;
+	if (strcmp(c->status, "open") != 0)
+		return tz_error_set(TZ_EINVAL, "conflict %lld is %s already", (long long)c->id, c->status);
+	if (tz_array_grow(&x->u, &x->cap, x->nu, sizeof(*x->u)) < 0)
+		return TZ_ENOMEM;
+	u = &x->u[x->nu++];
+	memset(u, 0, sizeof(*u));
+	if ((u->table = tz_strdup(c->table)) == NULL)
+		return TZ_ENOMEM;
+	if ((rc = pk_of(db, c->table, &u->k)) < 0)
+		return rc;
+	if (c->nkey != u->k.n)
+		return tz_error_set(TZ_ECORRUPT, "conflict %lld: its key does not fit table '%s'", (long long)c->id,
+				    c->table);
+	/* the key values outlive the listing's callback */
+	{
+		size_t nk;
+		if ((rc = tz_key_decode(u->kv, TZ_KEY_MAX_COLUMNS, &nk, &u->arena, c->key, strlen(c->key))) < 0)
+			return rc;
+	}
+	if ((rc = current_row(db, c->table, &u->k, u->kv, &u->before)) < 0)
+		return rc;
+	side = o->how == TZ_RESOLVE_OURS ? c->ours : o->how == TZ_RESOLVE_THEIRS ? c->theirs
+			: o->how == TZ_RESOLVE_BASE ? c->base : NULL;
+	if (o->how == TZ_RESOLVE_BASE && c->base == NULL && !whole)
+		return tz_error_set(TZ_EINVAL, "conflict %lld is an insert on both sides: it has no base", (long long)c->id);
+	if (whole && o->how != TZ_RESOLVE_SET && side == NULL) {
+		absent = o->nset == 0;   /* that side deleted the row */
+		if (!absent)
+			return tz_error_set(TZ_EINVAL, "conflict %lld: the row is absent on that side; --set needs a "
+					    "row", (long long)c->id);
+	}
+	if (!absent) {
+		const tz_row *start = u->before ? u->before : c->provisional;
+		if (whole && o->how == TZ_RESOLVE_SET)
+			side = start, whole = true;
+		if ((rc = build_target(c, start, side, whole, o, &enc)) < 0 || (rc = tz_row_decode(&target, enc.data, enc.len)) < 0)
+			goto done;
+	}
+	rc = write_row(db, c->table, &u->k, u->kv, u->before, target);
+	u->after = target;
+	target = NULL;
+done:
+	tz_row_free(target);
+	tz_buf_release(&enc);
+	return rc;
+}
+
+static void undo_release(undo_rec *u, size_t n)
+{
+	for (size_t i = 0; i < n; i++) {
+		tz_free(u[i].table);
+		pk_release(&u[i].k);
+		tz_free(u[i].arena);
+		tz_row_free(u[i].before);
+		tz_row_free(u[i].after);
+	}
+	tz_free(u);
+}
+
+/* Put back what store.db held before the resolution (its commit failed). */
+static void undo(sqlite3 *db, undo_rec *u, size_t n)
+{
+	sqlite3_exec(db, "BEGIN IMMEDIATE", NULL, NULL, NULL);
+	for (size_t i = n; i-- > 0;) {
+		tz_row *now = NULL;
+		if (current_row(db, u[i].table, &u[i].k, u[i].kv, &now) == TZ_OK)
+			write_row(db, u[i].table, &u[i].k, u[i].kv, now, u[i].before);
+		tz_row_free(now);
+	}
+	if (sqlite3_exec(db, "COMMIT", NULL, NULL, NULL) != SQLITE_OK)
+		sqlite3_exec(db, "ROLLBACK", NULL, NULL, NULL);
+}
+
+int tz_conflicts_resolve(tz_store *s, const int64_t *ids, size_t nids, const tz_resolve_opts *o,
+			 tz_resolve_result *res)
+{
+	sqlite3 *db = tz_store_db(s);
+	resolve_ctx x;
+	tz_commit_result cr;
+	tz_buf msg = TZ_BUF_INIT;
+	sqlite3_stmt *q = NULL;
+	char hex[41];
+	int rc;
+
+	memset(res, 0, sizeof(*res));
+	memset(&x, 0, sizeof(x));
+	x.s = s;
+	x.o = o;
+	if (strcmp(tz_store_code(s), "HQ") != 0)
+		return tz_error_set(TZ_EINVAL, "conflicts are resolved at HQ");
+	if (nids == 0)
+		return tz_error_set(TZ_EINVAL, "no open conflict to resolve");
+	if (o->how == TZ_RESOLVE_SET && o->nset == 0)
+		return tz_error_set(TZ_EINVAL, "say how: --ours, --theirs, --base or --set COL=VALUE");
+	/* HQ's own pending changes are not the administrator's decision */
+	if ((rc = tz_store_commit(s, NULL, &cr)) < 0)
+		return rc;
+	if (sqlite3_exec(db, "BEGIN IMMEDIATE", NULL, NULL, NULL) != SQLITE_OK)
+		return sql_error(db, "cannot start the resolution");
+	for (size_t i = 0; i < nids && rc == TZ_OK; i++) {
+		tz_conflict_filter f = { NULL, NULL, true, ids[i] };
+		x.seen = false;
+		rc = tz_conflicts_list(s, &f, resolve_one, &x);
+		if (rc == TZ_OK && !x.seen)
+			rc = tz_error_set(TZ_ENOTFOUND, "no conflict %lld", (long long)ids[i]);
+	}
+	if (rc < 0) {
+		sqlite3_exec(db, "ROLLBACK", NULL, NULL, NULL);
+		goto done;
+	}
+	if (sqlite3_exec(db, "COMMIT", NULL, NULL, NULL) != SQLITE_OK) {
+		rc = sql_error(db, "cannot write the resolution");
+		sqlite3_exec(db, "ROLLBACK", NULL, NULL, NULL);
+		goto done;
+	}
+	tz_buf_printf(&msg, "resolve conflict%s", nids > 1 ? "s" : "");
+	for (size_t i = 0; i < nids; i++)
+		tz_buf_printf(&msg, " %lld", (long long)ids[i]);
+	tz_buf_printf(&msg, ": %s%s", how_name(o->how), o->how != TZ_RESOLVE_SET && o->nset ? " and set values" : "");
+	if ((rc = tz_buf_error(&msg)) < 0 ||
+	    (rc = tz_store_commit_as(s, (const char *)msg.data, o->as, true, &cr)) < 0) {
+		/* the decision is not recorded: store.db as it was */
+		undo(db, x.u, x.nu);
+		goto done;
+	}
+	res->committed = cr.committed;
+	res->commit = cr.commit;
+	res->resolved = nids;
+	tz_oid_fmt(hex, &cr.commit);
+	if (sqlite3_prepare_v2(db, "UPDATE tz_conflicts SET status = 'resolved', resolved_at = ?1, resolved_by = ?2,"
+				   " resolution = ?3, resolution_commit = ?4 WHERE id = ?5", -1, &q, NULL) != SQLITE_OK) {
+		rc = sql_error(db, "the resolution is committed but the queue is not updated");
+		goto done;
+	}
+	sqlite3_exec(db, "BEGIN IMMEDIATE", NULL, NULL, NULL);
+	for (size_t i = 0; i < nids && rc == TZ_OK; i++) {
+		sqlite3_reset(q);
+		sqlite3_bind_int64(q, 1, (sqlite3_int64)time(NULL));
+		sqlite3_bind_text(q, 2, o->as ? o->as : "HQ", -1, SQLITE_STATIC);
+		sqlite3_bind_text(q, 3, how_name(o->how), -1, SQLITE_STATIC);
+		sqlite3_bind_text(q, 4, hex, -1, SQLITE_STATIC);
+		sqlite3_bind_int64(q, 5, ids[i]);
+		if (sqlite3_step(q) != SQLITE_DONE)
+			rc = sql_error(db, "the resolution is committed but the queue is not updated (resolve again)");
+	}
+	if (rc == TZ_OK && sqlite3_exec(db, "COMMIT", NULL, NULL, NULL) != SQLITE_OK)
+		rc = sql_error(db, "the resolution is committed but the queue is not updated (resolve again)");
+	if (rc < 0)
+		sqlite3_exec(db, "ROLLBACK", NULL, NULL, NULL);
+done:
+	sqlite3_finalize(q);
+	tz_buf_release(&msg);
+	undo_release(x.u, x.nu);
+	return rc;
+}
