@@ -19,6 +19,7 @@ typedef struct {
 	char *key;
 	size_t key_len;
 	tz_oid oid;          /* zero: delete */
+	tz_oid old;          /* the row before (zero: none) */
 } mat_change;
 
 typedef struct {
@@ -97,7 +98,6 @@ static int collect(const char *const *comp, const size_t *len, size_t depth, con
 	mat_ctx *m = payload;
 	tz_table *t = NULL;
 
-	(void)a;
 	if (depth != TZ_PATH_DEPTH || comp[0][0] == '_')
 		return TZ_OK;
 	for (size_t i = 0; i < m->ts.n && t == NULL; i++)
@@ -108,7 +108,7 @@ static int collect(const char *const *comp, const size_t *len, size_t depth, con
 				    (int)len[0], comp[0]);
 	if (tz_array_grow(&m->ch, &m->cap, m->n, sizeof(*m->ch)) < 0)
 		return TZ_ENOMEM;
-	m->ch[m->n] = (mat_change){ t, tz_strndup(comp[4], len[4]), len[4], *b };
+	m->ch[m->n] = (mat_change){ t, tz_strndup(comp[4], len[4]), len[4], *b, *a };
 	return m->ch[m->n++].key ? TZ_OK : TZ_ENOMEM;
 }
 
@@ -171,6 +171,84 @@ static int bind_row(mat_ctx *m, const tz_table *t, sqlite3_stmt *ins, const tz_o
 	return TZ_OK;
 }
 
+static int read_row(mat_ctx *m, const tz_oid *oid, tz_row **row)
+{
+	git_object_t type;
+	uint8_t *data = NULL;
+	size_t len;
+	int rc;
+
+	if ((rc = tz_obj__read(m->s, NULL, oid, &type, &data, &len)) == TZ_OK)
+		rc = tz_row_decode(row, data, len);
+	tz_free(data);
+	return rc;
+}
+
+/* [P14] A row the application is editing that the import changes too:
+ * the columns the import changed and the application left as they were
+ * are brought forward; the application's own edits stay.  Its next commit
+ * then carries only its edits, not stale copies of the imported columns. */
+static int rebase_dirty(mat_ctx *m, const mat_change *c)
+{
+	tz_row *from = NULL, *to = NULL;
+	tz_value kv[TZ_KEY_MAX_COLUMNS];
+	uint8_t *arena = NULL;
+	size_t nk, *take = NULL, ntake = 0;
+	sqlite3_stmt *q = NULL, *up = NULL;
+	tz_buf sql = TZ_BUF_INIT;
+	tz_table *t = c->t;
+	int rc;
+
+	if (tz_oid_is_zero(&c->old) || tz_oid_is_zero(&c->oid))
+		return TZ_OK;   /* added or deleted by one side: the application's row stands */
+	if ((rc = read_row(m, &c->old, &from)) < 0 || (rc = read_row(m, &c->oid, &to)) < 0 ||
+	    (rc = tz_key_decode(kv, TZ_KEY_MAX_COLUMNS, &nk, &arena, c->key, c->key_len)) < 0 ||
+	    (rc = tz_schema__select_row(m->s, t, &q)) < 0)
+		goto done;
+	if (from->ncols != t->ncols || to->ncols != t->ncols || (take = tz_calloc(t->ncols, sizeof(*take))) == NULL) {
+		rc = from->ncols != t->ncols || to->ncols != t->ncols ? TZ_OK : TZ_ENOMEM;
+		goto done;
+	}
+	sqlite3_reset(q);
+	for (size_t k = 0; k < nk; k++)
+		tz_sql__bind_value(q, (int)k + 1, &kv[k]);
+	if (sqlite3_step(q) == SQLITE_ROW)
+		for (size_t i = 0; i < t->ncols; i++) {
+			tz_value cur;
+			tz_sql__column_value(q, (int)i, &cur);
+			if (tz_value_cmp(&from->cols[i].v, &to->cols[i].v) != 0 && tz_value_cmp(&cur, &from->cols[i].v) == 0)
+				take[ntake++] = i;
+		}
+	sqlite3_reset(q);
+	if (ntake == 0)
+		goto done;
+	tz_buf_puts(&sql, "UPDATE ");
+	tz_sql__put_ident(&sql, t->name);
+	for (size_t i = 0; i < ntake; i++) {
+		tz_buf_puts(&sql, i ? ", " : " SET ");
+		tz_sql__put_ident(&sql, t->cols[take[i]].name);
+		tz_buf_printf(&sql, " = ?%zu", nk + i + 1);
+	}
+	tz_schema__put_key_cond(&sql, t, " WHERE ", " AND ", "", " = ", NULL);
+	if ((rc = tz_buf_error(&sql)) < 0 || (rc = tz_sql__prepare(m->s, &up, (const char *)sql.data)) < 0)
+		goto done;
+	/* the key is ?1..?nk (put_key_cond), the values after it */
+	for (size_t k = 0; k < nk; k++)
+		tz_sql__bind_value(up, (int)k + 1, &kv[k]);
+	for (size_t i = 0; i < ntake; i++)
+		tz_sql__bind_value(up, (int)(nk + i) + 1, &to->cols[take[i]].v);
+	if (sqlite3_step(up) != SQLITE_DONE)
+		rc = tz_sql__error(m->s, sqlite3_errcode(m->s->db), "cannot bring an edited row forward");
+done:
+	sqlite3_finalize(up);
+	tz_buf_release(&sql);
+	tz_free(take);
+	tz_free(arena);
+	tz_row_free(from);
+	tz_row_free(to);
+	return rc;
+}
+
 /* Apply one change: delete by key (pass 0) or insert the row (pass 1). */
 static int apply_one(mat_ctx *m, const mat_change *c, int pass)
 {
@@ -186,7 +264,7 @@ static int apply_one(mat_ctx *m, const mat_change *c, int pass)
 		return rc;
 	if (m->skip_dirty && is_dirty(m, c)) {
 		m->kept += pass == 0;
-		return TZ_OK;
+		return pass == 1 ? rebase_dirty(m, c) : TZ_OK;
 	}
 	if (pass == 0) {
 		if ((rc = tz_key_decode(kv, TZ_KEY_MAX_COLUMNS, &nk, &arena, c->key, c->key_len)) == TZ_OK) {

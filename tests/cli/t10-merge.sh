@@ -120,6 +120,18 @@ like "$WORK/.out" '"conflicts": {"data": 1,' "HQ re-decides the status under its
 ok $? "HQ: its status stays provisionally, the owner's e-mail is taken, its correction is kept"
 check "HQ verifies after the local merge" "$S" -C hq verify
 
+# ---- P14: a row the branch is editing (uncommitted) when HQ's correction arrives ----
+q hq "UPDATE job_seeker SET birth_date = '1990-01-02' WHERE id = 'C1'"
+"$S" -C hq commit >/dev/null
+"$S" -C hq export --for CAS01 --out h3.tzb >/dev/null
+q cas "UPDATE job_seeker SET phone = '0655' WHERE id = 'C1'"
+check "CAS01 imports HQ's correction while C1 has an uncommitted edit" "$S" -C cas import h3.tzb
+[ "$(q cas "SELECT phone || ',' || birth_date FROM job_seeker WHERE id = 'C1'")" = "0655,1990-01-02" ]
+ok $? "the local edit stays and HQ's corrected column is brought forward"
+"$S" -C cas export --out c5.tzb >/dev/null && "$S" -C hq import c5.tzb >/dev/null; ok $? "the next push"
+[ "$(q hq "SELECT phone || ',' || birth_date FROM job_seeker WHERE id = 'C1'")" = "0655,1990-01-02" ]
+ok $? "HQ takes the phone and keeps its correction (no stale copy came back)"
+
 # ---- update against delete, insert against insert ----
 q hq "DELETE FROM employer WHERE ice = 'E1'"
 q cas "UPDATE employer SET sector = 'garments' WHERE ice = 'E1'"
