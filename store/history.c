@@ -102,6 +102,23 @@ int tz_obj__read(tz_store *s, const tz_staging *st, const tz_oid *oid, git_objec
 	return *data_out ? TZ_OK : TZ_ENOMEM;
 }
 
+int tz_obj__read_row(tz_store *s, const tz_staging *st, const tz_oid *oid, tz_row **out)
+{
+	git_object_t type;
+	uint8_t *data = NULL;
+	size_t n;
+	int rc;
+
+	*out = NULL;
+	if (tz_oid_is_zero(oid))
+		return TZ_OK;
+	if ((rc = tz_obj__read(s, st, oid, &type, &data, &n)) == TZ_OK)
+		rc = type == GIT_OBJECT_BLOB ? tz_row_decode(out, data, n)
+					     : tz_error_set(TZ_ECORRUPT, "a row path holds no blob");
+	tz_free(data);
+	return rc;
+}
+
 /* ---- trees ---- */
 
 int tz_tree__cmp(const tz_tree_entry *a, const tz_tree_entry *b)

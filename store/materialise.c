@@ -148,15 +148,9 @@ static int statements(mat_ctx *m, size_t i, sqlite3_stmt **del, sqlite3_stmt **i
 /* Bind the row blob's columns to the INSERT; they must be the table's. */
 static int bind_row(mat_ctx *m, const tz_table *t, sqlite3_stmt *ins, const tz_oid *oid, tz_row **row)
 {
-	git_object_t type;
-	uint8_t *data = NULL;
-	size_t len;
 	int rc;
 
-	if ((rc = tz_obj__read(m->s, NULL, oid, &type, &data, &len)) == TZ_OK)
-		rc = tz_row_decode(row, data, len);
-	tz_free(data);
-	if (rc < 0)
+	if ((rc = tz_obj__read_row(m->s, NULL, oid, row)) < 0)
 		return rc;
 	if ((*row)->ncols != t->ncols)
 		return tz_error_set(TZ_EINVAL, "table '%s': the target's rows have %zu columns, the table %zu",
@@ -169,19 +163,6 @@ static int bind_row(mat_ctx *m, const tz_table *t, sqlite3_stmt *ins, const tz_o
 		tz_sql__bind_value(ins, (int)c + 1, &col->v);
 	}
 	return TZ_OK;
-}
-
-static int read_row(mat_ctx *m, const tz_oid *oid, tz_row **row)
-{
-	git_object_t type;
-	uint8_t *data = NULL;
-	size_t len;
-	int rc;
-
-	if ((rc = tz_obj__read(m->s, NULL, oid, &type, &data, &len)) == TZ_OK)
-		rc = tz_row_decode(row, data, len);
-	tz_free(data);
-	return rc;
 }
 
 /* [P14] A row the application is editing that the import changes too:
@@ -201,7 +182,7 @@ static int rebase_dirty(mat_ctx *m, const mat_change *c)
 
 	if (tz_oid_is_zero(&c->old) || tz_oid_is_zero(&c->oid))
 		return TZ_OK;   /* added or deleted by one side: the application's row stands */
-	if ((rc = read_row(m, &c->old, &from)) < 0 || (rc = read_row(m, &c->oid, &to)) < 0 ||
+	if ((rc = tz_obj__read_row(m->s, NULL, &c->old, &from)) < 0 || (rc = tz_obj__read_row(m->s, NULL, &c->oid, &to)) < 0 ||
 	    (rc = tz_key_decode(kv, TZ_KEY_MAX_COLUMNS, &nk, &arena, c->key, c->key_len)) < 0 ||
 	    (rc = tz_schema__select_row(m->s, t, &q)) < 0)
 		goto done;

@@ -972,23 +972,6 @@ static int key_elsewhere(integrate_ctx *x, tz_table *t, const char *const *comp,
 	return rc;
 }
 
-static int read_row(integrate_ctx *x, const tz_oid *oid, tz_row **out)
-{
-	git_object_t type;
-	uint8_t *data = NULL;
-	size_t n;
-	int rc;
-
-	*out = NULL;
-	if (tz_oid_is_zero(oid))
-		return TZ_OK;
-	if ((rc = tz_obj__read(x->s, x->st, oid, &type, &data, &n)) == TZ_OK)
-		rc = type == GIT_OBJECT_BLOB ? tz_row_decode(out, data, n)
-					     : tz_error_set(TZ_ECORRUPT, "a row path holds no blob");
-	tz_free(data);
-	return rc;
-}
-
 /* The HLC of each _log line of `commit`, into map (the latest per row). */
 static int stamps_of_commit(tz_store *s, const tz_oid *commit, tz_hmap *map)
 {
@@ -1106,7 +1089,8 @@ static int merge_row(integrate_ctx *x, const tz_table *t, const char *const *com
 	x->both++;
 	if ((part = tz_strndup(comp[1], len[1])) == NULL)
 		return TZ_ENOMEM;
-	if ((rc = read_row(x, base, &rb)) < 0 || (rc = read_row(x, ours, &ro)) < 0 || (rc = read_row(x, theirs, &rt)) < 0)
+	if ((rc = tz_obj__read_row(x->s, x->st, base, &rb)) < 0 || (rc = tz_obj__read_row(x->s, x->st, ours, &ro)) < 0 ||
+	    (rc = tz_obj__read_row(x->s, x->st, theirs, &rt)) < 0)
 		goto done;
 	memset(&rq, 0, sizeof(rq));
 	rq.code = x->code;
@@ -1708,22 +1692,6 @@ typedef struct {
 	change_list l;
 } local_ctx;
 
-static int read_blob_row(tz_store *s, const tz_oid *oid, tz_row **out)
-{
-	git_object_t type;
-	uint8_t *data = NULL;
-	size_t n;
-	int rc;
-
-	*out = NULL;
-	if (tz_oid_is_zero(oid))
-		return TZ_OK;
-	if ((rc = tz_obj__read(s, NULL, oid, &type, &data, &n)) == TZ_OK)
-		rc = tz_row_decode(out, data, n);
-	tz_free(data);
-	return rc;
-}
-
 /* [P15] A row the branch changed since the merge base: on top of HQ's
  * answer, column by column where the answer changed it too. */
 static int collect_local(const char *const *comp, const size_t *len, size_t depth, const tz_oid *a, const tz_oid *b,
@@ -1748,8 +1716,8 @@ static int collect_local(const char *const *comp, const size_t *len, size_t dept
 	if (t == NULL || memcmp(&theirs, a, sizeof(theirs)) == 0 || memcmp(&theirs, b, sizeof(theirs)) == 0 ||
 	    tz_oid_is_zero(b) || tz_oid_is_zero(&theirs))
 		return change_list_add(&lc->l, comp, len, depth, b);
-	if ((rc = read_blob_row(lc->s, a, &rb)) == TZ_OK && (rc = read_blob_row(lc->s, b, &ro)) == TZ_OK &&
-	    (rc = read_blob_row(lc->s, &theirs, &rt)) == TZ_OK && (rc = units_for(lc->s, t->name, ro, &units)) == TZ_OK &&
+	if ((rc = tz_obj__read_row(lc->s, NULL, a, &rb)) == TZ_OK && (rc = tz_obj__read_row(lc->s, NULL, b, &ro)) == TZ_OK &&
+	    (rc = tz_obj__read_row(lc->s, NULL, &theirs, &rt)) == TZ_OK && (rc = units_for(lc->s, t->name, ro, &units)) == TZ_OK &&
 	    (rc = tz_row_merge3(rb, ro, rt, units, local_wins, NULL, &out)) == TZ_OK &&
 	    (rc = tz_staging__add(lc->s, lc->st, &merged, GIT_OBJECT_BLOB, out.data, out.len)) == TZ_OK)
 		rc = change_list_add(&lc->l, comp, len, depth, &merged);
