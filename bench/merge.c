@@ -625,6 +625,15 @@ static void peer_rep(bench *b, peer_t *p)
 		fail(r->error, "sqlite3changeset_apply: %s", sqlite3_errmsg(db));
 	else if (r->nrep < MAX_REPS)
 		r->secs[r->nrep++] = t;
+	/* the table's rows after the apply, as for Tazamun's rows */
+	if (rc == SQLITE_OK) {
+		sqlite3_stmt *st = NULL;
+
+		if (sqlite3_prepare_v2(db, "SELECT count(*) FROM " AD_TABLE, -1,
+		    &st, NULL) == SQLITE_OK && sqlite3_step(st) == SQLITE_ROW)
+			r->store_rows = (uint64_t)sqlite3_column_int64(st, 0);
+		sqlite3_finalize(st);
+	}
 	sqlite3_close(db);
 }
 
