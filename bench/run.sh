@@ -37,4 +37,11 @@ if [ -x "$build/bench/bundle_size" ]; then
 else
 	echo "bench: no $build/bench/bundle_size (build it with make bench)" >&2
 fi
+
+if [ -x "$build/bench/merge" ]; then
+	"$build/bench/merge" "$@" ||
+		echo "bench: merge exited with status $?" >&2
+else
+	echo "bench: no $build/bench/merge (build it with make bench)" >&2
+fi
 exit 0
