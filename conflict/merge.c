@@ -201,7 +201,7 @@ int tz_table_policy_load(tz_store *s, const char *table, tz_table_policy *p)
 	if (sqlite3_prepare_v2(db, "SELECT scope FROM tz_track WHERE tbl = ?1", -1, &q, NULL) != SQLITE_OK)
 		goto sqlfail;
 	sqlite3_bind_text(q, 1, table, -1, SQLITE_STATIC);
-	if (sqlite3_step(q) == SQLITE_ROW)
+	if (sqlite3_step(q) == SQLITE_ROW && sqlite3_column_text(q, 0))
 		p->owned = strcmp((const char *)sqlite3_column_text(q, 0), "owned") == 0;
 	sqlite3_finalize(q);
 	tz_free(gpol);
@@ -304,7 +304,8 @@ static int decide(void *payload, const size_t *cols, size_t n, bool *take_theirs
 				return rc;
 			d->have_stamps = true;
 		}
-		*take_theirs = d->st.theirs > d->st.ours;
+		/* HQ's stamp unknown: HQ's value stays, flagged */
+		*take_theirs = d->st.ours != 0 && d->st.theirs > d->st.ours;
 		if (d->st.ours == 0 || d->st.theirs == 0 || d->st.skew_ms > TZ_LWW_SKEW_MS ||
 		    d->st.skew_ms < -TZ_LWW_SKEW_MS) {
 			/* a stamp unknown, or clocks that disagree: the
@@ -381,10 +382,14 @@ int tz_merge_row(const tz_table_policy *p, const char *branch, const char *owner
 		if (base == NULL) {
 			/* inserted on one side only: nothing to merge */
 			const tz_row *r = ours ? ours : theirs;
-			return tz_row_encode(&o->merged, r->cols, r->ncols);
+			rc = tz_row_encode(&o->merged, r->cols, r->ncols);
+		} else {
+			o->nunits = 1;
+			rc = update_delete(p, ours ? ours : theirs, o);
 		}
-		o->nunits = 1;
-		return update_delete(p, ours ? ours : theirs, o);
+		if (rc < 0)
+			tz_row_outcome_release(o);
+		return rc;
 	}
 	memset(&d, 0, sizeof(d));
 	d.p = p;
@@ -452,10 +457,8 @@ static int merger_row(tz_merger *mm, const tz_merge_request *rq, tz_buf *out, bo
 	*absent = o.absent;
 	if (!o.absent)
 		tz_buf_put(out, o.merged.data, o.merged.len);
-	if ((rc = tz_buf_error(out)) == TZ_OK && o.queued) {
-		m->sum.queued[o.kind]++;
+	if ((rc = tz_buf_error(out)) == TZ_OK && o.queued)
 		rc = tz_queue__keep(&m->pending, &m->npending, &m->cap, rq, &o);
-	}
 	tz_row_outcome_release(&o);
 	return rc;
 }
@@ -502,4 +505,6 @@ void tz_merger_summary(const tz_merger *mm, tz_merge_summary *out)
 	const struct merger *m = (const struct merger *)mm;
 
 	*out = m->sum;
+	for (size_t i = 0; i < m->npending; i++)
+		out->queued[m->pending[i].kind]++;
 }

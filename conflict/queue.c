@@ -47,6 +47,18 @@ int tz_queue__keep(tz_pending **pp, size_t *n, size_t *cap, const tz_merge_reque
 	tz_column *cols;
 	int rc;
 
+	/* one entry per row per merge: a row merged again (a later stretch of
+	 * the same bundle) replaces its earlier entry */
+	for (size_t i = 0; i < *n; i++) {
+		p = &(*pp)[i];
+		if (strcmp(p->table, rq->table) == 0 && strcmp(p->partition, rq->partition) == 0 &&
+		    strlen(p->key) == rq->key_len && memcmp(p->key, rq->key, rq->key_len) == 0) {
+			pending_release(p);
+			memmove(p, p + 1, (*n - i - 1) * sizeof(*p));
+			(*n)--;
+			break;
+		}
+	}
 	if (tz_array_grow(pp, cap, *n, sizeof(**pp)) < 0)
 		return TZ_ENOMEM;
 	p = &(*pp)[(*n)++];
@@ -629,6 +641,9 @@ static int resolve_one(const tz_conflict *c, void *payload)
 			return tz_error_set(TZ_EINVAL, "conflict %lld: the row is absent on that side; --set needs a "
 					    "row", (long long)c->id);
 	}
+	if (!absent && !whole && u->before == NULL)
+		return tz_error_set(TZ_EINVAL, "conflict %lld: HQ no longer holds the row (deleted since); there is "
+				    "nothing to resolve the columns of", (long long)c->id);
 	if (!absent) {
 		const tz_row *start = u->before ? u->before : c->provisional;
 		if (whole && o->how == TZ_RESOLVE_SET)
@@ -692,6 +707,13 @@ int tz_conflicts_resolve(tz_store *s, const int64_t *ids, size_t nids, const tz_
 		return tz_error_set(TZ_EINVAL, "no open conflict to resolve");
 	if (o->how == TZ_RESOLVE_SET && o->nset == 0)
 		return tz_error_set(TZ_EINVAL, "say how: --ours, --theirs, --base or --set COL=VALUE");
+	for (size_t i = 0; i < nids; i++)
+		for (size_t k = 0; k < i; k++)
+			if (ids[k] == ids[i])
+				return tz_error_set(TZ_EINVAL, "conflict %lld is named twice", (long long)ids[i]);
+	/* the signing key before anything is written */
+	if (o->as && (rc = tz_store_admin_check(s, o->as)) < 0)
+		return rc;
 	/* HQ's own pending changes are not the administrator's decision */
 	if ((rc = tz_store_commit(s, NULL, &cr)) < 0)
 		return rc;

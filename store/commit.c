@@ -893,18 +893,14 @@ int tz_store_commit(tz_store *s, const char *message, tz_commit_result *result)
 	return commit_signed(s, message, NULL, NULL, false, result);
 }
 
-int tz_store_commit_as(tz_store *s, const char *message, const char *admin, bool allow_empty,
-		       tz_commit_result *result)
+/* Administrator `admin`'s key pair, checked against the registry. */
+static int admin_key(tz_store *s, const char *admin, tz_keypair *kp)
 {
-	tz_keypair kp;
 	tz_key_info k;
 	bool found;
 	char dir[4096], file[64];
 	int rc;
 
-	memset(result, 0, sizeof(*result));
-	if (admin == NULL)
-		return commit_signed(s, message, NULL, NULL, allow_empty, result);
 	if (strcmp(s->code, "HQ") != 0)
 		return tz_error_set(TZ_EINVAL, "only HQ's administrators sign with --as");
 	if ((rc = tz_registry__get(s, admin, &k, NULL, &found)) < 0)
@@ -916,12 +912,37 @@ int tz_store_commit_as(tz_store *s, const char *message, const char *admin, bool
 		return tz_error_set(TZ_EPERM, "administrator '%s' has a revoked key", admin);
 	snprintf(dir, sizeof(dir), "%s/keys", s->dir);
 	snprintf(file, sizeof(file), "admin-%s", admin);
-	if ((rc = tz_keypair_load(&kp, dir, file)) < 0)
+	if ((rc = tz_keypair_load(kp, dir, file)) < 0)
 		return tz_error_wrap(rc, "administrator '%s'", admin);
-	if (!tz_ct_equal(kp.pk, k.pk, TZ_PK_BYTES))
-		rc = tz_error_set(TZ_EVERIFY, "keys/%s is not the key the registry holds for '%s'", file, admin);
-	else
-		rc = commit_signed(s, message, admin, &kp, allow_empty, result);
+	if (!tz_ct_equal(kp->pk, k.pk, TZ_PK_BYTES)) {
+		tz_keypair_wipe(kp);
+		return tz_error_set(TZ_EVERIFY, "keys/%s is not the key the registry holds for '%s'", file, admin);
+	}
+	return TZ_OK;
+}
+
+int tz_store_admin_check(tz_store *s, const char *admin)
+{
+	tz_keypair kp;
+	int rc = admin_key(s, admin, &kp);
+
+	if (rc == TZ_OK)
+		tz_keypair_wipe(&kp);
+	return rc;
+}
+
+int tz_store_commit_as(tz_store *s, const char *message, const char *admin, bool allow_empty,
+		       tz_commit_result *result)
+{
+	tz_keypair kp;
+	int rc;
+
+	memset(result, 0, sizeof(*result));
+	if (admin == NULL)
+		return commit_signed(s, message, NULL, NULL, allow_empty, result);
+	if ((rc = admin_key(s, admin, &kp)) < 0)
+		return rc;
+	rc = commit_signed(s, message, admin, &kp, allow_empty, result);
 	tz_keypair_wipe(&kp);
 	return rc;
 }

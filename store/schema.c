@@ -782,9 +782,6 @@ static int install_pairs(tz_store *s, const tz_staging *st, const tz_oid *root, 
 		goto done;
 	for (size_t i = 0; i < tr.n && rc == TZ_OK; i++) {
 		const tz_table *t = NULL;
-		git_object_t type;
-		uint8_t *blob = NULL;
-		size_t len;
 		tz_row *row = NULL;
 		for (size_t k = 0; k < ts->n && t == NULL; k++)
 			if (strlen(ts->t[k].enc) == tr.e[i].name_len && memcmp(ts->t[k].enc, tr.e[i].name, tr.e[i].name_len) == 0)
@@ -794,8 +791,7 @@ static int install_pairs(tz_store *s, const tz_staging *st, const tz_oid *root, 
 					  tr.e[i].name);
 			break;
 		}
-		if ((rc = tz_obj__read(s, st, &tr.e[i].oid, &type, &blob, &len)) == TZ_OK &&
-		    (rc = tz_row_decode(&row, blob, len)) == TZ_OK)
+		if ((rc = tz_obj__read_row(s, st, &tr.e[i].oid, &row)) == TZ_OK)
 			for (size_t c = 0; c < row->ncols && rc == TZ_OK; c++) {
 				sqlite3_reset(ins);
 				sqlite3_bind_text(ins, 1, t->name, -1, SQLITE_STATIC);
@@ -805,7 +801,6 @@ static int install_pairs(tz_store *s, const tz_staging *st, const tz_oid *root, 
 					rc = tz_sql__error(s, sqlite3_errcode(s->db), "cannot install a merge declaration");
 			}
 		tz_row_free(row);
-		tz_free(blob);
 	}
 done:
 	sqlite3_finalize(ins);

@@ -1366,20 +1366,21 @@ done:
  * last integrated, and the one after from the merge itself: a local edit
  * that won locally over HQ's value is decided here by the policies, never
  * taken as a change made after HQ's answer. */
-static int integrate_bundle(integrate_ctx *x, const rebuilt *b, const tz_oid *from, uint64_t *rows)
+static int integrate_bundle(integrate_ctx *x, const rebuilt *b, size_t start, const tz_oid *from, uint64_t *rows)
 {
 	tz_oid seg_from = *from;
 	int rc = TZ_OK;
 
-	for (size_t i = 0; i < b->n && rc == TZ_OK; i++) {
+	for (size_t i = start; i < b->n && rc == TZ_OK; i++) {
 		tz_oid tree, par[TZ_COMMIT_MAX_PARENTS];
 		size_t np;
 		if ((rc = tz_commit__parse(x->s, &b->st, &b->commits[i], &tree, par, TZ_COMMIT_MAX_PARENTS, &np)) < 0)
 			break;
 		if (np < 2)
 			continue;
-		if (i > 0 && memcmp(&b->commits[i - 1], &seg_from, sizeof(tz_oid)) != 0)
-			rc = integrate_segment(x, &seg_from, &b->commits[i - 1], rows);
+		/* the stretch up to the merge's first parent, then from the merge */
+		if (memcmp(&par[0], &seg_from, sizeof(tz_oid)) != 0)
+			rc = integrate_segment(x, &seg_from, &par[0], rows);
 		seg_from = b->commits[i];
 	}
 	if (rc == TZ_OK && memcmp(&b->commits[b->n - 1], &seg_from, sizeof(tz_oid)) != 0)
@@ -1387,16 +1388,35 @@ static int integrate_bundle(integrate_ctx *x, const rebuilt *b, const tz_oid *fr
 	return rc;
 }
 
-/* Where the first stretch of the bundle starts: what HQ last integrated
- * from the branch, for the commits before the branch's first merge of an
- * answer (their own Tazamun-Base, checked like the tip's); the merge
- * itself when the bundle starts with one. */
-static int first_from(tz_store *s, const rebuilt *b, const tz_oid *line, const char *code, const tz_oid *received,
-		      bool has_received, tz_oid *from)
+/* How many of the bundle's first commits HQ has integrated already (a
+ * branch that exported again before HQ's answer reached it sends them
+ * again): they are ancestors of the branch head HQ received last. */
+static int integrated_prefix(tz_store *s, const rebuilt *b, const tz_oid *received, bool has_received, size_t *start)
 {
-	tz_oid base;
+	int rc = TZ_OK;
+	bool anc = true;
+
+	*start = 0;
+	while (has_received && anc && *start < b->n) {
+		if ((rc = is_ancestor(s, &b->commits[*start], received, &anc)) < 0)
+			return rc;
+		*start += anc;
+	}
+	return rc;
+}
+
+/* Where the first stretch of the bundle to integrate starts (from commit
+ * `start` on): the branch head HQ received last when the commits before
+ * `start` were integrated already; else what HQ last integrated from the
+ * branch, for the commits before the branch's first merge of an answer
+ * (their own Tazamun-Base, checked like the tip's); the merge itself when
+ * the stretch starts with one.  *base: the HQ view that stretch builds on
+ * (HQ's lww stamps count from the main commit it was made from). */
+static int first_from(tz_store *s, const rebuilt *b, size_t start, const tz_oid *line, const char *code,
+		      const tz_oid *received, bool has_received, tz_oid *from, tz_oid *base)
+{
 	uint8_t *raw = NULL;
-	size_t k = 0, len;
+	size_t k = start, len;
 	bool found;
 	int rc = TZ_OK;
 
@@ -1408,17 +1428,21 @@ static int first_from(tz_store *s, const rebuilt *b, const tz_oid *line, const c
 		if (np >= 2)
 			break;
 	}
-	if (k == 0) {
-		*from = b->commits[0];
-		return TZ_OK;
+	/* the view the first stretch (or, when there is none, the tip) builds on */
+	if ((rc = tz_commit__read_raw(s, &b->st, &b->commits[k > start ? k - 1 : b->n - 1], &raw, &len)) < 0 ||
+	    (rc = tz_commit__raw_trailer(raw, len, "Tazamun-Base", base, &found)) < 0)
+		goto done;
+	if (!found) {
+		rc = tz_error_set(TZ_EPROTO, "a commit of the bundle names no Tazamun-Base");
+		goto done;
 	}
-	if ((rc = tz_commit__read_raw(s, &b->st, &b->commits[k - 1], &raw, &len)) == TZ_OK &&
-	    (rc = tz_commit__raw_trailer(raw, len, "Tazamun-Base", &base, &found)) == TZ_OK) {
-		if (!found)
-			rc = tz_error_set(TZ_EPROTO, "a commit of the bundle names no Tazamun-Base");
-		else if ((rc = check_base(s, &base, line, code)) == TZ_OK)
-			rc = diff_from(s, &base, received, has_received, &b->commits[k - 1], from);
-	}
+	if (start > 0)
+		*from = *received;
+	else if (k == start)
+		*from = b->commits[k];
+	else if ((rc = check_base(s, base, line, code)) == TZ_OK)
+		rc = diff_from(s, base, received, has_received, &b->commits[k - 1], from);
+done:
 	tz_free(raw);
 	return rc;
 }
@@ -1432,12 +1456,12 @@ static int import_hq(tz_store *s, const tz_incoming *in, const void *payload, si
 	tz_key_info k;
 	tz_pending_commit pc;
 	hq_record hr;
-	tz_oid line, received, enrolled, tip, base, from, new_root;
+	tz_oid line, received, enrolled, tip, base, base1, from, new_root;
 	tz_oid merge = { { 0 } }, view_root, view, head, parents[TZ_COMMIT_MAX_PARENTS];
 	tz_staging mst, vst;
 	uint8_t keys[1][TZ_PK_BYTES];
 	uint8_t *raw = NULL;
-	size_t rawlen, np;
+	size_t rawlen, np, start = 0;
 	bool found, has_received, has_head, on_line, anc, bind;
 	char hex[41], msg[512];
 	apply_state a;
@@ -1513,16 +1537,29 @@ static int import_hq(tz_store *s, const tz_incoming *in, const void *payload, si
 		rc = tz_error_set(TZ_EPROTO, "commit %s names no Tazamun-Base", hex);
 		goto done;
 	}
-	/* lww: how far the branch's clock runs ahead of HQ's */
+	/* lww: how far the branch's clock runs ahead of HQ's (its newest
+	 * commit stamp; a local merge carries none) */
 	{
-		int64_t branch_ms = (int64_t)(raw_hlc(raw, rawlen) >> 16), now = (int64_t)time(NULL) * 1000;
+		uint64_t hlc = 0;
+		int64_t now = (int64_t)time(NULL) * 1000, branch_ms;
+		for (size_t i = 0; i < b.n && rc == TZ_OK; i++) {
+			uint8_t *r = NULL;
+			size_t rl;
+			if ((rc = tz_commit__read_raw(s, &b.st, &b.commits[i], &r, &rl)) == TZ_OK && raw_hlc(r, rl) > hlc)
+				hlc = raw_hlc(r, rl);
+			tz_free(r);
+		}
+		if (rc < 0)
+			goto done;
+		branch_ms = (int64_t)(hlc >> 16);
 		sc.skew_ms = branch_ms > now ? branch_ms - now : 0;
 	}
 	/* the rebuilt commits are checked and signed: their objects go in now
 	 * (unreferenced until the import is recorded), so that ancestry can be
 	 * asked of libgit2 */
 	if ((rc = check_base(s, &base, &line, in->sender)) < 0 || (rc = tz_pack__write(s, &b.st)) < 0 ||
-	    (rc = first_from(s, &b, &line, in->sender, &received, has_received, &from)) < 0)
+	    (rc = integrated_prefix(s, &b, &received, has_received, &start)) < 0 ||
+	    (rc = first_from(s, &b, start, &line, in->sender, &received, has_received, &from, &base1)) < 0)
 		goto done;
 	/* [P10] HQ's pending changes are HQ's side of the merge: sealed as
 	 * HQ's own commit, recorded in the import's transaction */
@@ -1540,7 +1577,7 @@ static int import_hq(tz_store *s, const tz_incoming *in, const void *payload, si
 	sc.theirs_hide = from;
 	tz_free(raw);
 	raw = NULL;
-	if ((rc = tz_commit__read_raw(s, NULL, &base, &raw, &rawlen)) < 0 ||
+	if ((rc = tz_commit__read_raw(s, NULL, &base1, &raw, &rawlen)) < 0 ||
 	    (rc = tz_commit__raw_trailer(raw, rawlen, "Tazamun-From", &sc.ours_hide, &sc.has_ours_hide)) < 0)
 		goto done;
 	x.s = s;
@@ -1551,7 +1588,7 @@ static int import_hq(tz_store *s, const tz_incoming *in, const void *payload, si
 	x.m = m;
 	x.sc = &sc;
 	if ((rc = tz_schema__load(s, &x.ts)) < 0 || (rc = code_partition(&x.part, in->sender)) < 0 ||
-	    (rc = integrate_bundle(&x, &b, &from, &rows)) < 0)
+	    (rc = integrate_bundle(&x, &b, start, &from, &rows)) < 0)
 		goto done;
 	new_root = pc.root;
 	if (rows > 0 || x.both > 0) {

@@ -90,6 +90,9 @@ int tz_store_commit(tz_store *s, const char *message, tz_commit_result *result);
  * recorded as such: the head's rows, an empty _log). */
 int tz_store_commit_as(tz_store *s, const char *message, const char *admin, bool allow_empty,
 		       tz_commit_result *result);
+/* Can administrator `admin` sign here (registered, not revoked, its key
+ * file matching the registry)?  TZ_OK, or the error commit_as would give. */
+int tz_store_admin_check(tz_store *s, const char *admin);
 
 /*
  * Run the SQL text `sql` (DDL and inserts into tz_track) and the store's

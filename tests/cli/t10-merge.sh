@@ -119,6 +119,21 @@ like "$WORK/.out" '"conflicts": {"data": 1,' "HQ re-decides the status under its
 [ "$(q hq "SELECT status || ',' || email || ',' || name_lat FROM job_seeker WHERE id = 'C3'")" = "placed,o2@x,Omar B." ]
 ok $? "HQ: its status stays provisionally, the owner's e-mail is taken, its correction is kept"
 check "HQ verifies after the local merge" "$S" -C hq verify
+[ "$(q hq "SELECT count(*) FROM tz_conflicts WHERE key = 'C3' AND merge_commit = (SELECT max(merge_commit) FROM tz_conflicts WHERE key = 'C3' AND id = (SELECT max(id) FROM tz_conflicts))")" = 1 ]
+ok $? "one entry per row per merge (the status conflicted in both stretches)"
+c3=$(q hq "SELECT id FROM tz_conflicts WHERE status = 'open' AND key = 'C3'")
+fails "an id named twice is refused" 1 "$S" -C hq conflicts resolve $c3 $c3 --ours
+check "HQ keeps its status for C3" "$S" -C hq conflicts resolve --branch CAS01 --ours
+# the branch has not imported HQ's answer: its next bundle carries the local
+# merge and its stretch again, which HQ integrated already
+q cas "UPDATE job_seeker SET email = 'o3@x' WHERE id = 'C3'"
+"$S" -C cas export --out c3b.tzb >/dev/null
+check "HQ imports a bundle that re-sends what it integrated" "$S" -C hq import --json c3b.tzb
+like "$WORK/.out" '"conflicts": {"data": 0, "delete": 0, "insert": 0}' "the stretch HQ had is not merged again: no new entry"
+[ "$(q hq "SELECT status || ',' || email FROM job_seeker WHERE id = 'C3'")" = "placed,o3@x" ]
+ok $? "the administrator's decision stands; the new e-mail is taken"
+"$S" -C hq export --for CAS01 --out h3b.tzb >/dev/null && "$S" -C cas import h3b.tzb >/dev/null
+ok $? "CAS01 takes the answer"
 
 # ---- P14: a row the branch is editing (uncommitted) when HQ's correction arrives ----
 q hq "UPDATE job_seeker SET birth_date = '1990-01-02' WHERE id = 'C1'"
