@@ -719,6 +719,13 @@ static void tz_rep(bench *b, int row)
 		/* the table says "import failed: <its stderr's first line>" */
 		fail(r->import_error, "%s", r->said);
 		r->said[0] = '\0';
+		/* the command and how it ended; the table has its message */
+		{
+			char *q = strstr(err, "' ");
+
+			if (q != NULL && (q = strstr(q, ": ")) != NULL)
+				*q = '\0';
+		}
 		note(b, "%s: %s\n", row_name[row], err);
 		return;
 	}
