@@ -647,7 +647,7 @@ static int resolve_one(const tz_conflict *c, void *payload)
 	if (!absent) {
 		const tz_row *start = u->before ? u->before : c->provisional;
 		if (whole && o->how == TZ_RESOLVE_SET)
-			side = start, whole = true;
+			side = start;   /* a delete entry, --set alone: on the row as it stands */
 		if ((rc = build_target(c, start, side, whole, o, &enc)) < 0 || (rc = tz_row_decode(&target, enc.data, enc.len)) < 0)
 			goto done;
 	}
