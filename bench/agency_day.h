@@ -129,6 +129,25 @@ typedef struct ad_rng {
 	uint64_t s[4];
 } ad_rng;
 
+/* --quick and smaller stores: the period (and HQ's edits) in proportion to
+ * the base rows (DESIGN's period is for 100,000). */
+static inline void ad_scale_period(ad_options *o)
+{
+	uint64_t n = o->base_rows, d = 100000;
+
+#define AD_SCALE(x) ((uint32_t)(((uint64_t)(x) * n + d / 2) / d))
+	o->inserts = AD_SCALE(o->inserts);
+	o->updates = AD_SCALE(o->updates);
+	o->hot_rows = AD_SCALE(o->hot_rows);
+	o->hot_updates = AD_SCALE(o->hot_updates);
+	o->deletes = AD_SCALE(o->deletes);
+	o->hq_updates = AD_SCALE(o->hq_updates);
+	o->hq_overlap = AD_SCALE(o->hq_overlap);
+#undef AD_SCALE
+	if (o->hot_rows == 0)
+		o->hot_rows = 1;
+}
+
 static inline uint64_t ad_splitmix64(uint64_t *x)
 {
 	uint64_t z = (*x += 0x9e3779b97f4a7c15ULL);

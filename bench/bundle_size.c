@@ -544,25 +544,6 @@ static void usage(FILE *f)
 	    "the rows (1/10).  See bench/README.md.\n");
 }
 
-/* --quick: the period in proportion to the base rows (DESIGN's period is
- * for 100,000); --rows alone keeps DESIGN's period, like write_cost. */
-static void scale_period(ad_options *o)
-{
-	uint64_t n = o->base_rows, d = 100000;
-
-#define AD_SCALE(x) ((uint32_t)(((uint64_t)(x) * n + d / 2) / d))
-	o->inserts = AD_SCALE(o->inserts);
-	o->updates = AD_SCALE(o->updates);
-	o->hot_rows = AD_SCALE(o->hot_rows);
-	o->hot_updates = AD_SCALE(o->hot_updates);
-	o->deletes = AD_SCALE(o->deletes);
-	o->hq_updates = AD_SCALE(o->hq_updates);
-	o->hq_overlap = AD_SCALE(o->hq_overlap);
-#undef AD_SCALE
-	if (o->hot_rows == 0)
-		o->hot_rows = 1;
-}
-
 static int parse_args(bench *b, int argc, char **argv)
 {
 	unsigned long long v;
@@ -603,7 +584,7 @@ static int parse_args(bench *b, int argc, char **argv)
 	if (b->quick) {
 		if (!rows)
 			b->opt.base_rows = 10000;
-		scale_period(&b->opt);
+		ad_scale_period(&b->opt);
 	}
 	return 0;
 }

@@ -977,23 +977,6 @@ static void usage(FILE *f)
 	    "many changes.  --cases 1,2,3 picks them.  See bench/README.md.\n");
 }
 
-static void scale_period(ad_options *o)
-{
-	uint64_t n = o->base_rows, d = 100000;
-
-#define AD_SCALE(x) ((uint32_t)(((uint64_t)(x) * n + d / 2) / d))
-	o->inserts = AD_SCALE(o->inserts);
-	o->updates = AD_SCALE(o->updates);
-	o->hot_rows = AD_SCALE(o->hot_rows);
-	o->hot_updates = AD_SCALE(o->hot_updates);
-	o->deletes = AD_SCALE(o->deletes);
-	o->hq_updates = AD_SCALE(o->hq_updates);
-	o->hq_overlap = AD_SCALE(o->hq_overlap);
-#undef AD_SCALE
-	if (o->hot_rows == 0)
-		o->hot_rows = 1;
-}
-
 static int parse_args(bench *b, int argc, char **argv)
 {
 	unsigned long long v, edits = ~0ULL, overlap = ~0ULL, big = 0, chg = 0;
@@ -1055,7 +1038,7 @@ static int parse_args(bench *b, int argc, char **argv)
 	    b->cases != 7;
 	if (b->quick) {
 		b->opt.base_rows = 10000;
-		scale_period(&b->opt);
+		ad_scale_period(&b->opt);
 	}
 	b->reps = reps ? reps : 3;
 	b->big_rows = big ? (uint32_t)big : b->opt.base_rows * 15;

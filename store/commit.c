@@ -845,6 +845,25 @@ static int stage_empty(commit_ctx *c, const tz_oid *head, tz_oid *root)
 	return rc;
 }
 
+/* Step 1 in one read snapshot of the log, the rows and the schema (the
+ * application goes on writing meanwhile: WAL).  `c` is initialised here;
+ * the caller releases it with ctx_release. */
+static int prepare_snapshot(tz_store *s, commit_ctx *c, bool *has_head, tz_oid *head, tz_oid *root,
+			    tz_commit_result *r)
+{
+	int rc;
+
+	memset(c, 0, sizeof(*c));
+	c->s = s;
+	tz_staging__init(&c->st);
+	tz_hmap__init(&c->keys);
+	if ((rc = tz_sql__exec(s, "BEGIN")) < 0)
+		return rc;
+	rc = prepare(c, has_head, head, root, r);
+	sqlite3_exec(s->db, "COMMIT", NULL, NULL, NULL);   /* ends the read snapshot */
+	return rc;
+}
+
 static int commit_signed(tz_store *s, const char *message, const char *author, const tz_keypair *kp,
 			 bool allow_empty, tz_commit_result *result)
 {
@@ -855,21 +874,12 @@ static int commit_signed(tz_store *s, const char *message, const char *author, c
 
 	memset(result, 0, sizeof(*result));
 	memset(&c, 0, sizeof(c));
-	c.s = s;
-	c.author = author;
-	c.kp = kp;
 	tz_staging__init(&c.st);
 	tz_hmap__init(&c.keys);
-	if ((rc = tz_store__lock(s)) < 0)
+	if ((rc = tz_store__lock(s)) < 0 || (rc = prepare_snapshot(s, &c, &has_head, &head, &root, result)) < 0)
 		goto done;
-	/* One read snapshot for the log, the rows and the schema; the
-	 * application goes on writing meanwhile (WAL). */
-	if ((rc = tz_sql__exec(s, "BEGIN")) < 0)
-		goto done;
-	rc = prepare(&c, &has_head, &head, &root, result);
-	sqlite3_exec(s->db, "COMMIT", NULL, NULL, NULL);   /* ends the read snapshot */
-	if (rc < 0)
-		goto done;
+	c.author = author;
+	c.kp = kp;
 	result->entries = c.entries;
 	if (tz_oid_is_zero(&root) && allow_empty && has_head && (rc = stage_empty(&c, &head, &root)) < 0)
 		goto done;
@@ -956,14 +966,7 @@ int tz_commit__pending(tz_store *s, tz_pending_commit *pc)
 
 	memset(pc, 0, sizeof(*pc));
 	memset(&r, 0, sizeof(r));
-	memset(&c, 0, sizeof(c));
-	c.s = s;
-	tz_staging__init(&c.st);
-	tz_hmap__init(&c.keys);
-	if ((rc = tz_sql__exec(s, "BEGIN")) < 0)
-		goto done;
-	rc = prepare(&c, &has_head, &pc->parent, &pc->root, &r);
-	sqlite3_exec(s->db, "COMMIT", NULL, NULL, NULL);
+	rc = prepare_snapshot(s, &c, &has_head, &pc->parent, &pc->root, &r);
 	pc->max_seq = c.max_seq;
 	if (rc < 0 || tz_oid_is_zero(&pc->root)) {
 		/* nothing to seal: entries that cancelled out stay for the next commit */
@@ -1004,21 +1007,13 @@ int tz_commit__working_tree(tz_store *s, tz_staging *st, tz_oid *root)
 	bool has_head = false;
 	int rc;
 
-	memset(&c, 0, sizeof(c));
-	c.s = s;
-	tz_staging__init(&c.st);
-	tz_hmap__init(&c.keys);
-	if ((rc = tz_sql__exec(s, "BEGIN")) < 0)
-		goto done;
-	rc = prepare(&c, &has_head, &head, root, &r);
-	sqlite3_exec(s->db, "COMMIT", NULL, NULL, NULL);
+	rc = prepare_snapshot(s, &c, &has_head, &head, root, &r);
 	if (rc == TZ_OK && tz_oid_is_zero(root) && has_head)
 		rc = tz_commit__tree(s, &head, root);
 	if (rc == TZ_OK) {
 		*st = c.st;                 /* transferred */
 		tz_staging__init(&c.st);
 	}
-done:
 	ctx_release(&c);
 	return rc;
 }
