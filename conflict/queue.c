@@ -308,37 +308,6 @@ int tz_conflicts_open(tz_store *s, uint64_t *total)
 
 /* ---- resolution ---- */
 
-static void put_ident(tz_buf *b, const char *name)
-{
-	tz_buf_putc(b, '"');
-	for (const char *p = name; *p; p++) {
-		if (*p == '"')
-			tz_buf_putc(b, '"');
-		tz_buf_putc(b, *p);
-	}
-	tz_buf_putc(b, '"');
-}
-
-static void bind_value(sqlite3_stmt *q, int i, const tz_value *v)
-{
-	switch (v->type) {
-	case TZ_VINT:
-		sqlite3_bind_int64(q, i, v->i);
-		break;
-	case TZ_VREAL:
-		sqlite3_bind_double(q, i, v->r);
-		break;
-	case TZ_VTEXT:
-		sqlite3_bind_text(q, i, v->p ? (const char *)v->p : "", (int)v->n, SQLITE_TRANSIENT);
-		break;
-	case TZ_VBLOB:
-		sqlite3_bind_blob(q, i, v->p ? (const void *)v->p : "", (int)v->n, SQLITE_TRANSIENT);
-		break;
-	default:
-		sqlite3_bind_null(q, i);
-	}
-}
-
 /* The primary key columns of `table`, in key order. */
 typedef struct {
 	size_t n;
@@ -377,7 +346,7 @@ static void put_where(tz_buf *b, const pk_cols *k, int first)
 	for (size_t i = 0; i < k->n; i++) {
 		if (i)
 			tz_buf_puts(b, " AND ");
-		put_ident(b, k->name[i]);
+		tz_store_sql_ident(b, k->name[i]);
 		tz_buf_printf(b, " IS ?%d", first + (int)i);
 	}
 }
@@ -391,7 +360,7 @@ static int current_row(sqlite3 *db, const char *table, const pk_cols *k, const t
 
 	*out = NULL;
 	tz_buf_puts(&sql, "SELECT * FROM ");
-	put_ident(&sql, table);
+	tz_store_sql_ident(&sql, table);
 	put_where(&sql, k, 1);
 	if ((rc = tz_buf_error(&sql)) < 0)
 		goto done;
@@ -400,7 +369,7 @@ static int current_row(sqlite3 *db, const char *table, const pk_cols *k, const t
 		goto done;
 	}
 	for (size_t i = 0; i < k->n; i++)
-		bind_value(q, (int)i + 1, &kv[i]);
+		tz_store_sql_bind(q, (int)i + 1, &kv[i]);
 	if ((step = sqlite3_step(q)) == SQLITE_ROW) {
 		int n = sqlite3_column_count(q);
 		tz_column *cols = tz_calloc((size_t)n, sizeof(*cols));
@@ -411,25 +380,7 @@ static int current_row(sqlite3 *db, const char *table, const pk_cols *k, const t
 		for (int i = 0; i < n; i++) {
 			cols[i].name = sqlite3_column_name(q, i);
 			cols[i].name_len = strlen(cols[i].name);
-			cols[i].v.type = (tz_vtype)sqlite3_column_type(q, i);
-			switch (cols[i].v.type) {
-			case TZ_VINT:
-				cols[i].v.i = sqlite3_column_int64(q, i);
-				break;
-			case TZ_VREAL:
-				cols[i].v.r = sqlite3_column_double(q, i);
-				break;
-			case TZ_VTEXT:
-				cols[i].v.p = sqlite3_column_text(q, i);
-				cols[i].v.n = (size_t)sqlite3_column_bytes(q, i);
-				break;
-			case TZ_VBLOB:
-				cols[i].v.p = sqlite3_column_blob(q, i);
-				cols[i].v.n = (size_t)sqlite3_column_bytes(q, i);
-				break;
-			default:
-				break;
-			}
+			tz_store_sql_column(q, i, &cols[i].v);
 		}
 		if ((rc = tz_row_encode(&enc, cols, (size_t)n)) == TZ_OK)
 			rc = tz_row_decode(out, enc.data, enc.len);
@@ -460,11 +411,11 @@ static int write_row(sqlite3 *db, const char *table, const pk_cols *k, const tz_
 		return TZ_ENOMEM;
 	if (target == NULL) {
 		tz_buf_puts(&sql, "DELETE FROM ");
-		put_ident(&sql, table);
+		tz_store_sql_ident(&sql, table);
 		put_where(&sql, k, 1);
 	} else if (cur == NULL) {
 		tz_buf_puts(&sql, "INSERT INTO ");
-		put_ident(&sql, table);
+		tz_store_sql_ident(&sql, table);
 		tz_buf_puts(&sql, " (");
 		for (size_t c = 0; c < target->ncols; c++) {
 			char *name = tz_strndup(target->cols[c].name, target->cols[c].name_len);
@@ -473,7 +424,7 @@ static int write_row(sqlite3 *db, const char *table, const pk_cols *k, const tz_
 				goto done;
 			}
 			tz_buf_puts(&sql, c ? ", " : "");
-			put_ident(&sql, name);
+			tz_store_sql_ident(&sql, name);
 			tz_free(name);
 			vals[nb++] = &target->cols[c].v;
 		}
@@ -483,7 +434,7 @@ static int write_row(sqlite3 *db, const char *table, const pk_cols *k, const tz_
 		tz_buf_puts(&sql, ")");
 	} else {
 		tz_buf_puts(&sql, "UPDATE ");
-		put_ident(&sql, table);
+		tz_store_sql_ident(&sql, table);
 		tz_buf_puts(&sql, " SET ");
 		for (size_t c = 0; c < target->ncols; c++) {
 			const tz_column *o = tz_row_find(cur, target->cols[c].name, target->cols[c].name_len);
@@ -495,7 +446,7 @@ static int write_row(sqlite3 *db, const char *table, const pk_cols *k, const tz_
 				goto done;
 			}
 			tz_buf_puts(&sql, nb ? ", " : "");
-			put_ident(&sql, name);
+			tz_store_sql_ident(&sql, name);
 			tz_free(name);
 			vals[nb] = &target->cols[c].v;
 			tz_buf_printf(&sql, " = ?%d", ++nb);
@@ -511,10 +462,10 @@ static int write_row(sqlite3 *db, const char *table, const pk_cols *k, const tz_
 		goto done;
 	}
 	for (int i = 0; i < nb; i++)
-		bind_value(q, i + 1, vals[i]);
+		tz_store_sql_bind(q, i + 1, vals[i]);
 	if (target == NULL || cur != NULL)
 		for (size_t i = 0; i < k->n; i++)
-			bind_value(q, nb + (int)i + 1, &kv[i]);
+			tz_store_sql_bind(q, nb + (int)i + 1, &kv[i]);
 	if (sqlite3_step(q) != SQLITE_DONE)
 		rc = sql_error(db, "cannot write the resolved row");
 done:

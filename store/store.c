@@ -190,6 +190,10 @@ int tz_sql__bind_value(sqlite3_stmt *st, int idx, const tz_value *v)
 	return SQLITE_MISUSE;
 }
 
+void tz_store_sql_ident(tz_buf *b, const char *name) { tz_sql__put_ident(b, name); }
+int tz_store_sql_bind(sqlite3_stmt *st, int idx, const tz_value *v) { return tz_sql__bind_value(st, idx, v); }
+void tz_store_sql_column(sqlite3_stmt *st, int idx, tz_value *v) { tz_sql__column_value(st, idx, v); }
+
 void tz_sql__column_value(sqlite3_stmt *st, int idx, tz_value *v)
 {
 	memset(v, 0, sizeof(*v));

@@ -28,6 +28,8 @@
 #include "store/tz_row.h"
 
 typedef struct tz_store tz_store;
+struct sqlite3;
+struct sqlite3_stmt;
 
 /* A git object id (SHA-1). */
 typedef struct {
@@ -60,6 +62,13 @@ const char *tz_store_dir(const tz_store *s);
 /* The store's SQLite connection (the layers above read and write
  * Tazamun's tables through it, inside the store's transactions). */
 struct sqlite3 *tz_store_db(tz_store *s);
+/* SQL text and values as the store writes them, for those callers: an
+ * identifier in double quotes; a value bound (text and blobs not copied:
+ * they must live until the statement is reset); a column read into a value
+ * (pointing into the statement until its next step). */
+void tz_store_sql_ident(tz_buf *b, const char *name);
+int tz_store_sql_bind(struct sqlite3_stmt *st, int idx, const tz_value *v);
+void tz_store_sql_column(struct sqlite3_stmt *st, int idx, tz_value *v);
 
 /* Progress callback for long work: `done` of `total` units of `what`. */
 typedef void (*tz_progress_cb)(const char *what, uint64_t done, uint64_t total, void *payload);
