@@ -142,7 +142,7 @@ typedef struct {
 typedef struct {
 	size_t resolved;
 	tz_oid commit;               /* the resolution commit */
-	bool committed;              /* false: the chosen values were already main's */
+	bool committed;              /* true: a decision that changes no row is still a commit */
 } tz_resolve_result;
 
 /*
@@ -157,7 +157,7 @@ int tz_conflicts_resolve(tz_store *s, const int64_t *ids, size_t nids, const tz_
 /* The ids of the open entries of a table and/or branch (bulk resolution). */
 int tz_conflicts_ids(tz_store *s, const tz_conflict_filter *f, int64_t **ids, size_t *n);
 
-/* Open entries by kind, for status. */
+/* How many entries are open (status). */
 int tz_conflicts_open(tz_store *s, uint64_t *total);
 
 #endif
