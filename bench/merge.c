@@ -149,8 +149,8 @@ static int want(const bench *b, int c)
 
 /* ---- running a tool ---- */
 
-/* The first (first != 0) or last non-empty line of a file, cut. */
-static void file_line(char *out, size_t cap, const char *path, int first)
+/* The first non-empty line of a file, cut (the last one: bench_log_tail). */
+static void first_line(char *out, size_t cap, const char *path)
 {
 	char line[512];
 	FILE *f = fopen(path, "r");
@@ -158,13 +158,11 @@ static void file_line(char *out, size_t cap, const char *path, int first)
 	out[0] = '\0';
 	if (f == NULL)
 		return;
-	while (fgets(line, sizeof(line), f) != NULL) {
-		if (line[0] == '\n')
-			continue;
-		snprintf(out, cap, "%.*s", (int)strcspn(line, "\n"), line);
-		if (first)
+	while (fgets(line, sizeof(line), f) != NULL)
+		if (line[0] != '\n') {
+			snprintf(out, cap, "%.*s", (int)strcspn(line, "\n"), line);
 			break;
-	}
+		}
 	fclose(f);
 }
 
@@ -231,12 +229,12 @@ static int run_tool(bench *b, double *secs, long *rss_kib, char *said,
 	append_file(log, out);
 	append_file(log, errf);
 	if (said != NULL)
-		file_line(said, said_cap, out, 0);
+		bench_log_tail(said, said_cap, out, 0);
 	if (w == pid && WIFEXITED(st) && WEXITSTATUS(st) == 0)
 		return 0;
-	file_line(first, sizeof(first), errf, 1);
+	first_line(first, sizeof(first), errf);
 	if (first[0] == '\0')
-		file_line(first, sizeof(first), out, 0);
+		bench_log_tail(first, sizeof(first), out, 0);
 	if (said != NULL)
 		snprintf(said, said_cap, "%s", first[0] ? first :
 		    "(nothing on stderr)");

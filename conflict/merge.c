@@ -197,13 +197,6 @@ int tz_table_policy_load(tz_store *s, const char *table, tz_table_policy *p)
 	}
 	tz_free(cset);
 	sqlite3_finalize(q);
-	q = NULL;
-	if (sqlite3_prepare_v2(db, "SELECT scope FROM tz_track WHERE tbl = ?1", -1, &q, NULL) != SQLITE_OK)
-		goto sqlfail;
-	sqlite3_bind_text(q, 1, table, -1, SQLITE_STATIC);
-	if (sqlite3_step(q) == SQLITE_ROW && sqlite3_column_text(q, 0))
-		p->owned = strcmp((const char *)sqlite3_column_text(q, 0), "owned") == 0;
-	sqlite3_finalize(q);
 	tz_free(gpol);
 	tz_free(gset);
 	return TZ_OK;

@@ -39,10 +39,9 @@ typedef struct {
 	size_t ngroups;
 	char **groups;
 	tz_delete_policy del;
-	bool owned;                  /* rows belong to a branch (owner policy) */
 } tz_table_policy;
 
-/* A table's declarations from store.db (tz_policy, tz_group, tz_track);
+/* A table's declarations from store.db (tz_policy, tz_group);
  * a column with no policy and no table default '*' is manual. */
 int tz_table_policy_load(tz_store *s, const char *table, tz_table_policy *out);
 void tz_table_policy_release(tz_table_policy *p);

@@ -60,7 +60,6 @@ static void decl(tz_table_policy *p, tz_policy_kind pol, bool group, tz_delete_p
 		p->group[2] = p->group[3] = 0;
 	}
 	p->del = del;
-	p->owned = true;
 }
 
 static tz_merge_stamps stamps_val;
