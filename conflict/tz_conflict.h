@@ -48,7 +48,13 @@ void tz_table_policy_release(tz_table_policy *p);
 
 /* ---- one row ---- */
 
-typedef enum { TZ_KIND_DATA, TZ_KIND_DELETE, TZ_KIND_INSERT } tz_conflict_kind;
+typedef enum {
+	TZ_KIND_DATA, TZ_KIND_DELETE, TZ_KIND_INSERT,
+	TZ_KIND_UNAUTHORIZED,        /* a change outside the branch's rights, not applied */
+	TZ_KIND_ORPHAN,              /* a declared reference left dangling */
+	TZ_KIND_INVARIANT,           /* a tz_invariant query returned the row */
+	TZ_KIND_COUNT
+} tz_conflict_kind;
 const char *tz_conflict_kind_name(tz_conflict_kind k);
 
 /* What the merge of one row decided. */
@@ -90,12 +96,22 @@ void tz_merger_free(tz_merger *m);
 
 /* What the last import queued: entries by kind, and their ids. */
 typedef struct {
-	uint64_t queued[3];          /* by tz_conflict_kind */
+	uint64_t queued[TZ_KIND_COUNT];   /* by tz_conflict_kind */
+	uint64_t duplicates;         /* duplicate entries queued */
+	uint64_t repointed;          /* references to merged rows re-pointed */
 	uint64_t rows_both;          /* rows both sides changed */
 	int64_t first_id, last_id;   /* ids of the entries recorded (0: none) */
 } tz_merge_summary;
 
 void tz_merger_summary(const tz_merger *m, tz_merge_summary *out);
+
+/* ---- integrity (integrity.c, duplicates.c; docs/integrity.md) ---- */
+
+/* The normalised form of one value of a unique key (tz_unique): with
+ * `exact` its text as stored; else trimmed, inner spaces removed,
+ * upper-cased (ASCII), Arabic-Indic (U+0660-0669) and Extended
+ * Arabic-Indic (U+06F0-06F9) digits made ASCII.  Appended to out. */
+void tz_unique_normalize(const tz_value *v, bool exact, tz_buf *out);
 
 /* ---- the queue ---- */
 

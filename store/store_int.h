@@ -285,6 +285,18 @@ int tz_schema__select_row(tz_store *s, tz_table *t, sqlite3_stmt **out);
 /* Inside a transaction: create the tables of root's _schema/tables, declare
  * _schema/tz_track and install the capture triggers (a new branch store). */
 int tz_schema__install_from_tree(tz_store *s, const tz_staging *st, const tz_oid *root);
+/* _schema/<dir>/<table> back into its declaration table: each column of the
+ * row one (tbl ?1, name ?2, value ?3) of insert_sql. */
+int tz_schema__install_pairs(tz_store *s, const tz_staging *st, const tz_oid *root, tz_tables *ts, const char *dir,
+			     const char *insert_sql);
+
+/* ---- integrity declarations (declare.c, docs/integrity.md) ---- */
+
+/* Inside schema apply's transaction: tz_unique, tz_access, tz_invariant,
+ * and no UNIQUE index other than the primary key on a tracked table. */
+int tz_declare__validate(tz_store *s, tz_tables *ts);
+/* A new branch: the declarations of root's _schema into store.db. */
+int tz_declare__install(tz_store *s, const tz_staging *st, const tz_oid *root, tz_tables *ts);
 
 /* ---- the store itself (store.c) ---- */
 

@@ -1229,6 +1229,12 @@ static int record_hq(tz_store *s, const tz_incoming *in, const rebuilt *b, const
 	if (hr && hr->m &&
 	    (rc = hr->m->ops->record(hr->m, s, in->sender, &hr->ours_commit, &hr->tip, &hr->merge)) < 0)
 		goto fail;
+	if (hr && hr->m && hr->m->ops->check) {
+		tz_merge_done d = { in->sender, &hr->ours_commit, &hr->tip, &hr->merge, a->from_root, a->to_root,
+				    res->refused, res->nrefused };
+		if ((rc = hr->m->ops->check(hr->m, s, &d)) < 0)
+			goto fail;
+	}
 	tz_oid_fmt(l, line);
 	if (received)
 		tz_oid_fmt(r, received);
