@@ -175,4 +175,47 @@ int tz_conflicts_ids(tz_store *s, const tz_conflict_filter *f, int64_t **ids, si
 /* How many entries are open (status). */
 int tz_conflicts_open(tz_store *s, uint64_t *total);
 
+/* ---- duplicates (duplicates.c, dupmerge.c; docs/integrity.md) ---- */
+
+/* Open entries of the queues: conflicts by kind, duplicates (status). */
+int tz_integrity_open(tz_store *s, uint64_t by_kind[TZ_KIND_COUNT], uint64_t *duplicates);
+
+typedef struct {
+	int64_t id;
+	const char *name, *table, *status, *branch, *merge_commit;
+	const char *key_a, *part_a, *key_b, *part_b;   /* encoded keys; partitions by name */
+	const tz_value *a, *b;       /* decoded keys */
+	size_t na, nb;
+	int64_t created, resolved_at;
+	const char *resolved_by, *kept, *resolution_commit;
+} tz_duplicate;
+
+typedef int (*tz_duplicate_cb)(const tz_duplicate *d, void *payload);
+/* The duplicate queue, oldest first; resolved entries too with `all`. */
+int tz_duplicates_list(tz_store *s, bool all, tz_duplicate_cb cb, void *payload);
+
+typedef struct {
+	const char *table;           /* NULL: the one table holding both keys */
+	const char *keep, *drop;     /* a key's value, or a JSON array of them */
+	const tz_resolve_value *set; /* the survivor's chosen values */
+	size_t nset;
+	const char *as;              /* administrator, or NULL: HQ */
+} tz_dup_merge_opts;
+
+typedef struct {
+	char table[256];
+	uint64_t repointed;          /* references re-pointed, all tables */
+	uint64_t resolved;           /* duplicate entries closed */
+	tz_oid commit;
+} tz_dup_merge_result;
+
+/*
+ * Merge row DROP into row KEEP of one table (HQ): KEEP takes the chosen
+ * values, every declared reference to DROP in every tracked table is
+ * re-pointed to KEEP, DROP is deleted and redirected to KEEP (tz_redirect,
+ * _redirect/ in the history), the open duplicates of the pair are closed;
+ * one commit signed by `as` or HQ.
+ */
+int tz_duplicates_merge(tz_store *s, const tz_dup_merge_opts *o, tz_dup_merge_result *res);
+
 #endif
