@@ -24,9 +24,16 @@ typedef struct {
 } udecl;
 
 typedef struct {
+	char *table, *key, *part;
+	tz_row *row;
+} pending_row;
+
+typedef struct {
 	tz_store *s;
 	sqlite3 *db;
 	const tz_merge_done *d;
+	pending_row *rows;
+	size_t nrows, caprows;
 	udecl *u;
 	size_t nu;
 	uint64_t queued;
@@ -132,21 +139,14 @@ static int queue_pair(dup_ctx *x, const udecl *u, const tz_buf *nk, const char *
 	return TZ_OK;
 }
 
-/* One row under one declaration: out of the index, back in with its new
- * key, and a duplicate queued for every other row holding that key. */
-static int index_row(dup_ctx *x, const udecl *u, const tz_touched_row *r, const tz_row *row)
+/* Pass 2, one row under one declaration: back into the index with its
+ * new key, a duplicate queued for every other row holding that key. */
+static int index_row(dup_ctx *x, const udecl *u, const char *key, const char *part, const tz_row *row)
 {
 	tz_buf nk = TZ_BUF_INIT;
 	bool complete = false;
 	int rc = TZ_OK, step;
 
-	sqlite3_reset(x->del);
-	sqlite3_bind_text(x->del, 1, u->name, -1, SQLITE_STATIC);
-	sqlite3_bind_text(x->del, 2, r->key, -1, SQLITE_STATIC);
-	if (sqlite3_step(x->del) != SQLITE_DONE)
-		return sql_error(x->db, "cannot update the unique-key index");
-	if (row == NULL)
-		return TZ_OK;
 	nkey_of(u, row, &nk, &complete);
 	if (!complete || (rc = tz_buf_error(&nk)) < 0)
 		goto done;
@@ -156,7 +156,7 @@ static int index_row(dup_ctx *x, const udecl *u, const tz_touched_row *r, const 
 	while (rc == TZ_OK && (step = sqlite3_step(x->find)) == SQLITE_ROW) {
 		char *ka = tz_strdup((const char *)sqlite3_column_text(x->find, 0));
 		char *pa = tz_strdup((const char *)sqlite3_column_text(x->find, 1));
-		rc = ka && pa ? queue_pair(x, u, &nk, ka, pa, r->key, r->partition) : TZ_ENOMEM;
+		rc = ka && pa ? (strcmp(ka, key) == 0 ? TZ_OK : queue_pair(x, u, &nk, ka, pa, key, part)) : TZ_ENOMEM;
 		tz_free(ka);
 		tz_free(pa);
 	}
@@ -167,8 +167,8 @@ static int index_row(dup_ctx *x, const udecl *u, const tz_touched_row *r, const 
 	sqlite3_reset(x->ins);
 	sqlite3_bind_text(x->ins, 1, u->name, -1, SQLITE_STATIC);
 	sqlite3_bind_blob(x->ins, 2, nk.data ? (const void *)nk.data : "", (int)nk.len, SQLITE_STATIC);
-	sqlite3_bind_text(x->ins, 3, r->key, -1, SQLITE_STATIC);
-	sqlite3_bind_text(x->ins, 4, r->partition, -1, SQLITE_STATIC);
+	sqlite3_bind_text(x->ins, 3, key, -1, SQLITE_STATIC);
+	sqlite3_bind_text(x->ins, 4, part, -1, SQLITE_STATIC);
 	if (sqlite3_step(x->ins) != SQLITE_DONE)
 		rc = sql_error(x->db, "cannot update the unique-key index");
 done:
@@ -176,28 +176,65 @@ done:
 	return rc;
 }
 
-static int index_touched(const tz_touched_row *r, void *payload)
+/* Pass 1, each touched row of a declared table: out of the index (every
+ * touched row leaves it before any goes back, so that no stale key of a
+ * row deleted or changed by the same merge is taken for a duplicate);
+ * kept for pass 2 when present (a merged row that a branch's change
+ * brought back is removed again in this transaction, integrity.c: not
+ * indexed). */
+static int unindex_touched(const tz_touched_row *r, void *payload)
 {
 	dup_ctx *x = payload;
-	tz_row *row = NULL;
 	char *target = NULL;
 	bool any = false;
 	int rc = TZ_OK;
 
-	for (size_t i = 0; i < x->nu && !any; i++)
-		any = strcmp(x->u[i].table, r->table) == 0;
-	if (!any)
-		return TZ_OK;
-	/* a merged row that a branch's change brought back is removed again
-	 * in this transaction (integrity.c): not a duplicate */
-	if (r->present && (rc = tz_store_redirect_target(x->s, r->table, r->key, &target)) == TZ_OK && target == NULL)
-		rc = tz_store_read_row(x->s, r->blob, &row);
-	for (size_t i = 0; i < x->nu && rc == TZ_OK; i++)
-		if (strcmp(x->u[i].table, r->table) == 0)
-			rc = index_row(x, &x->u[i], r, row);
-	tz_row_free(row);
-	tz_free(target);
+	for (size_t i = 0; i < x->nu; i++) {
+		if (strcmp(x->u[i].table, r->table) != 0)
+			continue;
+		any = true;
+		sqlite3_reset(x->del);
+		sqlite3_bind_text(x->del, 1, x->u[i].name, -1, SQLITE_STATIC);
+		sqlite3_bind_text(x->del, 2, r->key, -1, SQLITE_STATIC);
+		if (sqlite3_step(x->del) != SQLITE_DONE)
+			return sql_error(x->db, "cannot update the unique-key index");
+	}
+	if (!any || !r->present || (rc = tz_store_redirect_target(x->s, r->table, r->key, &target)) < 0 || target) {
+		tz_free(target);
+		return rc;
+	}
+	if (tz_array_grow(&x->rows, &x->caprows, x->nrows, sizeof(*x->rows)) < 0)
+		return TZ_ENOMEM;
+	pending_row *p = &x->rows[x->nrows++];
+	memset(p, 0, sizeof(*p));
+	p->table = tz_strdup(r->table);
+	p->key = tz_strdup(r->key);
+	p->part = tz_strdup(r->partition);
+	if (!p->table || !p->key || !p->part)
+		return TZ_ENOMEM;
+	return tz_store_read_row(x->s, r->blob, &p->row);
+}
+
+static int index_all(dup_ctx *x)
+{
+	int rc = TZ_OK;
+
+	for (size_t k = 0; k < x->nrows && rc == TZ_OK; k++)
+		for (size_t i = 0; i < x->nu && rc == TZ_OK; i++)
+			if (strcmp(x->u[i].table, x->rows[k].table) == 0)
+				rc = index_row(x, &x->u[i], x->rows[k].key, x->rows[k].part, x->rows[k].row);
 	return rc;
+}
+
+static void rows_free(dup_ctx *x)
+{
+	for (size_t k = 0; k < x->nrows; k++) {
+		tz_free(x->rows[k].table);
+		tz_free(x->rows[k].key);
+		tz_free(x->rows[k].part);
+		tz_row_free(x->rows[k].row);
+	}
+	tz_free(x->rows);
 }
 
 static int prepare_all(dup_ctx *x)
@@ -262,7 +299,8 @@ int tz_duplicates__check(tz_store *s, const tz_merge_done *d, uint64_t *queued)
 		rc = sql_error(x.db, "cannot rebuild the unique-key index");
 		goto done;
 	}
-	if ((rc = tz_store_touched(s, has_from ? &from : NULL, d->to_root, index_touched, &x)) < 0)
+	if ((rc = tz_store_touched(s, has_from ? &from : NULL, d->to_root, unindex_touched, &x)) < 0 ||
+	    (rc = index_all(&x)) < 0)
 		goto done;
 	tz_oid_fmt(hex, d->to_root);
 	tz_buf_printf(&mark, "%s %s", hex, (const char *)print.data);
@@ -285,6 +323,7 @@ done:
 	sqlite3_finalize(x.open_q);
 	sqlite3_finalize(x.add);
 	decls_free(x.u, x.nu);
+	rows_free(&x);
 	tz_buf_release(&print);
 	tz_buf_release(&mark);
 	return rc;

@@ -17,7 +17,7 @@
 
 /* One row the merge touched. */
 typedef struct {
-	char *table, *part, *key;
+	char *table, *part, *key;    /* part: the partition as the path has it */
 	tz_row *row;                 /* NULL: deleted by the merge */
 } touched;
 
@@ -122,7 +122,7 @@ static int collect(const tz_touched_row *r, void *payload)
 	t = &x->t[x->nt++];
 	memset(t, 0, sizeof(*t));
 	t->table = tz_strdup(r->table);
-	t->part = tz_strdup(r->partition);
+	t->part = tz_strdup(r->partition_enc);
 	t->key = tz_strdup(r->key);
 	if (!t->table || !t->part || !t->key)
 		return TZ_ENOMEM;
@@ -456,7 +456,7 @@ static int drop_recreated(check_ctx *x, touched *t, const char *target)
 	size_t npk = 0, nk;
 	tz_value kv[TZ_KEY_MAX_COLUMNS];
 	uint8_t *arena = NULL;
-	tz_buf sql = TZ_BUF_INIT, part = TZ_BUF_INIT;
+	tz_buf sql = TZ_BUF_INIT;
 	sqlite3_stmt *q = NULL;
 	char note[300];
 	int rc;
@@ -468,7 +468,7 @@ static int drop_recreated(check_ctx *x, touched *t, const char *target)
 	tz_store_sql_ident(&sql, t->table);
 	put_cond(&sql, pk, npk, 1);
 	tz_buf_putc(&sql, '\0');
-	if ((rc = tz_buf_error(&sql)) < 0 || (rc = encode_name(t->part, &part)) < 0)
+	if ((rc = tz_buf_error(&sql)) < 0)
 		goto done;
 	if (nk != npk || sqlite3_prepare_v2(x->db, (const char *)sql.data, -1, &q, NULL) != SQLITE_OK) {
 		rc = sql_error(x->db, "cannot remove a merged row");
@@ -481,9 +481,7 @@ static int drop_recreated(check_ctx *x, touched *t, const char *target)
 		goto done;
 	}
 	snprintf(note, sizeof(note), "merged into %.200s: the branch's change to it is kept here, not applied", target);
-	tz_buf_putc(&part, '\0');
-	rc = keep(x, TZ_KIND_UNAUTHORIZED, t->table, (const char *)part.data, t->key, NULL, 0, NULL, t->row, "redirect",
-		  note);
+	rc = keep(x, TZ_KIND_UNAUTHORIZED, t->table, t->part, t->key, NULL, 0, NULL, t->row, "redirect", note);
 	tz_row_free(t->row);
 	t->row = NULL;   /* no longer there: no reference or invariant check */
 done:
@@ -492,7 +490,6 @@ done:
 		tz_free(pk[k]);
 	tz_free(arena);
 	tz_buf_release(&sql);
-	tz_buf_release(&part);
 	return rc;
 }
 
@@ -585,7 +582,7 @@ static int parent_exists(check_ctx *x, const fk *f, const tz_value *v, bool *yes
 
 static int orphan(check_ctx *x, touched *t, const fk *f, const tz_value *v)
 {
-	tz_buf note = TZ_BUF_INIT, part = TZ_BUF_INIT;
+	tz_buf note = TZ_BUF_INIT;
 	int rc;
 
 	tz_buf_printf(&note, "%s references %s(", f->from[0], f->parent);
@@ -599,13 +596,10 @@ static int orphan(check_ctx *x, touched *t, const fk *f, const tz_value *v)
 	}
 	tz_buf_puts(&note, ": no such row");
 	tz_buf_putc(&note, '\0');
-	if ((rc = tz_buf_error(&note)) == TZ_OK && (rc = encode_name(t->part, &part)) == TZ_OK) {
-		tz_buf_putc(&part, '\0');
-		rc = keep(x, TZ_KIND_ORPHAN, t->table, (const char *)part.data, t->key, (const char *const *)f->from, f->n,
-			  t->row, NULL, "reference", (const char *)note.data);
-	}
+	if ((rc = tz_buf_error(&note)) == TZ_OK)
+		rc = keep(x, TZ_KIND_ORPHAN, t->table, t->part, t->key, (const char *const *)f->from, f->n, t->row, NULL,
+			  "reference", (const char *)note.data);
 	tz_buf_release(&note);
-	tz_buf_release(&part);
 	return rc;
 }
 

@@ -22,6 +22,11 @@ static int decode_name(const char *enc, size_t len, char *out, size_t cap)
 	size_t n;
 	int rc;
 
+	if (len > 0 && enc[0] == '_') {
+		/* "_shared", "_hq": never a code (DESIGN §11), stored as is */
+		snprintf(out, cap, "%.*s", (int)len, enc);
+		return TZ_OK;
+	}
 	if ((rc = tz_key_decode(v, 1, &n, &arena, enc, len)) < 0)
 		return rc;
 	if (n != 1 || v[0].type != TZ_VTEXT || v[0].n >= cap)
@@ -38,7 +43,7 @@ static int touched_row(const char *const *comp, const size_t *len, size_t depth,
 	touched_ctx *x = payload;
 	tz_touched_row r;
 	char table[256], part[256];
-	char *key;
+	char *key, *pe = NULL;
 	int rc;
 
 	(void)a;
@@ -47,16 +52,20 @@ static int touched_row(const char *const *comp, const size_t *len, size_t depth,
 	if ((rc = decode_name(comp[0], len[0], table, sizeof(table))) < 0 ||
 	    (rc = decode_name(comp[1], len[1], part, sizeof(part))) < 0)
 		return rc;
-	if ((key = tz_strndup(comp[4], len[4])) == NULL)
+	if ((key = tz_strndup(comp[4], len[4])) == NULL || (pe = tz_strndup(comp[1], len[1])) == NULL) {
+		tz_free(key);
 		return TZ_ENOMEM;
+	}
 	memset(&r, 0, sizeof(r));
 	r.table = table;
 	r.partition = part;
+	r.partition_enc = pe;
 	r.key = key;
 	r.blob = b;
 	r.present = !tz_oid_is_zero(b);
 	rc = x->cb(&r, x->payload);
 	tz_free(key);
+	tz_free(pe);
 	return rc;
 }
 

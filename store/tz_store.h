@@ -276,6 +276,7 @@ int tz_store_key_add_admin(tz_store *s, const char *name);
 typedef struct {
 	const char *table;          /* the table's name */
 	const char *partition;      /* decoded: "_shared", "_hq" or a branch code */
+	const char *partition_enc;  /* as the path has it */
 	const char *key;            /* encoded key (the file name) */
 	bool present;               /* in the `to` root (else deleted there) */
 	const tz_oid *blob;         /* the row in `to`, when present */

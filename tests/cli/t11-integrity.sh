@@ -1,0 +1,132 @@
+#!/bin/bash
+# t11-integrity.sh - HQ's checks after each merge (docs/integrity.md):
+# domain.md's C1 (one person registered at two branches offline: one
+# duplicate, merged by an administrator, children re-pointed, both branches
+# converge and the dropped row never comes back), C4 (an offer filled past
+# its positions at two branches: one invariant entry), a bundle validly
+# signed by a branch that writes another branch's partition and an hq table
+# (nothing applied, unauthorized entries, the branch's view corrected at its
+# next reply), dangling references (orphan), the declarations' checks.
+. "$TZ_SRC/tests/cli/lib.sh"
+S=$SYNCCTL
+cd "$WORK" || exit 1
+export TZ_PASSPHRASE="t11 passphrase"
+
+cat >schema.sql <<'SQL'
+CREATE TABLE territory(code TEXT PRIMARY KEY, label TEXT NOT NULL);
+CREATE TABLE job_seeker(id TEXT PRIMARY KEY, id_doc_type TEXT NOT NULL, id_doc_number TEXT, name TEXT,
+  phone TEXT, territory_code TEXT REFERENCES territory(code), owner_branch TEXT NOT NULL);
+CREATE TABLE job_offer(id TEXT PRIMARY KEY, title TEXT, positions_total INTEGER NOT NULL);
+CREATE TABLE application(id TEXT PRIMARY KEY, job_seeker_id TEXT NOT NULL REFERENCES job_seeker(id),
+  job_offer_id TEXT REFERENCES job_offer(id), owner_branch TEXT NOT NULL);
+CREATE INDEX application_seeker ON application(job_seeker_id);
+CREATE TABLE interview(id TEXT PRIMARY KEY, job_seeker_id TEXT REFERENCES job_seeker(id), at TEXT,
+  owner_branch TEXT NOT NULL);
+CREATE TABLE placement(id TEXT PRIMARY KEY, job_seeker_id TEXT REFERENCES job_seeker(id),
+  job_offer_id TEXT NOT NULL REFERENCES job_offer(id), status TEXT NOT NULL, owner_branch TEXT NOT NULL);
+INSERT INTO tz_track VALUES ('territory', 'hq', NULL), ('job_seeker', 'owned', 'owner_branch'),
+  ('job_offer', 'shared', NULL), ('application', 'owned', 'owner_branch'),
+  ('interview', 'owned', 'owner_branch'), ('placement', 'owned', 'owner_branch');
+INSERT INTO tz_unique VALUES ('person_doc', 'job_seeker', 'id_doc_type,id_doc_number', NULL);
+INSERT INTO tz_invariant VALUES ('offer_capacity',
+  'SELECT o.id, o.positions_total, count(*) AS placed FROM job_offer o JOIN placement p ON p.job_offer_id = o.id
+   WHERE p.status <> ''cancelled'' AND o.id IN (SELECT x.job_offer_id FROM placement x
+     JOIN tz_touched t ON t.tbl = ''placement'' AND t.pk = x.id)
+   GROUP BY o.id HAVING count(*) > o.positions_total');
+SQL
+q() { sqlite3 "$1/store.db" "$2"; }
+"$S" init-hq hq >/dev/null
+
+# ---- the declarations ----
+echo "CREATE TABLE t(id TEXT PRIMARY KEY, doc TEXT UNIQUE); INSERT INTO tz_track VALUES ('t', 'shared', NULL);" >u1.sql
+fails "a UNIQUE constraint on a tracked table is refused" 1 "$S" -C hq schema apply u1.sql
+like "$WORK/.err" "declare it in tz_unique" "the refusal points to tz_unique"
+printf '%s\n' "CREATE TABLE t(id TEXT PRIMARY KEY, doc TEXT); CREATE UNIQUE INDEX t_doc ON t(doc);" \
+	"INSERT INTO tz_track VALUES ('t', 'shared', NULL);" >u2.sql
+fails "a unique index too" 1 "$S" -C hq schema apply u2.sql
+printf '%s\n' "CREATE TABLE t(id TEXT PRIMARY KEY, doc TEXT); INSERT INTO tz_track VALUES ('t', 'shared', NULL);" \
+	"INSERT INTO tz_unique VALUES ('d', 't', 'doc,nope', NULL);" >u3.sql
+fails "tz_unique naming an unknown column is refused" 1 "$S" -C hq schema apply u3.sql
+like "$WORK/.err" "'nope' is not a column of table 't'" "it names the column"
+sed -i 's/doc,nope., NULL/doc'"'"', '"'"'fuzzy'"'"'/' u3.sql
+fails "an unknown normalisation is refused" 1 "$S" -C hq schema apply u3.sql
+printf '%s\n' "CREATE TABLE t(id TEXT PRIMARY KEY, doc TEXT); INSERT INTO tz_track VALUES ('t', 'shared', NULL);" \
+	"INSERT INTO tz_invariant VALUES ('w', 'DELETE FROM t');" >u4.sql
+fails "an invariant that writes is refused" 1 "$S" -C hq schema apply u4.sql
+[ "$(q hq "SELECT count(*) FROM sqlite_master WHERE name = 't'")" = 0 ]; ok $? "the refusals left the store as it was"
+check "the schema with tz_unique and tz_invariant applies" "$S" -C hq schema apply schema.sql
+like <(git -C hq/history ls-tree -r --name-only HEAD) '^_schema/tz_unique/job_seeker$' "unique keys are versioned in _schema/"
+like <(git -C hq/history ls-tree -r --name-only HEAD) '^_schema/tz_invariant$' "and invariants"
+
+q hq "INSERT INTO territory VALUES ('CASA', 'Casablanca'), ('RBT', 'Rabat');
+  INSERT INTO job_offer VALUES ('O1', 'Picking', 3), ('O2', 'Packing', 10);
+  INSERT INTO job_seeker VALUES ('R9', 'CNIE', 'AB1', 'Rabia', '0600', 'RBT', 'RAB01');"
+"$S" -C hq commit -m base >/dev/null
+"$S" -C hq branch add CAS01 --out cas.tze >/dev/null && "$S" init-branch cas --enroll cas.tze >/dev/null
+"$S" -C hq branch add RAB01 --out rab.tze >/dev/null && "$S" init-branch rab --enroll rab.tze >/dev/null
+[ "$(q cas "SELECT count(*) FROM tz_unique")/$(q cas "SELECT count(*) FROM tz_invariant")" = 1/1 ]
+ok $? "the branches enrol with the declarations"
+# push BRANCH DIR: the branch's bundle into HQ (JSON in imp-DIR.json); reply BRANCH DIR: HQ's answer back
+push() { "$S" -C "$2" export --out "$2.tzb" >/dev/null && "$S" -C hq import --json "$2.tzb" >"imp-$2.json" 2>"imp-$2.err"; }
+reply() { "$S" -C hq export --for "$1" --out "hq-$2.tzb" >/dev/null && "$S" -C "$2" import "hq-$2.tzb" >/dev/null; }
+push CAS01 cas && reply CAS01 cas; ok $? "CAS01's first cycle"
+push RAB01 rab && reply RAB01 rab; ok $? "RAB01's first cycle"
+
+# ---- C1: the same person registered at two branches offline ----
+q cas "INSERT INTO job_seeker VALUES ('J1', 'CNIE', 'be 123456', 'Youssef', '0611', 'CASA', 'CAS01');
+  INSERT INTO application VALUES ('A1', 'J1', 'O2', 'CAS01'); INSERT INTO interview VALUES ('I1', 'J1', 'mon', 'CAS01');"
+q rab "INSERT INTO job_seeker VALUES ('J2', 'CNIE', 'BE١٢٣٤٥٦', 'Youssef', '0622', 'RBT', 'RAB01');
+  INSERT INTO application VALUES ('A2', 'J2', 'O2', 'RAB01'); INSERT INTO interview VALUES ('I2', 'J2', 'tue', 'RAB01');"
+push CAS01 cas; ok $? "CAS01 pushes J1"
+check "RAB01 pushes J2: nothing blocks" "$S" -C rab export --out rab.tzb
+check "HQ imports it" "$S" -C hq import --json rab.tzb
+like "$WORK/.out" '"duplicates": 1' "one duplicate queued (Arabic-Indic digits, case and spaces normalised)"
+check "duplicates list --json" "$S" -C hq duplicates list --json
+like "$WORK/.out" '"id": 1, "status": "open", "unique": "person_doc", "table": "job_seeker", "rows": \[\{"key": \["J1"\], "partition": "CAS01"\}, \{"key": \["J2"\], "partition": "RAB01"\}\], "branch": "RAB01"' \
+	"the entry names both rows, their partitions and the branch"
+[ "$(q hq "SELECT count(*) FROM job_seeker WHERE id IN ('J1', 'J2')")" = 2 ]; ok $? "both rows are kept until a person decides"
+check "status counts it" "$S" -C hq status
+like "$WORK/.out" "^duplicates 1 open" "status: 1 open duplicate"
+check "duplicates list (text)" "$S" -C hq duplicates list
+like "$WORK/.out" "J1 \[CAS01\]  and  t J2 \[RAB01\]" "one line per duplicate"
+"$S" -C hq keys add-admin amina >/dev/null
+fails "merge with one key is a usage error" 2 "$S" -C hq duplicates merge J1
+fails "merge of an unknown key fails" 1 "$S" -C hq duplicates merge J1 J404
+fails "a row merged into itself is refused" 1 "$S" -C hq duplicates merge J1 J1
+check "duplicates merge J1 J2 --set phone=0622 --as amina" "$S" -C hq duplicates merge --json J1 J2 --set phone=0622 --as amina
+like "$WORK/.out" '"table": "job_seeker", "kept": "J1", "dropped": "J2", "repointed": 2, "duplicates_resolved": 1' \
+	"J2's application and interview are re-pointed"
+[ "$(q hq "SELECT phone FROM job_seeker WHERE id = 'J1'")/$(q hq "SELECT count(*) FROM job_seeker WHERE id = 'J2'")" = 0622/0 ]
+ok $? "the survivor takes the chosen phone; J2 is gone"
+[ "$(q hq "SELECT group_concat(job_seeker_id) FROM (SELECT job_seeker_id FROM application UNION ALL SELECT job_seeker_id FROM interview)")" = "J1,J1,J1,J1" ]
+ok $? "every application and interview points to J1"
+[ "$(git -C hq/history log -1 --format='%an|%s')" = "amina|duplicates merge job_seeker: J2 into J1 (2 references re-pointed)" ]
+ok $? "one commit signed by amina"
+like <(git -C hq/history ls-tree -r --name-only HEAD) '^_redirect/job_seeker$' "the redirect is in the history"
+check "HQ verifies after the merge" "$S" -C hq verify
+# RAB01 keeps working offline on J2 before it learns of the merge
+q rab "INSERT INTO interview VALUES ('I3', 'J2', 'wed', 'RAB01')"
+q rab "UPDATE job_seeker SET phone = '0633' WHERE id = 'J2'"
+check "RAB01 pushes changes to the dropped row" "$S" -C rab export --out rab2.tzb
+check "HQ imports them" "$S" -C hq import --json rab2.tzb
+like "$WORK/.out" '"unauthorized": 1' "the change to J2 is queued, not applied"
+like "$WORK/.out" '"repointed": 1' "the new interview is re-pointed to J1"
+[ "$(q hq "SELECT count(*) FROM job_seeker WHERE id = 'J2'")/$(q hq "SELECT job_seeker_id FROM interview WHERE id = 'I3'")" = 0/J1 ]
+ok $? "HQ does not re-create J2; I3 points to J1"
+check "conflicts list names the redirect" "$S" -C hq conflicts list --json
+like "$WORK/.out" '"kind": "unauthorized", "status": "open", "table": "job_seeker", "key": \["J2"\], "partition": "RAB01", "branch": "RAB01", "policy": "redirect", "note": "merged into J1' \
+	"an unauthorized entry for J2"
+reply RAB01 rab; ok $? "RAB01 imports HQ's answer"
+reply CAS01 cas; ok $? "CAS01 imports HQ's answer"
+[ "$(q rab "SELECT count(*) FROM job_seeker WHERE id = 'J2'")" = 0 ]; ok $? "RAB01 no longer has J2"
+[ "$(q rab "SELECT group_concat(job_seeker_id || ':' || id) FROM (SELECT id, job_seeker_id FROM application UNION ALL SELECT id, job_seeker_id FROM interview ORDER BY id)")" = "J1:A2,J1:I2,J1:I3" ]
+ok $? "RAB01's application and interviews point to J1"
+[ "$(q cas "SELECT phone FROM job_seeker WHERE id = 'J1'")" = 0622 ]; ok $? "CAS01 has the survivor's values"
+check "RAB01 verifies" "$S" -C rab verify
+check "CAS01 verifies" "$S" -C cas verify
+push RAB01 rab && push CAS01 cas; ok $? "both push again"
+[ "$(q hq "SELECT count(*) FROM job_seeker WHERE id = 'J2'")/$(q hq "SELECT count(*) FROM tz_duplicates WHERE status = 'open'")" = 0/0 ]
+ok $? "neither re-creates J2; no duplicate comes back"
+[ "$(q hq "SELECT count(*) FROM tz_changes")" = 0 ]; ok $? "HQ has nothing pending"
+
+done_testing
