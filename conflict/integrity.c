@@ -271,8 +271,9 @@ static int keep(check_ctx *x, tz_conflict_kind kind, const char *table, const ch
 
 /* ---- unauthorized: the refusals of the import [P9] ---- */
 
-/* The columns two rows differ in (all of the present one when one is absent). */
-static size_t differing(const tz_row *a, const tz_row *b, const char **out, size_t max)
+/* The columns two rows differ in (all of the present one when one is
+ * absent), copied into out. */
+static size_t differing(const tz_row *a, const tz_row *b, char **out, size_t max)
 {
 	const tz_row *r = a ? a : b;
 	size_t n = 0;
@@ -288,8 +289,8 @@ static size_t differing(const tz_row *a, const tz_row *b, const char **out, size
 		}
 		tz_buf_release(&x1);
 		tz_buf_release(&x2);
-		if (!same)
-			out[n++] = r->cols[i].name;
+		if (!same && (out[n] = tz_strndup(r->cols[i].name, r->cols[i].name_len)) != NULL)
+			n++;
 	}
 	return n;
 }
@@ -298,7 +299,6 @@ static int unauthorized_one(check_ctx *x, const tz_refused *f, const tz_oid *the
 {
 	tz_buf table = TZ_BUF_INIT, key = TZ_BUF_INIT;
 	tz_row *ours = NULL, *theirs = NULL;
-	const char *cols[64];
 	char *names[64];
 	char note[256];
 	size_t nc = 0;
@@ -312,17 +312,17 @@ static int unauthorized_one(check_ctx *x, const tz_refused *f, const tz_oid *the
 		tz_buf_puts(&key, f->key);
 		if ((rc = tz_store_row_at(x->s, x->d->to_root, f->table, f->partition, f->key, &ours)) == TZ_OK &&
 		    (rc = tz_store_row_at(x->s, theirs_root, f->table, f->partition, f->key, &theirs)) == TZ_OK)
-			nc = differing(ours, theirs, cols, 64);
+			nc = differing(ours, theirs, names, 64);
 	}
 	tz_buf_putc(&table, '\0');
 	tz_buf_putc(&key, '\0');
 	if (rc == TZ_OK && (rc = tz_buf_error(&table)) == TZ_OK && (rc = tz_buf_error(&key)) == TZ_OK) {
-		for (size_t i = 0; i < nc; i++)
-			names[i] = (char *)(uintptr_t)cols[i];
 		snprintf(note, sizeof(note), "not applied: %s", f->why);
 		rc = keep(x, TZ_KIND_UNAUTHORIZED, (const char *)table.data, f->partition, (const char *)key.data,
 			  (const char *const *)names, nc, ours, theirs, "rights", note);
 	}
+	for (size_t i = 0; i < nc; i++)
+		tz_free(names[i]);
 	tz_row_free(ours);
 	tz_row_free(theirs);
 	tz_buf_release(&table);

@@ -129,4 +129,65 @@ push RAB01 rab && push CAS01 cas; ok $? "both push again"
 ok $? "neither re-creates J2; no duplicate comes back"
 [ "$(q hq "SELECT count(*) FROM tz_changes")" = 0 ]; ok $? "HQ has nothing pending"
 
+# ---- C4: an offer filled past its positions at two branches ----
+q cas "INSERT INTO placement VALUES ('P1', 'J1', 'O1', 'signed', 'CAS01'), ('P2', 'J1', 'O1', 'signed', 'CAS01')"
+q rab "INSERT INTO placement VALUES ('P3', 'R9', 'O1', 'signed', 'RAB01'), ('P4', 'R9', 'O1', 'signed', 'RAB01')"
+push CAS01 cas; ok $? "CAS01 pushes two placements on O1 (3 positions)"
+like imp-cas.json '"invariant": 0' "two of three: no entry"
+push RAB01 rab; ok $? "RAB01 pushes two more"
+like imp-rab.json '"invariant": 1' "C4: one invariant entry"
+[ "$(q hq "SELECT count(*) FROM placement WHERE job_offer_id = 'O1'")" = 4 ]; ok $? "no placement is dropped"
+check "conflicts list --json" "$S" -C hq conflicts list --json
+like "$WORK/.out" '"kind": "invariant", "status": "open", "table": "offer_capacity", "key": \["O1"\], "partition": "", "branch": "RAB01", "policy": "invariant", "note": "invariant offer_capacity: id=\\"O1\\", positions_total=3, placed=4"' \
+	"the entry names the invariant, the offer and the query's row"
+inv=$(q hq "SELECT id FROM tz_conflicts WHERE kind = 'invariant'")
+q rab "UPDATE placement SET status = 'waiting' WHERE id = 'P4'"
+push RAB01 rab; ok $? "RAB01 touches a placement of O1 again"
+[ "$(q hq "SELECT count(*) FROM tz_conflicts WHERE kind = 'invariant'")" = 1 ]; ok $? "still one entry while it is open"
+fails "an invariant entry is not resolved with --theirs" 1 "$S" -C hq conflicts resolve "$inv" --theirs
+like "$WORK/.err" "acknowledge it with --ours" "it says how"
+check "the administrator acknowledges it (--ours)" "$S" -C hq conflicts resolve "$inv" --ours --as amina
+
+# ---- a branch writes another branch's partition and an hq table ----
+# (the branch's own store writes them, so the bundle is validly signed by
+# CAS01, as t09 does)
+q cas "INSERT INTO job_seeker VALUES ('X1', 'CNIE', 'ZZ9', 'Intrus', NULL, 'RBT', 'RAB01');
+  UPDATE territory SET label = 'Casa (CAS01)' WHERE code = 'CASA'"
+push CAS01 cas; ok $? "HQ imports CAS01's bundle: nothing blocks"
+like imp-cas.json '"unauthorized": 2' "two unauthorized entries"
+[ "$(q hq "SELECT count(*) FROM job_seeker WHERE id = 'X1'")/$(q hq "SELECT label FROM territory WHERE code = 'CASA'")" = 0/Casablanca ]
+ok $? "nothing applied at HQ"
+check "conflicts list --branch CAS01 --json" "$S" -C hq conflicts list --branch CAS01 --json
+like "$WORK/.out" '"kind": "unauthorized", "status": "open", "table": "territory", "key": \["CASA"\], "partition": "_hq", "branch": "CAS01", "policy": "rights", "note": "not applied: an hq table: only HQ writes it"' \
+	"the hq table's change, with the branch"
+like "$WORK/.out" '"column": "label", "group": null, "base": null, "ours": "Casablanca", "theirs": "Casa \(CAS01\)"' \
+	"HQ's and the branch's values"
+like "$WORK/.out" '"table": "job_seeker", "key": \["X1"\], "partition": "RAB01", "branch": "CAS01", "policy": "rights", "note": "not applied: another branch.s partition"' \
+	"the row in RAB01's partition"
+[ "$(q hq "SELECT count(*) FROM tz_conflicts WHERE kind = 'unauthorized' AND branch = 'CAS01' AND theirs_commit <> ''")" = 2 ]
+ok $? "entries carry the branch's commit"
+reply CAS01 cas; ok $? "CAS01 imports HQ's answer"
+[ "$(q cas "SELECT count(*) FROM job_seeker WHERE id = 'X1'")/$(q cas "SELECT label FROM territory WHERE code = 'CASA'")" = 0/Casablanca ]
+ok $? "CAS01's view is corrected"
+check "CAS01 verifies" "$S" -C cas verify
+tid=$(q hq "SELECT id FROM tz_conflicts WHERE kind = 'unauthorized' AND tbl = 'territory'")
+check "the administrator authorises the label (--theirs)" "$S" -C hq conflicts resolve "$tid" --theirs
+[ "$(q hq "SELECT label FROM territory WHERE code = 'CASA'")" = "Casa (CAS01)" ]; ok $? "HQ now holds it"
+
+# ---- a dangling reference ----
+q cas "INSERT INTO application VALUES ('A9', 'GHOST', 'O2', 'CAS01')"
+push CAS01 cas; ok $? "CAS01 pushes an application of an unknown job seeker"
+like imp-cas.json '"orphan": 1' "one orphan entry"
+check "conflicts list --table application --json" "$S" -C hq conflicts list --table application --json
+like "$WORK/.out" '"kind": "orphan", "status": "open", "table": "application", "key": \["A9"\], "partition": "CAS01", "branch": "CAS01", "policy": "reference", "note": "job_seeker_id references job_seeker\(id\) = \\"GHOST\\": no such row"' \
+	"the entry names the reference"
+oid=$(q hq "SELECT id FROM tz_conflicts WHERE kind = 'orphan'")
+fails "an orphan has no --theirs" 1 "$S" -C hq conflicts resolve "$oid" --theirs
+check "resolve it with --set job_seeker_id=J1" "$S" -C hq conflicts resolve "$oid" --set job_seeker_id=J1
+[ "$(q hq "SELECT job_seeker_id FROM application WHERE id = 'A9'")" = J1 ]; ok $? "the reference is set"
+check "HQ verifies at the end" "$S" -C hq verify
+check "status shows the open entries by kind" "$S" -C hq status --json
+like "$WORK/.out" '"open_by_kind": \{"data": 0, "delete": 1, "insert": 0, "unauthorized": 2, "orphan": 0, "invariant": 0\}, "open_duplicates": 0' \
+	"status --json"
+
 done_testing
