@@ -271,6 +271,8 @@ static int keep(check_ctx *x, tz_conflict_kind kind, const char *table, const ch
 
 /* ---- unauthorized: the refusals of the import [P9] ---- */
 
+static int row_by_key(check_ctx *x, const char *table, const char *key, tz_row **out);
+
 /* The columns two rows differ in (all of the present one when one is
  * absent), copied into out. */
 static size_t differing(const tz_row *a, const tz_row *b, char **out, size_t max)
@@ -298,7 +300,7 @@ static size_t differing(const tz_row *a, const tz_row *b, char **out, size_t max
 static int unauthorized_one(check_ctx *x, const tz_refused *f, const tz_oid *theirs_root)
 {
 	tz_buf table = TZ_BUF_INIT, key = TZ_BUF_INIT;
-	tz_row *ours = NULL, *theirs = NULL;
+	tz_row *ours = NULL, *theirs = NULL, *base = NULL;
 	char *names[64];
 	char note[256];
 	size_t nc = 0;
@@ -310,8 +312,16 @@ static int unauthorized_one(check_ctx *x, const tz_refused *f, const tz_oid *the
 		rc = encode_name(f->key, &key);
 	} else if ((rc = decode_name(f->table, &table)) == TZ_OK && (rc = tz_buf_error(&table)) == TZ_OK) {
 		tz_buf_puts(&key, f->key);
+		tz_buf_putc(&table, '\0');
+		/* HQ's row: at the path, or where it moved to */
 		if ((rc = tz_store_row_at(x->s, x->d->to_root, f->table, f->partition, f->key, &ours)) == TZ_OK &&
-		    (rc = tz_store_row_at(x->s, theirs_root, f->table, f->partition, f->key, &theirs)) == TZ_OK)
+		    ours == NULL && (rc = tz_buf_error(&table)) == TZ_OK)
+			rc = row_by_key(x, (const char *)table.data, f->key, &ours);
+		table.len--;
+		if (rc == TZ_OK && (rc = tz_store_row_at(x->s, theirs_root, f->table, f->partition, f->key, &theirs)) == TZ_OK &&
+		    f->has_base && (rc = tz_store_read_row(x->s, &f->base, &base)) == TZ_OK)
+			nc = differing(base, theirs, names, 64);   /* what the branch changed */
+		else if (rc == TZ_OK)
 			nc = differing(ours, theirs, names, 64);
 	}
 	tz_buf_putc(&table, '\0');
@@ -323,6 +333,7 @@ static int unauthorized_one(check_ctx *x, const tz_refused *f, const tz_oid *the
 	}
 	for (size_t i = 0; i < nc; i++)
 		tz_free(names[i]);
+	tz_row_free(base);
 	tz_row_free(ours);
 	tz_row_free(theirs);
 	tz_buf_release(&table);
@@ -445,6 +456,56 @@ static void put_cond(tz_buf *b, char *const *names, size_t n, int base)
 		tz_store_sql_ident(b, names[k]);
 		tz_buf_printf(b, " = ?%d", base + (int)k);
 	}
+}
+
+/* HQ's row of `table` with encoded key `key`, from store.db (NULL: none). */
+static int row_by_key(check_ctx *x, const char *table, const char *key, tz_row **out)
+{
+	char *pk[TZ_KEY_MAX_COLUMNS];
+	size_t npk = 0, nk;
+	tz_value kv[TZ_KEY_MAX_COLUMNS];
+	uint8_t *arena = NULL;
+	tz_buf sql = TZ_BUF_INIT, enc = TZ_BUF_INIT;
+	sqlite3_stmt *q = NULL;
+	int rc;
+
+	*out = NULL;
+	if ((rc = pk_names(x->db, table, pk, &npk)) < 0 ||
+	    (rc = tz_key_decode(kv, TZ_KEY_MAX_COLUMNS, &nk, &arena, key, strlen(key))) < 0)
+		goto done;
+	tz_buf_puts(&sql, "SELECT * FROM ");
+	tz_store_sql_ident(&sql, table);
+	put_cond(&sql, pk, npk, 1);
+	tz_buf_putc(&sql, '\0');
+	if ((rc = tz_buf_error(&sql)) < 0 || nk != npk || npk == 0 ||
+	    sqlite3_prepare_v2(x->db, (const char *)sql.data, -1, &q, NULL) != SQLITE_OK)
+		goto done;   /* not a table of this store: no row */
+	for (size_t k = 0; k < nk; k++)
+		tz_store_sql_bind(q, (int)k + 1, &kv[k]);
+	if (sqlite3_step(q) == SQLITE_ROW) {
+		int n = sqlite3_column_count(q);
+		tz_column *c = tz_calloc((size_t)n, sizeof(*c));
+		if (c == NULL) {
+			rc = TZ_ENOMEM;
+			goto done;
+		}
+		for (int i = 0; i < n; i++) {
+			c[i].name = sqlite3_column_name(q, i);
+			c[i].name_len = strlen(c[i].name);
+			tz_store_sql_column(q, i, &c[i].v);
+		}
+		if ((rc = tz_row_encode(&enc, c, (size_t)n)) == TZ_OK)
+			rc = tz_row_decode(out, enc.data, enc.len);
+		tz_free(c);
+	}
+done:
+	sqlite3_finalize(q);
+	for (size_t k = 0; k < npk; k++)
+		tz_free(pk[k]);
+	tz_free(arena);
+	tz_buf_release(&sql);
+	tz_buf_release(&enc);
+	return rc;
 }
 
 /* A touched row whose own key was merged into another (a branch's change

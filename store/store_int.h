@@ -290,6 +290,26 @@ int tz_schema__install_from_tree(tz_store *s, const tz_staging *st, const tz_oid
 int tz_schema__install_pairs(tz_store *s, const tz_staging *st, const tz_oid *root, tz_tables *ts, const char *dir,
 			     const char *insert_sql);
 
+/* ---- rights beyond partitions (rights.c, docs/integrity.md) ---- */
+
+typedef struct tz_rights tz_rights;
+/* The columns only HQ updates (tz_access), read once per import. */
+int tz_rights__load(tz_store *s, tz_rights **out);
+void tz_rights__free(tz_rights *r);
+/* An update (base and theirs rows) of t changing a column only HQ
+ * changes: *why says so (else NULL). */
+int tz_rights__columns(tz_store *s, const tz_staging *st, const tz_rights *r, const tz_table *t, const tz_oid *base,
+		       const tz_oid *theirs, const char **why);
+/* A row added in another branch's partition (path comp) that the sending
+ * branch owns at HQ (partition `own`) and no longer holds there in
+ * theirs_root: an ownership transfer the owner may make. */
+int tz_rights__given(tz_store *s, const tz_staging *st, tz_table *t, const char *const *comp, const size_t *len,
+		     const tz_oid *base, const tz_oid *theirs, const tz_oid *theirs_root, const tz_buf *own, bool *given);
+/* A row the branch changed (base, theirs) that HQ holds no longer at this
+ * path (ours zero) but in another partition: moved away (a transfer). */
+int tz_rights__moved_away(tz_store *s, tz_table *t, const char *const *comp, const size_t *len, const tz_oid *base,
+			  const tz_oid *ours, const tz_oid *theirs, bool *moved);
+
 /* ---- integrity declarations (declare.c, docs/integrity.md) ---- */
 
 /* Inside schema apply's transaction: tz_unique, tz_access, tz_invariant,

@@ -863,6 +863,8 @@ typedef struct {
 	tz_merger *m;
 	stamp_ctx *sc;
 	uint64_t both;              /* rows both sides changed (asked of the merger) */
+	tz_rights *rights;          /* columns only HQ changes (rights.c) */
+	tz_oid theirs_root;         /* the stretch's tip tree */
 } integrate_ctx;
 
 static int refuse(integrate_ctx *x, const char *const *comp, const size_t *len, size_t depth, const char *why)
@@ -1144,15 +1146,29 @@ static int integrate_row(const char *const *comp, const size_t *len, size_t dept
 		return refuse(x, comp, len, depth, "table not tracked at HQ");
 	if (t->scope == TZ_SCOPE_HQ)
 		return refuse(x, comp, len, depth, "an hq table: only HQ writes it");
-	if (t->scope == TZ_SCOPE_OWNED && (len[1] != x->part.len || memcmp(comp[1], x->part.data, len[1]) != 0))
-		return refuse(x, comp, len, depth, "another branch's partition");
+	bool given = false, moved;
+	if (t->scope == TZ_SCOPE_OWNED && (len[1] != x->part.len || memcmp(comp[1], x->part.data, len[1]) != 0)) {
+		/* the owner may give its row to another branch (rights.c) */
+		if ((rc = tz_rights__given(x->s, x->st, t, comp, len, base, theirs, &x->theirs_root, &x->part, &given)) < 0)
+			return rc;
+		if (!given)
+			return refuse(x, comp, len, depth, "another branch's partition");
+	}
+	if ((rc = tz_rights__columns(x->s, x->st, x->rights, t, base, theirs, &why)) < 0)
+		return rc;
+	if (why && (rc = refuse(x, comp, len, depth, why)) == TZ_OK) {
+		x->res->refused[x->res->nrefused - 1].has_base = true;   /* the entry lists what the branch changed */
+		x->res->refused[x->res->nrefused - 1].base = *base;
+	}
+	if (why)
+		return rc;
 	if (!tz_oid_is_zero(theirs)) {
 		bool other;
 		if ((rc = row_matches_path(x, t, theirs, comp, len, &why)) < 0)
 			return rc;
 		if (why)
 			return refuse(x, comp, len, depth, why);
-		if (t->scope == TZ_SCOPE_OWNED && tz_oid_is_zero(base)) {
+		if (t->scope == TZ_SCOPE_OWNED && tz_oid_is_zero(base) && !given) {
 			if ((rc = key_elsewhere(x, t, comp, len, &other)) < 0)
 				return rc;
 			if (other)
@@ -1165,6 +1181,14 @@ static int integrate_row(const char *const *comp, const size_t *len, size_t dept
 		return rc;
 	if (memcmp(&ours, theirs, sizeof(ours)) == 0)
 		return TZ_OK;   /* main has it already */
+	if ((rc = tz_rights__moved_away(x->s, t, comp, len, base, &ours, theirs, &moved)) < 0)
+		return rc;
+	if (moved && (rc = refuse(x, comp, len, depth, "the row moved to another branch: this change is queued")) == TZ_OK) {
+		x->res->refused[x->res->nrefused - 1].has_base = true;
+		x->res->refused[x->res->nrefused - 1].base = *base;
+	}
+	if (moved)
+		return rc;
 	if (memcmp(&ours, base, sizeof(ours)) == 0)
 		return change_list_add(&x->cl, comp, len, depth, theirs);
 	/* changed on both sides since the base: the three-way merge */
@@ -1200,6 +1224,7 @@ static int keep_moved_rows(integrate_ctx *x)
 static void integrate_release(integrate_ctx *x)
 {
 	tz_schema__release(&x->ts);
+	tz_rights__free(x->rights);
 	change_list_release(&x->cl);
 	tz_buf_release(&x->part);
 }
@@ -1347,8 +1372,10 @@ static int integrate_segment(integrate_ctx *x, const tz_oid *from, const tz_oid 
 	change_list_release(&x->cl);
 	memset(&x->cl, 0, sizeof(x->cl));
 	x->mst = &seg;
-	if ((rc = tz_commit__tree(x->s, from, &from_tree)) < 0 || (rc = tz_commit__tree(x->s, tip, &tip_tree)) < 0 ||
-	    (rc = tz_tree__diff(x->s, x->st, &from_tree, &tip_tree, integrate_row, x)) < 0 || (rc = keep_moved_rows(x)) < 0)
+	if ((rc = tz_commit__tree(x->s, from, &from_tree)) < 0 || (rc = tz_commit__tree(x->s, tip, &tip_tree)) < 0)
+		goto done;
+	x->theirs_root = tip_tree;
+	if ((rc = tz_tree__diff(x->s, x->st, &from_tree, &tip_tree, integrate_row, x)) < 0 || (rc = keep_moved_rows(x)) < 0)
 		goto done;
 	if (x->cl.n > 0) {
 		if (x->cl.n > 1)
@@ -1594,7 +1621,7 @@ static int import_hq(tz_store *s, const tz_incoming *in, const void *payload, si
 	x.m = m;
 	x.sc = &sc;
 	if ((rc = tz_schema__load(s, &x.ts)) < 0 || (rc = code_partition(&x.part, in->sender)) < 0 ||
-	    (rc = integrate_bundle(&x, &b, start, &from, &rows)) < 0)
+	    (rc = tz_rights__load(s, &x.rights)) < 0 || (rc = integrate_bundle(&x, &b, start, &from, &rows)) < 0)
 		goto done;
 	new_root = pc.root;
 	if (rows > 0 || x.both > 0) {

@@ -365,6 +365,8 @@ typedef struct tz_refused_ {
 	char *partition;
 	char *key;
 	const char *why;            /* static text */
+	bool has_base;              /* an update refused: the row it started from */
+	tz_oid base;
 } tz_refused;
 
 typedef struct {

@@ -28,6 +28,7 @@ INSERT INTO tz_track VALUES ('territory', 'hq', NULL), ('job_seeker', 'owned', '
   ('job_offer', 'shared', NULL), ('application', 'owned', 'owner_branch'),
   ('interview', 'owned', 'owner_branch'), ('placement', 'owned', 'owner_branch');
 INSERT INTO tz_unique VALUES ('person_doc', 'job_seeker', 'id_doc_type,id_doc_number', NULL);
+INSERT INTO tz_access VALUES ('job_seeker', 'id_doc_number', 'hq');
 INSERT INTO tz_invariant VALUES ('offer_capacity',
   'SELECT o.id, o.positions_total, count(*) AS placed FROM job_offer o JOIN placement p ON p.job_offer_id = o.id
    WHERE p.status <> ''cancelled'' AND o.id IN (SELECT x.job_offer_id FROM placement x
@@ -185,6 +186,41 @@ oid=$(q hq "SELECT id FROM tz_conflicts WHERE kind = 'orphan'")
 fails "an orphan has no --theirs" 1 "$S" -C hq conflicts resolve "$oid" --theirs
 check "resolve it with --set job_seeker_id=J1" "$S" -C hq conflicts resolve "$oid" --set job_seeker_id=J1
 [ "$(q hq "SELECT job_seeker_id FROM application WHERE id = 'A9'")" = J1 ]; ok $? "the reference is set"
+# ---- tz_access: an identity column only HQ changes ----
+q cas "UPDATE job_seeker SET id_doc_number = 'BE999', phone = '0644' WHERE id = 'J1'"
+push CAS01 cas; ok $? "CAS01 pushes a change of J1's document number"
+like imp-cas.json '"why": "a column only HQ changes \(tz_access\)"' "refused: only HQ changes it"
+[ "$(q hq "SELECT id_doc_number || ',' || phone FROM job_seeker WHERE id = 'J1'")" = "be 123456,0622" ]
+ok $? "not applied (the row's change is queued whole)"
+acc=$(q hq "SELECT id FROM tz_conflicts WHERE kind = 'unauthorized' AND note LIKE '%tz_access%'")
+[ -n "$acc" ]; ok $? "queued as unauthorized"
+reply CAS01 cas; ok $? "CAS01 imports HQ's answer"
+[ "$(q cas "SELECT id_doc_number FROM job_seeker WHERE id = 'J1'")" = "be 123456" ]; ok $? "CAS01's view is corrected"
+check "HQ keeps its values (--ours)" "$S" -C hq conflicts resolve "$acc" --ours
+
+# ---- C2: HQ transfers J1 to RAB01 while CAS01 edits it offline ----
+q hq "UPDATE job_seeker SET owner_branch = 'RAB01', territory_code = 'RBT' WHERE id = 'J1'"
+"$S" -C hq commit -m "J1 moves to Rabat" >/dev/null
+q cas "UPDATE job_seeker SET phone = '0699' WHERE id = 'J1'"
+push CAS01 cas; ok $? "CAS01 pushes its offline edit of J1"
+like imp-cas.json '"unauthorized": 1' "the edit is queued"
+like imp-cas.json '"why": "the row moved to another branch: this change is queued"' "and says why"
+[ "$(q hq "SELECT owner_branch || ',' || phone || ',' || (SELECT count(*) FROM job_seeker WHERE id = 'J1') FROM job_seeker WHERE id = 'J1'")" = "RAB01,0622,1" ]
+ok $? "HQ: the transfer stands, one row, the edit not applied"
+reply CAS01 cas; ok $? "CAS01 imports HQ's answer"
+[ "$(q cas "SELECT count(*) FROM job_seeker WHERE id = 'J1'")" = 0 ]; ok $? "J1 left CAS01's view"
+reply RAB01 rab; ok $? "RAB01 imports HQ's answer"
+[ "$(q rab "SELECT owner_branch || ',' || territory_code FROM job_seeker WHERE id = 'J1'")" = "RAB01,RBT" ]
+ok $? "J1 joined RAB01's view"
+mv=$(q hq "SELECT id FROM tz_conflicts WHERE kind = 'unauthorized' AND note LIKE '%moved to another branch%'")
+check "conflicts show names the branch's value" "$S" -C hq conflicts show "$mv" --json
+like "$WORK/.out" '"column": "phone", "group": null, "base": null, "ours": "0622", "theirs": "0699"' "the edit is kept in the entry"
+check "the administrator takes CAS01's phone (--theirs)" "$S" -C hq conflicts resolve "$mv" --theirs
+reply RAB01 rab; ok $? "RAB01 imports the decision"
+[ "$(q rab "SELECT phone FROM job_seeker WHERE id = 'J1'")" = 0699 ]; ok $? "the offline edit reached J1's new branch"
+check "CAS01 verifies after the transfer" "$S" -C cas verify
+check "RAB01 verifies after the transfer" "$S" -C rab verify
+
 check "HQ verifies at the end" "$S" -C hq verify
 check "status shows the open entries by kind" "$S" -C hq status --json
 like "$WORK/.out" '"open_by_kind": \{"data": 0, "delete": 1, "insert": 0, "unauthorized": 2, "orphan": 0, "invariant": 0\}, "open_duplicates": 0' \
