@@ -27,6 +27,10 @@ int tz_queue__record(tz_store *s, const char *code, const tz_pending *p, size_t 
  * re-pointed references, orphans, invariants, duplicates; what was queued
  * is added to sum. */
 int tz_integrity__check(tz_store *s, const tz_merge_done *d, tz_merge_summary *sum);
+/* The primary key columns of a table, in key order (at most 8; each
+ * tz_free'd by the caller). */
+struct sqlite3;
+int tz_integrity__pk_names(struct sqlite3 *db, const char *table, char **out, size_t *n);
 /* The unique-key index brought to d->to_root; duplicates queued (duplicates.c). */
 int tz_duplicates__check(tz_store *s, const tz_merge_done *d, uint64_t *queued);
 

@@ -118,22 +118,6 @@ static void key_release(row_key *k)
 	memset(k, 0, sizeof(*k));
 }
 
-static int pk_cols(sqlite3 *db, const char *table, row_key *k)
-{
-	sqlite3_stmt *q = NULL;
-	int rc = TZ_OK;
-
-	if (sqlite3_prepare_v2(db, "SELECT name FROM pragma_table_info(?1) WHERE pk > 0 ORDER BY pk", -1, &q, NULL) !=
-	    SQLITE_OK)
-		return sql_error(db, "cannot read a table's key");
-	sqlite3_bind_text(q, 1, table, -1, SQLITE_STATIC);
-	while (rc == TZ_OK && sqlite3_step(q) == SQLITE_ROW && k->n < TZ_KEY_MAX_COLUMNS)
-		if ((k->col[k->n++] = tz_strdup((const char *)sqlite3_column_text(q, 0))) == NULL)
-			rc = TZ_ENOMEM;
-	sqlite3_finalize(q);
-	return rc;
-}
-
 /* " WHERE "c1" = ?base AND ..." over the key's columns. */
 static void put_key_cond(tz_buf *b, const row_key *k, const char *lead, int base)
 {
@@ -154,7 +138,7 @@ static int find_row(sqlite3 *db, const char *table, const char *arg, row_key *k,
 	int rc;
 
 	*found = false;
-	if ((rc = pk_cols(db, table, k)) < 0)
+	if ((rc = tz_integrity__pk_names(db, table, k->col, &k->n)) < 0)
 		return rc;
 	if (sqlite3_prepare_v2(db, arg[0] == '[' ? "SELECT value FROM json_each(?1)" : "SELECT ?1", -1, &j, NULL) !=
 	    SQLITE_OK)

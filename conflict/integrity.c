@@ -145,7 +145,7 @@ static void put_json_value(tz_buf *b, const tz_value *v)
 			uint8_t c = v->p[i];
 			if (c == '"' || c == '\\')
 				tz_buf_printf(b, "\\%c", c);
-			else if (c < 0x20)
+			else if (c < 0x20 || c == 0x7f)
 				tz_buf_printf(b, "\\u%04x", c);
 			else
 				tz_buf_putc(b, (char)c);
@@ -376,8 +376,7 @@ static void fks_free(fk *f, size_t n)
 	tz_free(f);
 }
 
-/* The primary key columns of a table, in key order. */
-static int pk_names(sqlite3 *db, const char *table, char **out, size_t *n)
+int tz_integrity__pk_names(sqlite3 *db, const char *table, char **out, size_t *n)
 {
 	sqlite3_stmt *q = NULL;
 	int rc = TZ_OK;
@@ -436,7 +435,7 @@ static int fks_of(sqlite3 *db, const char *table, fk **out, size_t *n)
 		if ((*out)[i].to[0] == NULL) {
 			char *pk[TZ_KEY_MAX_COLUMNS];
 			size_t npk;
-			if ((rc = pk_names(db, (*out)[i].parent, pk, &npk)) < 0)
+			if ((rc = tz_integrity__pk_names(db, (*out)[i].parent, pk, &npk)) < 0)
 				break;
 			for (size_t k = 0; k < npk; k++) {
 				if (k < (*out)[i].n && (*out)[i].to[k] == NULL)
@@ -458,30 +457,144 @@ static void put_cond(tz_buf *b, char *const *names, size_t n, int base)
 	}
 }
 
-/* HQ's row of `table` with encoded key `key`, from store.db (NULL: none). */
-static int row_by_key(check_ctx *x, const char *table, const char *key, tz_row **out)
+/* Bind a value, copying text and blobs (they die before the statement). */
+static void bind_copy(sqlite3_stmt *q, int i, const tz_value *v)
+{
+	if (v->type == TZ_VTEXT)
+		sqlite3_bind_text(q, i, v->n ? (const char *)v->p : "", (int)v->n, SQLITE_TRANSIENT);
+	else if (v->type == TZ_VBLOB)
+		sqlite3_bind_blob(q, i, v->n ? (const void *)v->p : "", (int)v->n, SQLITE_TRANSIENT);
+	else
+		tz_store_sql_bind(q, i, v);
+}
+
+/* Prepare `head` (the SQL up to its WHERE) with the key condition of
+ * `table` for encoded key `key`: `lead`, when given, bound as ?1 and the
+ * key's values after it.  A key that does not fit the table: *q NULL. */
+static int prepare_by_key(check_ctx *x, const tz_buf *head, const char *table, const char *key, const tz_value *lead,
+			  sqlite3_stmt **q)
 {
 	char *pk[TZ_KEY_MAX_COLUMNS];
 	size_t npk = 0, nk;
 	tz_value kv[TZ_KEY_MAX_COLUMNS];
 	uint8_t *arena = NULL;
-	tz_buf sql = TZ_BUF_INIT, enc = TZ_BUF_INIT;
+	tz_buf sql = TZ_BUF_INIT;
+	int rc, base = lead ? 2 : 1;
+
+	*q = NULL;
+	if ((rc = tz_integrity__pk_names(x->db, table, pk, &npk)) < 0 ||
+	    (rc = tz_key_decode(kv, TZ_KEY_MAX_COLUMNS, &nk, &arena, key, strlen(key))) < 0)
+		goto done;
+	tz_buf_put(&sql, head->data, head->len);
+	put_cond(&sql, pk, npk, base);
+	tz_buf_putc(&sql, '\0');
+	if ((rc = tz_buf_error(&sql)) < 0 || nk != npk || npk == 0)
+		goto done;
+	if (sqlite3_prepare_v2(x->db, (const char *)sql.data, -1, q, NULL) != SQLITE_OK) {
+		rc = sql_error(x->db, "cannot prepare a statement by key");
+		goto done;
+	}
+	if (lead)
+		bind_copy(*q, 1, lead);
+	for (size_t k = 0; k < nk; k++)
+		bind_copy(*q, base + (int)k, &kv[k]);
+done:
+	for (size_t k = 0; k < npk; k++)
+		tz_free(pk[k]);
+	tz_free(arena);
+	tz_buf_release(&sql);
+	return rc;
+}
+
+/* Run `head` by key once (DELETE or UPDATE); *changed when a row was hit. */
+static int exec_by_key(check_ctx *x, const tz_buf *head, const char *table, const char *key, const tz_value *lead,
+		       const char *what, bool *changed)
+{
+	sqlite3_stmt *q = NULL;
+	int rc;
+
+	*changed = false;
+	if ((rc = prepare_by_key(x, head, table, key, lead, &q)) < 0 || q == NULL)
+		return rc;
+	if (sqlite3_step(q) != SQLITE_DONE)
+		rc = sql_error(x->db, what);
+	else
+		*changed = sqlite3_changes(x->db) > 0;
+	sqlite3_finalize(q);
+	return rc;
+}
+
+/* A touched row whose own key was merged into another (a branch's change
+ * to a dropped duplicate): it is not brought back, and its change is
+ * queued (docs/integrity.md). */
+static int drop_recreated(check_ctx *x, touched *t, const char *target)
+{
+	tz_buf head = TZ_BUF_INIT;
+	char note[300];
+	bool gone;
+	int rc;
+
+	tz_buf_puts(&head, "DELETE FROM ");
+	tz_store_sql_ident(&head, t->table);
+	if ((rc = tz_buf_error(&head)) < 0 ||
+	    (rc = exec_by_key(x, &head, t->table, t->key, NULL, "cannot remove a merged row", &gone)) < 0)
+		goto done;
+	snprintf(note, sizeof(note), "merged into %.200s: the branch's change to it is kept here, not applied", target);
+	rc = keep(x, TZ_KIND_UNAUTHORIZED, t->table, t->part, t->key, NULL, 0, NULL, t->row, "redirect", note);
+	tz_row_free(t->row);
+	t->row = NULL;   /* no longer there: no reference or invariant check */
+done:
+	tz_buf_release(&head);
+	return rc;
+}
+
+/* A one-column reference to a merged row: re-pointed to the row it was
+ * merged into (chains followed), as an HQ change of this transaction. */
+static int repoint(check_ctx *x, touched *t, const fk *f, const tz_value *v, bool *done)
+{
+	char *target = NULL;
+	size_t ntk;
+	tz_value tv[1];
+	uint8_t *tarena = NULL;
+	tz_buf enc = TZ_BUF_INIT, head = TZ_BUF_INIT;
+	int rc;
+
+	*done = false;
+	if ((rc = tz_key_encode(&enc, v, 1)) < 0)
+		goto out;
+	tz_buf_putc(&enc, '\0');
+	if ((rc = tz_buf_error(&enc)) < 0 ||
+	    (rc = tz_store_redirect_target(x->s, f->parent, (const char *)enc.data, &target)) < 0 || target == NULL ||
+	    (rc = tz_key_decode(tv, 1, &ntk, &tarena, target, strlen(target))) < 0)
+		goto out;
+	tz_buf_puts(&head, "UPDATE ");
+	tz_store_sql_ident(&head, t->table);
+	tz_buf_puts(&head, " SET ");
+	tz_store_sql_ident(&head, f->from[0]);
+	tz_buf_puts(&head, " = ?1");
+	if ((rc = tz_buf_error(&head)) == TZ_OK &&
+	    (rc = exec_by_key(x, &head, t->table, t->key, &tv[0], "cannot re-point a reference", done)) == TZ_OK)
+		x->sum->repointed += *done;
+out:
+	tz_free(target);
+	tz_free(tarena);
+	tz_buf_release(&enc);
+	tz_buf_release(&head);
+	return rc;
+}
+
+/* HQ's row of `table` with encoded key `key`, from store.db (NULL: none). */
+static int row_by_key(check_ctx *x, const char *table, const char *key, tz_row **out)
+{
+	tz_buf head = TZ_BUF_INIT, enc = TZ_BUF_INIT;
 	sqlite3_stmt *q = NULL;
 	int rc;
 
 	*out = NULL;
-	if ((rc = pk_names(x->db, table, pk, &npk)) < 0 ||
-	    (rc = tz_key_decode(kv, TZ_KEY_MAX_COLUMNS, &nk, &arena, key, strlen(key))) < 0)
+	tz_buf_puts(&head, "SELECT * FROM ");
+	tz_store_sql_ident(&head, table);
+	if ((rc = tz_buf_error(&head)) < 0 || (rc = prepare_by_key(x, &head, table, key, NULL, &q)) < 0 || q == NULL)
 		goto done;
-	tz_buf_puts(&sql, "SELECT * FROM ");
-	tz_store_sql_ident(&sql, table);
-	put_cond(&sql, pk, npk, 1);
-	tz_buf_putc(&sql, '\0');
-	if ((rc = tz_buf_error(&sql)) < 0 || nk != npk || npk == 0 ||
-	    sqlite3_prepare_v2(x->db, (const char *)sql.data, -1, &q, NULL) != SQLITE_OK)
-		goto done;   /* not a table of this store: no row */
-	for (size_t k = 0; k < nk; k++)
-		tz_store_sql_bind(q, (int)k + 1, &kv[k]);
 	if (sqlite3_step(q) == SQLITE_ROW) {
 		int n = sqlite3_column_count(q);
 		tz_column *c = tz_calloc((size_t)n, sizeof(*c));
@@ -500,113 +613,8 @@ static int row_by_key(check_ctx *x, const char *table, const char *key, tz_row *
 	}
 done:
 	sqlite3_finalize(q);
-	for (size_t k = 0; k < npk; k++)
-		tz_free(pk[k]);
-	tz_free(arena);
-	tz_buf_release(&sql);
+	tz_buf_release(&head);
 	tz_buf_release(&enc);
-	return rc;
-}
-
-/* A touched row whose own key was merged into another (a branch's change
- * to a dropped duplicate): it is not brought back, and its change is
- * queued (docs/integrity.md). */
-static int drop_recreated(check_ctx *x, touched *t, const char *target)
-{
-	char *pk[TZ_KEY_MAX_COLUMNS];
-	size_t npk = 0, nk;
-	tz_value kv[TZ_KEY_MAX_COLUMNS];
-	uint8_t *arena = NULL;
-	tz_buf sql = TZ_BUF_INIT;
-	sqlite3_stmt *q = NULL;
-	char note[300];
-	int rc;
-
-	if ((rc = pk_names(x->db, t->table, pk, &npk)) < 0 ||
-	    (rc = tz_key_decode(kv, TZ_KEY_MAX_COLUMNS, &nk, &arena, t->key, strlen(t->key))) < 0)
-		goto done;
-	tz_buf_puts(&sql, "DELETE FROM ");
-	tz_store_sql_ident(&sql, t->table);
-	put_cond(&sql, pk, npk, 1);
-	tz_buf_putc(&sql, '\0');
-	if ((rc = tz_buf_error(&sql)) < 0)
-		goto done;
-	if (nk != npk || sqlite3_prepare_v2(x->db, (const char *)sql.data, -1, &q, NULL) != SQLITE_OK) {
-		rc = sql_error(x->db, "cannot remove a merged row");
-		goto done;
-	}
-	for (size_t k = 0; k < nk; k++)
-		tz_store_sql_bind(q, (int)k + 1, &kv[k]);
-	if (sqlite3_step(q) != SQLITE_DONE) {
-		rc = sql_error(x->db, "cannot remove a merged row");
-		goto done;
-	}
-	snprintf(note, sizeof(note), "merged into %.200s: the branch's change to it is kept here, not applied", target);
-	rc = keep(x, TZ_KIND_UNAUTHORIZED, t->table, t->part, t->key, NULL, 0, NULL, t->row, "redirect", note);
-	tz_row_free(t->row);
-	t->row = NULL;   /* no longer there: no reference or invariant check */
-done:
-	sqlite3_finalize(q);
-	for (size_t k = 0; k < npk; k++)
-		tz_free(pk[k]);
-	tz_free(arena);
-	tz_buf_release(&sql);
-	return rc;
-}
-
-/* A one-column reference to a merged row: re-pointed to the row it was
- * merged into (chains followed), as an HQ change of this transaction. */
-static int repoint(check_ctx *x, touched *t, const fk *f, const tz_value *v, bool *done)
-{
-	char *target = NULL, *pk[TZ_KEY_MAX_COLUMNS];
-	size_t npk = 0, nk, ntk;
-	tz_value kv[TZ_KEY_MAX_COLUMNS], tv[1];
-	uint8_t *arena = NULL, *tarena = NULL;
-	tz_buf enc = TZ_BUF_INIT, sql = TZ_BUF_INIT;
-	sqlite3_stmt *q = NULL;
-	int rc;
-
-	*done = false;
-	if ((rc = tz_key_encode(&enc, v, 1)) < 0)
-		goto out;
-	tz_buf_putc(&enc, '\0');
-	if ((rc = tz_buf_error(&enc)) < 0 ||
-	    (rc = tz_store_redirect_target(x->s, f->parent, (const char *)enc.data, &target)) < 0 || target == NULL)
-		goto out;
-	if ((rc = tz_key_decode(tv, 1, &ntk, &tarena, target, strlen(target))) < 0 ||
-	    (rc = tz_key_decode(kv, TZ_KEY_MAX_COLUMNS, &nk, &arena, t->key, strlen(t->key))) < 0 ||
-	    (rc = pk_names(x->db, t->table, pk, &npk)) < 0)
-		goto out;
-	tz_buf_puts(&sql, "UPDATE ");
-	tz_store_sql_ident(&sql, t->table);
-	tz_buf_puts(&sql, " SET ");
-	tz_store_sql_ident(&sql, f->from[0]);
-	tz_buf_puts(&sql, " = ?1");
-	put_cond(&sql, pk, npk, 2);
-	tz_buf_putc(&sql, '\0');
-	if ((rc = tz_buf_error(&sql)) < 0)
-		goto out;
-	if (nk != npk || sqlite3_prepare_v2(x->db, (const char *)sql.data, -1, &q, NULL) != SQLITE_OK) {
-		rc = sql_error(x->db, "cannot re-point a reference");
-		goto out;
-	}
-	tz_store_sql_bind(q, 1, &tv[0]);
-	for (size_t k = 0; k < nk; k++)
-		tz_store_sql_bind(q, (int)k + 2, &kv[k]);
-	if (sqlite3_step(q) != SQLITE_DONE)
-		rc = sql_error(x->db, "cannot re-point a reference");
-	else
-		*done = true;
-	x->sum->repointed += *done;
-out:
-	sqlite3_finalize(q);
-	for (size_t k = 0; k < npk; k++)
-		tz_free(pk[k]);
-	tz_free(target);
-	tz_free(arena);
-	tz_free(tarena);
-	tz_buf_release(&enc);
-	tz_buf_release(&sql);
 	return rc;
 }
 

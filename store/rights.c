@@ -98,8 +98,7 @@ done:
 	return rc;
 }
 
-/* The partition HQ's store.db holds key `enc` of t in (*found false: none). */
-static int partition_at_hq(tz_store *s, tz_table *t, const char *enc, size_t len, tz_buf *part, bool *found)
+int tz_rights__partition_at_hq(tz_store *s, tz_table *t, const char *enc, size_t len, tz_buf *part, bool *found)
 {
 	sqlite3_stmt *q = NULL;
 	tz_value kv[TZ_KEY_MAX_COLUMNS];
@@ -139,7 +138,7 @@ int tz_rights__given(tz_store *s, const tz_staging *st, tz_table *t, const char 
 	if (!tz_oid_is_zero(base) || tz_oid_is_zero(theirs) || t->scope != TZ_SCOPE_OWNED)
 		return TZ_OK;
 	/* the row is the branch's at HQ ... */
-	if ((rc = partition_at_hq(s, t, comp[4], len[4], &part, &found)) < 0 || !found || part.len != own->len ||
+	if ((rc = tz_rights__partition_at_hq(s, t, comp[4], len[4], &part, &found)) < 0 || !found || part.len != own->len ||
 	    memcmp(part.data, own->data, own->len) != 0)
 		goto done;
 	/* ... and the branch no longer holds it in its own partition */
@@ -165,7 +164,7 @@ int tz_rights__moved_away(tz_store *s, tz_table *t, const char *const *comp, con
 	if (t->scope != TZ_SCOPE_OWNED || tz_oid_is_zero(base) || tz_oid_is_zero(theirs) || !tz_oid_is_zero(ours))
 		return TZ_OK;
 	/* HQ deleted it here: did it move to another partition? */
-	if ((rc = partition_at_hq(s, t, comp[4], len[4], &part, &found)) == TZ_OK && found)
+	if ((rc = tz_rights__partition_at_hq(s, t, comp[4], len[4], &part, &found)) == TZ_OK && found)
 		*moved = part.len != len[1] || memcmp(part.data, comp[1], len[1]) != 0;
 	tz_buf_release(&part);
 	return rc;

@@ -300,6 +300,9 @@ void tz_rights__free(tz_rights *r);
  * changes: *why says so (else NULL). */
 int tz_rights__columns(tz_store *s, const tz_staging *st, const tz_rights *r, const tz_table *t, const tz_oid *base,
 		       const tz_oid *theirs, const char **why);
+/* The partition HQ's store.db holds key `enc` of owned table t in
+ * (*found false: none). */
+int tz_rights__partition_at_hq(tz_store *s, tz_table *t, const char *enc, size_t len, tz_buf *part, bool *found);
 /* A row added in another branch's partition (path comp) that the sending
  * branch owns at HQ (partition `own`) and no longer holds there in
  * theirs_root: an ownership transfer the owner may make. */

@@ -947,30 +947,12 @@ done:
  * that created the same key: the integrity issue's duplicates.) */
 static int key_elsewhere(integrate_ctx *x, tz_table *t, const char *const *comp, const size_t *len, bool *other)
 {
-	sqlite3_stmt *q = NULL;
-	tz_value kv[TZ_KEY_MAX_COLUMNS];
-	uint8_t *arena = NULL;
-	size_t nk;
 	tz_buf part = TZ_BUF_INIT;
-	int rc;
+	bool found;
+	int rc = tz_rights__partition_at_hq(x->s, t, comp[4], len[4], &part, &found);
 
-	*other = false;
-	if ((rc = tz_key_decode(kv, TZ_KEY_MAX_COLUMNS, &nk, &arena, comp[4], len[4])) < 0)
-		return rc;
-	if (nk == t->npk && (rc = tz_schema__select_row(x->s, t, &q)) == TZ_OK) {
-		sqlite3_reset(q);
-		for (size_t k = 0; k < nk; k++)
-			tz_sql__bind_value(q, (int)k + 1, &kv[k]);
-		if (sqlite3_step(q) == SQLITE_ROW) {
-			tz_value owner;
-			tz_sql__column_value(q, t->owner_idx, &owner);
-			if ((rc = tz_schema__partition(&part, t, &owner)) == TZ_OK)
-				*other = part.len != len[1] || memcmp(part.data, comp[1], len[1]) != 0;
-		}
-		sqlite3_reset(q);
-	}
+	*other = rc == TZ_OK && found && (part.len != len[1] || memcmp(part.data, comp[1], len[1]) != 0);
 	tz_buf_release(&part);
-	tz_free(arena);
 	return rc;
 }
 
