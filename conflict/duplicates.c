@@ -254,17 +254,64 @@ static int prepare_all(dup_ctx *x)
 	return TZ_OK;
 }
 
+/* tz_meta 'ukeys': "<root hex> <declarations' text>", the root the index
+ * was last brought to.  *has false when there is none or the declarations
+ * changed since (the index is then rebuilt). */
+static int marker_get(sqlite3 *db, const char *print, tz_oid *root, bool *has)
+{
+	sqlite3_stmt *q = NULL;
+	int step;
+
+	*has = false;
+	if (sqlite3_prepare_v2(db, "SELECT v FROM tz_meta WHERE k = 'ukeys'", -1, &q, NULL) != SQLITE_OK)
+		return sql_error(db, "cannot read tz_meta");
+	if ((step = sqlite3_step(q)) == SQLITE_ROW) {
+		const char *v = (const char *)sqlite3_column_text(q, 0);
+		if (v && strlen(v) > 41 && v[40] == ' ' && strcmp(v + 41, print) == 0) {
+			*has = true;
+			for (int i = 0; i < 20 && *has; i++) {
+				unsigned b;
+				*has = sscanf(v + 2 * i, "%2x", &b) == 1;
+				root->id[i] = (uint8_t)b;
+			}
+		}
+	}
+	sqlite3_finalize(q);
+	return step == SQLITE_ROW || step == SQLITE_DONE ? TZ_OK : sql_error(db, "cannot read tz_meta");
+}
+
+static int marker_set(sqlite3 *db, const tz_oid *root, const char *print)
+{
+	sqlite3_stmt *q = NULL;
+	tz_buf mark = TZ_BUF_INIT;
+	char hex[41];
+	int rc;
+
+	tz_oid_fmt(hex, root);
+	tz_buf_printf(&mark, "%s %s", hex, print);
+	tz_buf_putc(&mark, '\0');
+	if ((rc = tz_buf_error(&mark)) == TZ_OK &&
+	    sqlite3_prepare_v2(db, "INSERT OR REPLACE INTO tz_meta(k, v) VALUES ('ukeys', ?1)", -1, &q, NULL) != SQLITE_OK)
+		rc = sql_error(db, "cannot record the unique-key index");
+	if (rc == TZ_OK) {
+		sqlite3_bind_text(q, 1, (const char *)mark.data, -1, SQLITE_STATIC);
+		if (sqlite3_step(q) != SQLITE_DONE)
+			rc = sql_error(db, "cannot record the unique-key index");
+	}
+	sqlite3_finalize(q);
+	tz_buf_release(&mark);
+	return rc;
+}
+
 /* The index follows main's root: it is brought from the root it was
- * last brought to (tz_meta 'ukeys': root and declarations) to the merge's,
- * so HQ's own commits since count too; new declarations rebuild it. */
+ * last brought to to the merge's, so HQ's own commits since count too;
+ * new declarations rebuild it from the whole tree. */
 int tz_duplicates__check(tz_store *s, const tz_merge_done *d, uint64_t *queued)
 {
 	dup_ctx x;
-	tz_buf print = TZ_BUF_INIT, mark = TZ_BUF_INIT;
-	sqlite3_stmt *q = NULL;
+	tz_buf print = TZ_BUF_INIT;
 	tz_oid from;
 	bool has_from = false;
-	char hex[41];
 	int rc;
 
 	memset(&x, 0, sizeof(x));
@@ -274,49 +321,18 @@ int tz_duplicates__check(tz_store *s, const tz_merge_done *d, uint64_t *queued)
 	if ((rc = decls_load(x.db, &x.u, &x.nu, &print)) < 0 || x.nu == 0)
 		goto done;
 	tz_buf_putc(&print, '\0');
-	if ((rc = tz_buf_error(&print)) < 0 || (rc = prepare_all(&x)) < 0)
+	if ((rc = tz_buf_error(&print)) < 0 || (rc = prepare_all(&x)) < 0 ||
+	    (rc = marker_get(x.db, (const char *)print.data, &from, &has_from)) < 0)
 		goto done;
-	if (sqlite3_prepare_v2(x.db, "SELECT v FROM tz_meta WHERE k = 'ukeys'", -1, &q, NULL) != SQLITE_OK) {
-		rc = sql_error(x.db, "cannot read tz_meta");
-		goto done;
-	}
-	if (sqlite3_step(q) == SQLITE_ROW) {
-		const char *v = (const char *)sqlite3_column_text(q, 0);
-		if (v && strlen(v) > 41 && strcmp(v + 41, (const char *)print.data) == 0) {
-			memcpy(hex, v, 40);
-			hex[40] = '\0';
-			has_from = true;
-			for (int i = 0; i < 20; i++) {
-				unsigned b;
-				has_from = has_from && sscanf(hex + 2 * i, "%2x", &b) == 1;
-				from.id[i] = (uint8_t)b;
-			}
-		}
-	}
-	sqlite3_finalize(q);
-	q = NULL;
 	if (!has_from && sqlite3_exec(x.db, "DELETE FROM tz_ukeys", NULL, NULL, NULL) != SQLITE_OK) {
 		rc = sql_error(x.db, "cannot rebuild the unique-key index");
 		goto done;
 	}
 	if ((rc = tz_store_touched(s, has_from ? &from : NULL, d->to_root, unindex_touched, &x)) < 0 ||
-	    (rc = index_all(&x)) < 0)
+	    (rc = index_all(&x)) < 0 || (rc = marker_set(x.db, d->to_root, (const char *)print.data)) < 0)
 		goto done;
-	tz_oid_fmt(hex, d->to_root);
-	tz_buf_printf(&mark, "%s %s", hex, (const char *)print.data);
-	tz_buf_putc(&mark, '\0');
-	if ((rc = tz_buf_error(&mark)) < 0)
-		goto done;
-	if (sqlite3_prepare_v2(x.db, "INSERT OR REPLACE INTO tz_meta(k, v) VALUES ('ukeys', ?1)", -1, &q, NULL) != SQLITE_OK) {
-		rc = sql_error(x.db, "cannot record the unique-key index");
-		goto done;
-	}
-	sqlite3_bind_text(q, 1, (const char *)mark.data, -1, SQLITE_STATIC);
-	if (sqlite3_step(q) != SQLITE_DONE)
-		rc = sql_error(x.db, "cannot record the unique-key index");
 	*queued += x.queued;
 done:
-	sqlite3_finalize(q);
 	sqlite3_finalize(x.del);
 	sqlite3_finalize(x.ins);
 	sqlite3_finalize(x.find);
@@ -325,6 +341,5 @@ done:
 	decls_free(x.u, x.nu);
 	rows_free(&x);
 	tz_buf_release(&print);
-	tz_buf_release(&mark);
 	return rc;
 }

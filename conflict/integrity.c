@@ -18,8 +18,24 @@
 /* One row the merge touched. */
 typedef struct {
 	char *table, *part, *key;    /* part: the partition as the path has it */
-	tz_row *row;                 /* NULL: deleted by the merge */
+	bool present;                /* false: deleted by the merge */
+	size_t tab;                  /* its table in check_ctx.tabs */
+	tz_row *row;                 /* read when a check needs it */
 } touched;
+
+/* A declared reference (REFERENCES clause) of a table. */
+typedef struct {
+	char *parent;
+	size_t n;
+	char *from[TZ_KEY_MAX_COLUMNS], *to[TZ_KEY_MAX_COLUMNS];
+} fk;
+
+/* A table the merge touched, with its references (read once). */
+typedef struct {
+	char *name;
+	fk *f;
+	size_t nf;
+} tab_refs;
 
 typedef struct {
 	tz_store *s;
@@ -28,9 +44,14 @@ typedef struct {
 	tz_merge_summary *sum;
 	touched *t;
 	size_t nt, capt;
+	tab_refs *tabs;
+	size_t ntabs, captabs;
+	bool any_redirect;           /* tz_redirect holds rows: the keys are looked up */
 	tz_pending *p;
 	size_t np, capp;
 } check_ctx;
+
+static int fks_of(sqlite3 *db, const char *table, fk **out, size_t *n);
 
 static int sql_error(sqlite3 *db, const char *what)
 {
@@ -124,9 +145,25 @@ static int collect(const tz_touched_row *r, void *payload)
 	t->table = tz_strdup(r->table);
 	t->part = tz_strdup(r->partition_enc);
 	t->key = tz_strdup(r->key);
+	t->present = r->present;
 	if (!t->table || !t->part || !t->key)
 		return TZ_ENOMEM;
-	if (r->present && (rc = tz_store_read_row(x->s, r->blob, &t->row)) < 0)
+	for (t->tab = 0; t->tab < x->ntabs && strcmp(x->tabs[t->tab].name, r->table) != 0; t->tab++)
+		;
+	if (t->tab == x->ntabs) {
+		tab_refs *tr;
+		if (tz_array_grow(&x->tabs, &x->captabs, x->ntabs, sizeof(*x->tabs)) < 0)
+			return TZ_ENOMEM;
+		tr = &x->tabs[x->ntabs++];
+		memset(tr, 0, sizeof(*tr));
+		if ((tr->name = tz_strdup(r->table)) == NULL)
+			return TZ_ENOMEM;
+		if ((rc = fks_of(x->db, r->table, &tr->f, &tr->nf)) < 0)
+			return rc;
+	}
+	/* the row itself only when a check reads it: references, redirects */
+	if (r->present && (x->tabs[t->tab].nf > 0 || x->any_redirect) &&
+	    (rc = tz_store_read_row(x->s, r->blob, &t->row)) < 0)
 		return rc;
 	return TZ_OK;
 }
@@ -171,7 +208,7 @@ static int fill_touched(check_ctx *x)
 		uint8_t *arena = NULL;
 		size_t nk;
 		tz_buf json = TZ_BUF_INIT;
-		if (x->t[i].row == NULL)
+		if (!x->t[i].present)
 			continue;
 		if ((rc = tz_key_decode(kv, TZ_KEY_MAX_COLUMNS, &nk, &arena, x->t[i].key, strlen(x->t[i].key))) < 0)
 			break;
@@ -357,13 +394,6 @@ static int check_unauthorized(check_ctx *x)
 
 /* ---- references ---- */
 
-/* A declared reference (REFERENCES clause) of a table. */
-typedef struct {
-	char *parent;
-	size_t n;
-	char *from[TZ_KEY_MAX_COLUMNS], *to[TZ_KEY_MAX_COLUMNS];
-} fk;
-
 static void fks_free(fk *f, size_t n)
 {
 	for (size_t i = 0; i < n; i++) {
@@ -541,8 +571,7 @@ static int drop_recreated(check_ctx *x, touched *t, const char *target)
 		goto done;
 	snprintf(note, sizeof(note), "merged into %.200s: the branch's change to it is kept here, not applied", target);
 	rc = keep(x, TZ_KIND_UNAUTHORIZED, t->table, t->part, t->key, NULL, 0, NULL, t->row, "redirect", note);
-	tz_row_free(t->row);
-	t->row = NULL;   /* no longer there: no reference or invariant check */
+	t->present = false;   /* no longer there: no reference or invariant check */
 done:
 	tz_buf_release(&head);
 	return rc;
@@ -675,20 +704,18 @@ static int orphan(check_ctx *x, touched *t, const fk *f, const tz_value *v)
 /* One touched row: merged away, its references re-pointed or dangling. */
 static int references_of(check_ctx *x, touched *t)
 {
-	fk *f = NULL;
-	size_t nf = 0;
+	const fk *f = x->tabs[t->tab].f;
+	size_t nf = x->tabs[t->tab].nf;
 	char *target = NULL;
-	int rc;
+	int rc = TZ_OK;
 
-	if ((rc = tz_store_redirect_target(x->s, t->table, t->key, &target)) < 0)
+	if (x->any_redirect && (rc = tz_store_redirect_target(x->s, t->table, t->key, &target)) < 0)
 		return rc;
 	if (target) {
 		rc = drop_recreated(x, t, target);
 		tz_free(target);
 		return rc;
 	}
-	if ((rc = fks_of(x->db, t->table, &f, &nf)) < 0)
-		goto done;
 	for (size_t i = 0; i < nf && rc == TZ_OK; i++) {
 		tz_value v[TZ_KEY_MAX_COLUMNS];
 		bool null = false, ok = true, moved = false;
@@ -705,8 +732,6 @@ static int references_of(check_ctx *x, touched *t)
 		if (!moved && (rc = parent_exists(x, &f[i], v, &ok)) == TZ_OK && !ok)
 			rc = orphan(x, t, &f[i], v);
 	}
-done:
-	fks_free(f, nf);
 	return rc;
 }
 
@@ -715,7 +740,7 @@ static int check_references(check_ctx *x)
 	int rc = TZ_OK;
 
 	for (size_t i = 0; i < x->nt && rc == TZ_OK; i++)
-		if (x->t[i].row)
+		if (x->t[i].present && x->t[i].row)
 			rc = references_of(x, &x->t[i]);
 	return rc;
 }
@@ -774,6 +799,15 @@ static int check_invariants(check_ctx *x)
 		return TZ_OK;
 	if (sqlite3_prepare_v2(x->db, "SELECT name, sql FROM tz_invariant ORDER BY name", -1, &q, NULL) != SQLITE_OK)
 		return sql_error(x->db, "cannot read tz_invariant");
+	if (sqlite3_step(q) != SQLITE_ROW) {
+		sqlite3_finalize(q);
+		return TZ_OK;   /* none declared: no tz_touched either */
+	}
+	sqlite3_reset(q);
+	if ((rc = fill_touched(x)) < 0) {
+		sqlite3_finalize(q);
+		return rc;
+	}
 	while (rc == TZ_OK && sqlite3_step(q) == SQLITE_ROW) {
 		const char *name = (const char *)sqlite3_column_text(q, 0), *sql = (const char *)sqlite3_column_text(q, 1);
 		if (sqlite3_prepare_v2(x->db, sql, -1, &inv, NULL) != SQLITE_OK) {
@@ -793,6 +827,21 @@ static int check_invariants(check_ctx *x)
 
 /* ---- the whole check ---- */
 
+static int any_redirect(check_ctx *x)
+{
+	sqlite3_stmt *q = NULL;
+	int step;
+
+	if (sqlite3_prepare_v2(x->db, "SELECT 1 FROM tz_redirect LIMIT 1", -1, &q, NULL) != SQLITE_OK)
+		return sql_error(x->db, "cannot read tz_redirect");
+	step = sqlite3_step(q);
+	sqlite3_finalize(q);
+	if (step != SQLITE_ROW && step != SQLITE_DONE)
+		return sql_error(x->db, "cannot read tz_redirect");
+	x->any_redirect = step == SQLITE_ROW;
+	return TZ_OK;
+}
+
 static void check_release(check_ctx *x)
 {
 	for (size_t i = 0; i < x->nt; i++) {
@@ -802,6 +851,11 @@ static void check_release(check_ctx *x)
 		tz_row_free(x->t[i].row);
 	}
 	tz_free(x->t);
+	for (size_t i = 0; i < x->ntabs; i++) {
+		tz_free(x->tabs[i].name);
+		fks_free(x->tabs[i].f, x->tabs[i].nf);
+	}
+	tz_free(x->tabs);
 	tz_queue__pending_free(x->p, x->np);
 }
 
@@ -816,8 +870,8 @@ int tz_integrity__check(tz_store *s, const tz_merge_done *d, tz_merge_summary *s
 	x.db = tz_store_db(s);
 	x.d = d;
 	x.sum = sum;
-	if ((rc = check_unauthorized(&x)) < 0 || (rc = tz_store_touched(s, d->from_root, d->to_root, collect, &x)) < 0 ||
-	    (rc = check_references(&x)) < 0 || (rc = fill_touched(&x)) < 0 || (rc = check_invariants(&x)) < 0 ||
+	if ((rc = any_redirect(&x)) < 0 || (rc = check_unauthorized(&x)) < 0 || (rc = tz_store_touched(s, d->from_root, d->to_root, collect, &x)) < 0 ||
+	    (rc = check_references(&x)) < 0 || (rc = check_invariants(&x)) < 0 ||
 	    (rc = tz_duplicates__check(s, d, &sum->duplicates)) < 0)
 		goto done;
 	if ((rc = tz_queue__record(s, d->code, x.p, x.np, d->ours_commit, d->theirs_commit, d->merge_commit, &first,

@@ -115,60 +115,66 @@ done:
 	return rc;
 }
 
-static int merge(const cli_opts *o, int argc, char **argv)
+/* merge's arguments into mo (set: room for argc values); CLI_EXIT_OK or
+ * the usage error. */
+static int merge_args(int argc, char **argv, tz_dup_merge_opts *mo, tz_resolve_value *set)
 {
-	tz_dup_merge_opts mo;
-	tz_dup_merge_result res;
-	tz_resolve_value *set = calloc((size_t)argc, sizeof(*set));
 	const char *keys[2];
 	size_t nkeys = 0;
-	tz_store *s = NULL;
-	tz_buf j = TZ_BUF_INIT;
-	int rc = CLI_EXIT_OK;
 
-	memset(&mo, 0, sizeof(mo));
-	if (set == NULL) {
-		tz_error_set(TZ_ENOMEM, "out of memory");
-		return cli_fail("duplicates merge");
-	}
 	for (int i = 1; i < argc; i++) {
 		const char *a = argv[i];
 		if ((strcmp(a, "--set") == 0 || strcmp(a, "--null") == 0 || strcmp(a, "--as") == 0 ||
 		     strcmp(a, "--table") == 0) && i + 1 < argc) {
 			char *v = argv[++i], *eq;
 			if (a[2] == 'a')
-				mo.as = v;
+				mo->as = v;
 			else if (a[2] == 't')
-				mo.table = v;
+				mo->table = v;
 			else if (a[2] == 'n')
-				set[mo.nset++] = (tz_resolve_value){ v, NULL };
-			else if ((eq = strchr(v, '=')) == NULL || eq == v) {
-				rc = cli_usage("duplicates", "--set takes COL=VALUE, not '%s'", v);
-				goto done;
-			} else {
+				set[mo->nset++] = (tz_resolve_value){ v, NULL };
+			else if ((eq = strchr(v, '=')) == NULL || eq == v)
+				return cli_usage("duplicates", "--set takes COL=VALUE, not '%s'", v);
+			else {
 				*eq = '\0';
-				set[mo.nset++] = (tz_resolve_value){ v, eq + 1 };
+				set[mo->nset++] = (tz_resolve_value){ v, eq + 1 };
 			}
 		} else if ((a[0] == '-' && a[1] != '\0' && !(a[1] >= '0' && a[1] <= '9')) || nkeys == 2) {
-			rc = cli_usage("duplicates", "unexpected '%s' (merge KEEP DROP [--table T] [--set COL=VALUE]... "
-				       "[--null COL]... [--as NAME])", a);
-			goto done;
+			return cli_usage("duplicates", "unexpected '%s' (merge KEEP DROP [--table T] [--set COL=VALUE]... "
+					 "[--null COL]... [--as NAME])", a);
 		} else {
 			keys[nkeys++] = a;
 		}
 	}
-	if (nkeys != 2) {
-		rc = cli_usage("duplicates", "merge takes KEEP and DROP (primary keys; a composite key as a JSON array)");
-		goto done;
+	if (nkeys != 2)
+		return cli_usage("duplicates", "merge takes KEEP and DROP (primary keys; a composite key as a JSON array)");
+	mo->keep = keys[0];
+	mo->drop = keys[1];
+	mo->set = set;
+	return CLI_EXIT_OK;
+}
+
+static int merge(const cli_opts *o, int argc, char **argv)
+{
+	tz_dup_merge_opts mo;
+	tz_dup_merge_result res;
+	tz_resolve_value *set = calloc((size_t)argc, sizeof(*set));
+	tz_store *s = NULL;
+	tz_buf j = TZ_BUF_INIT;
+	char hex[41];
+	int rc;
+
+	memset(&mo, 0, sizeof(mo));
+	if (set == NULL) {
+		tz_error_set(TZ_ENOMEM, "out of memory");
+		return cli_fail("duplicates merge");
 	}
-	mo.keep = keys[0];
-	mo.drop = keys[1];
-	mo.set = set;
+	if ((rc = merge_args(argc, argv, &mo, set)) != CLI_EXIT_OK)
+		goto done;
 	if (cli_open(o, &s) < 0 || tz_duplicates_merge(s, &mo, &res) < 0) {
 		rc = cli_fail("duplicates merge");
 		goto done;
 	}
-	char hex[41];
 	tz_oid_fmt(hex, &res.commit);
 	if (o->json) {
 		tz_buf_puts(&j, "{\"table\": ");
