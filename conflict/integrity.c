@@ -334,6 +334,20 @@ static size_t differing(const tz_row *a, const tz_row *b, char **out, size_t max
 	return n;
 }
 
+/* Does `key` decode as a key (what the queue's listing needs)? */
+static bool key_ok(const char *key)
+{
+	tz_value kv[TZ_KEY_MAX_COLUMNS];
+	uint8_t *arena = NULL;
+	size_t n;
+	bool ok = key[0] && tz_key_decode(kv, TZ_KEY_MAX_COLUMNS, &n, &arena, key, strlen(key)) == TZ_OK;
+
+	if (!ok)
+		tz_error_clear();
+	tz_free(arena);
+	return ok;
+}
+
 static int unauthorized_one(check_ctx *x, const tz_refused *f, const tz_oid *theirs_root)
 {
 	tz_buf table = TZ_BUF_INIT, key = TZ_BUF_INIT;
@@ -347,6 +361,10 @@ static int unauthorized_one(check_ctx *x, const tz_refused *f, const tz_oid *the
 		/* a _schema path: not a row; named whole */
 		tz_buf_puts(&table, f->table);
 		rc = encode_name(f->key, &key);
+	} else if (!key_ok(f->key)) {
+		/* not a row's path (a forged bundle): named whole */
+		if ((rc = decode_name(f->table, &table)) == TZ_OK)
+			rc = encode_name(f->key, &key);
 	} else if ((rc = decode_name(f->table, &table)) == TZ_OK && (rc = tz_buf_error(&table)) == TZ_OK) {
 		tz_buf_puts(&key, f->key);
 		tz_buf_putc(&table, '\0');
