@@ -332,7 +332,7 @@ int tz_tree__apply(tz_store *s, tz_staging *st, tz_oid *out, bool *empty_out, co
 {
 	tz_tree t = { NULL, 0, NULL };
 	tz_tree_entry *res = NULL;
-	size_t nres = 0, keep = 0;
+	size_t nres = 0, keep = 0, groups = 0;
 	int rc = TZ_OK;
 
 	*empty_out = false;
@@ -343,7 +343,13 @@ int tz_tree__apply(tz_store *s, tz_staging *st, tz_oid *out, bool *empty_out, co
 			return tz_error_set(TZ_EINVAL, "tree path shorter than its place");
 	if (!tz_oid_is_zero(base) && (rc = tz_tree__read(s, st, base, &t)) < 0)
 		return rc;
-	if ((res = tz_calloc(t.n + n, sizeof(*res))) == NULL) {
+	/* room for the tree's entries and one per name the changes bring at
+	 * this level (sorted, so a name's changes are adjacent): a root of
+	 * 100,000 changes takes a few entries, not 100,000 at every level */
+	for (size_t i = 0; i < n; i++)
+		groups += i == 0 || ch[i].comp_len[level] != ch[i - 1].comp_len[level] ||
+			  memcmp(ch[i].comp[level], ch[i - 1].comp[level], ch[i].comp_len[level]) != 0;
+	if ((res = tz_calloc(t.n + groups + 1, sizeof(*res))) == NULL) {
 		rc = TZ_ENOMEM;
 		goto done;
 	}
