@@ -371,7 +371,7 @@ static int close_entries(sqlite3 *db, const char *table, const row_key *keep, co
 	if (sqlite3_prepare_v2(db, "UPDATE tz_duplicates SET status = 'resolved', resolved_at = ?1, resolved_by = ?2,"
 				   " kept = ?3, resolution_commit = ?4 WHERE status = 'open' AND tbl = ?5"
 				   " AND (key_a = ?6 OR key_b = ?6)", -1, &q, NULL) != SQLITE_OK)
-		return sql_error(db, "the merge is committed but the duplicate queue is not updated");
+		return sql_error(db, "cannot update the duplicate queue");
 	sqlite3_bind_int64(q, 1, (sqlite3_int64)time(NULL));
 	sqlite3_bind_text(q, 2, by, -1, SQLITE_STATIC);
 	sqlite3_bind_text(q, 3, (const char *)keep->enc.data, -1, SQLITE_STATIC);
@@ -379,58 +379,75 @@ static int close_entries(sqlite3 *db, const char *table, const row_key *keep, co
 	sqlite3_bind_text(q, 5, table, -1, SQLITE_STATIC);
 	sqlite3_bind_text(q, 6, (const char *)drop->enc.data, -1, SQLITE_STATIC);
 	if (sqlite3_step(q) != SQLITE_DONE)
-		rc = sql_error(db, "the merge is committed but the duplicate queue is not updated");
+		rc = sql_error(db, "cannot update the duplicate queue");
 	else
 		*n = (uint64_t)sqlite3_changes(db);
 	sqlite3_finalize(q);
 	return rc;
 }
 
+/* What the one transaction of a merge needs (tz_store_commit_with). */
+typedef struct {
+	const tz_dup_merge_opts *o;
+	tz_dup_merge_result *res;
+	row_key keep, drop;
+} merge_ctx;
+
+static int merge_write(void *ctx, tz_store *s)
+{
+	merge_ctx *m = ctx;
+	sqlite3 *db = tz_store_db(s);
+	tz_dup_merge_opts o = *m->o;
+	int rc;
+
+	/* found again under the store lock, in the commit's transaction */
+	key_release(&m->keep);
+	key_release(&m->drop);
+	o.table = m->res->table;
+	m->res->repointed = 0;
+	if ((rc = find_pair(db, &o, m->res->table, sizeof(m->res->table), &m->keep, &m->drop)) < 0)
+		return rc;
+	return merge_rows(db, m->res->table, &m->keep, &m->drop, m->o, m->res);
+}
+
+static int merge_record(void *ctx, tz_store *s, const tz_oid *commit)
+{
+	merge_ctx *m = ctx;
+
+	m->res->commit = *commit;
+	return close_entries(tz_store_db(s), m->res->table, &m->keep, &m->drop, m->o->as ? m->o->as : "HQ", commit,
+			     &m->res->resolved);
+}
+
 int tz_duplicates_merge(tz_store *s, const tz_dup_merge_opts *o, tz_dup_merge_result *res)
 {
 	sqlite3 *db = tz_store_db(s);
-	row_key keep, drop;
+	merge_ctx m = { o, res, { 0 }, { 0 } };
+	tz_commit_hook hook = { merge_write, merge_record, &m };
 	tz_commit_result cr;
 	char msg[1024];
 	int rc;
 
 	memset(res, 0, sizeof(*res));
-	memset(&keep, 0, sizeof(keep));
-	memset(&drop, 0, sizeof(drop));
 	if (strcmp(tz_store_code(s), "HQ") != 0)
 		return tz_error_set(TZ_EINVAL, "duplicates are merged at HQ");
 	if (o->as && (rc = tz_store_admin_check(s, o->as)) < 0)
 		return rc;
-	/* HQ's own pending changes are not the administrator's decision */
-	if ((rc = tz_store_commit(s, NULL, &cr)) < 0)
-		return rc;
-	if (sqlite3_exec(db, "BEGIN IMMEDIATE", NULL, NULL, NULL) != SQLITE_OK)
-		return sql_error(db, "cannot start the merge");
-	if ((rc = find_pair(db, o, res->table, sizeof(res->table), &keep, &drop)) < 0)
-		goto fail;
-	if (strcmp((const char *)keep.enc.data, (const char *)drop.enc.data) == 0) {
+	/* which table, and the rows' checks, before anything is written */
+	if (sqlite3_exec(db, "BEGIN", NULL, NULL, NULL) != SQLITE_OK)
+		return sql_error(db, "cannot read the rows");
+	if ((rc = find_pair(db, o, res->table, sizeof(res->table), &m.keep, &m.drop)) == TZ_OK &&
+	    strcmp((const char *)m.keep.enc.data, (const char *)m.drop.enc.data) == 0)
 		rc = tz_error_set(TZ_EINVAL, "KEEP and DROP are the same row");
-		goto fail;
-	}
-	if ((rc = merge_rows(db, res->table, &keep, &drop, o, res)) < 0)
-		goto fail;
-	if (sqlite3_exec(db, "COMMIT", NULL, NULL, NULL) != SQLITE_OK) {
-		rc = sql_error(db, "cannot write the merge");
-		goto fail;
-	}
-	snprintf(msg, sizeof(msg), "duplicates merge %s: %s into %s (%llu references re-pointed)", res->table, o->drop,
-		 o->keep, (unsigned long long)res->repointed);
-	/* If this commit fails, the merge stays in store.db as HQ's pending
-	 * change and the next commit records it (docs/integrity.md). */
-	if ((rc = tz_store_commit_as(s, msg, o->as, true, &cr)) < 0)
-		goto done;
-	res->commit = cr.commit;
-	rc = close_entries(db, res->table, &keep, &drop, o->as ? o->as : "HQ", &cr.commit, &res->resolved);
-	goto done;
-fail:
 	sqlite3_exec(db, "ROLLBACK", NULL, NULL, NULL);
+	if (rc < 0)
+		goto done;
+	/* rows, redirect, commit and the queue's marks: one transaction
+	 * (HQ's own pending changes are sealed first, on their own) */
+	snprintf(msg, sizeof(msg), "duplicates merge %s: %s into %s", res->table, o->drop, o->keep);
+	rc = tz_store_commit_with(s, msg, o->as, true, &hook, &cr);
 done:
-	key_release(&keep);
-	key_release(&drop);
+	key_release(&m.keep);
+	key_release(&m.drop);
 	return rc;
 }
