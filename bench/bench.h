@@ -422,6 +422,9 @@ BENCH_FN void bench_machine_info(FILE *f, const char *scratch)
 	fprintf(f, "cpu:      %s, nproc %ld\n", cpu,
 	    sysconf(_SC_NPROCESSORS_ONLN));
 	bench_command_out(line, sizeof(line),
+	    "grep MemTotal /proc/meminfo 2>/dev/null");
+	fprintf(f, "memory:   %s\n", line);
+	bench_command_out(line, sizeof(line),
 	    "pkg-config --modversion libgit2 2>/dev/null");
 	fprintf(f, "sqlite:   %s; libgit2 %s; zstd %s\n", sqlite3_libversion(),
 	    line, ZSTD_versionString());

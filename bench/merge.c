@@ -1078,7 +1078,7 @@ static int parse_args(bench *b, int argc, char **argv)
 		ad_scale_period(&b->opt);
 	}
 	if (b->reps == 0)
-		b->reps = 3;
+		b->reps = b->quick ? 1 : 3;
 	b->big_rows = m.big ? (uint32_t)m.big : b->opt.base_rows * 15;
 	b->mem_changes = m.chg ? (uint32_t)m.chg : b->opt.base_rows;
 	if (b->mem_changes > b->opt.base_rows)
