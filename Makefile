@@ -96,7 +96,9 @@ test: deps
 	@sh tests/run.sh $(BUILD)
 
 .PHONY: tests-build
-tests-build: $(UNIT_BIN) $(FUZZ_BIN) $(TEST_TOOL_BIN)
+# the benchmark programs too: t11-bench checks their structure, and they
+# must build with -Werror (and under SAN=1) like everything else
+tests-build: $(UNIT_BIN) $(FUZZ_BIN) $(TEST_TOOL_BIN) $(BENCH_BIN)
 
 demo: deps
 	@$(MAKE) --no-print-directory all

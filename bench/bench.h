@@ -460,9 +460,10 @@ BENCH_FN int bench_num_arg(unsigned long long *out, const char *s,
  * The options every benchmark program takes, parsed by one loop:
  * --seed N, --reps N (1..reps_max), --quick, --syncctl PATH, --schema FILE,
  * --dir DIR (scratch, kept), --results DIR, --summary FILE (append the
- * figures bench/table.c gathers into one table), -h/--help.  A NULL target
- * means the program does not take that option.  *reps is left alone when
- * --reps is not given, so the caller can tell.
+ * figures bench/table.c gathers into one table), --rows N, --changes N,
+ * -h/--help.  A NULL target
+ * means the program does not take that option.  *reps, *rows and
+ * *changes are left alone when not given, so the caller can tell.
  */
 typedef struct bench_args {
 	uint64_t *seed;
@@ -471,6 +472,8 @@ typedef struct bench_args {
 	int *quick;
 	const char **syncctl, **schema, **results_dir, **summary;
 	char *dir;                  /* PATH_MAX bytes */
+	uint32_t *rows;             /* --rows N: base rows, 4,000..990,000 */
+	uint32_t *changes;          /* --changes N: 1..999,999 */
 } bench_args;
 
 /* A program's own option: 0 when taken, -1 when unknown or bad. */
@@ -507,6 +510,14 @@ BENCH_FN int bench_parse_args(const bench_args *a, int argc, char **argv,
 			if (bench_num_arg(&v, val, 1, (unsigned)a->reps_max) < 0)
 				return -1;
 			*a->reps = (int)v;
+		} else if (strcmp(o, "--rows") == 0 && a->rows != NULL) {
+			if (bench_num_arg(&v, val, 4000, 990000) < 0)
+				return -1;
+			*a->rows = (uint32_t)v;
+		} else if (strcmp(o, "--changes") == 0 && a->changes != NULL) {
+			if (bench_num_arg(&v, val, 1, 999999) < 0)
+				return -1;
+			*a->changes = (uint32_t)v;
 		} else if (strcmp(o, "--syncctl") == 0 && a->syncctl != NULL)
 			*a->syncctl = val;
 		else if (strcmp(o, "--schema") == 0 && a->schema != NULL)
@@ -578,6 +589,22 @@ BENCH_FN void bench_write_results(const char *results_dir, const char *name, con
 		printf("results not written: '%s': %s\n", path, strerror(errno));
 	else
 		printf("results written to %s\n", path);
+}
+
+/* The end of a program's run: its report on stdout and in
+ * RESULTS_DIR/NAME-<date>SUFFIX.txt; the scratch directory removed when
+ * the program made it (own) and nothing asks to keep it (keep). */
+BENCH_FN void bench_publish(const char *text, const char *results_dir,
+    const char *name, const char *suffix, const char *scratch,
+    const char *syncctl, int own, int keep)
+{
+	fputs(text, stdout);
+	fflush(stdout);
+	bench_write_results(results_dir, name, suffix, text, scratch, syncctl);
+	if (own && !keep)
+		bench_rm_rf(scratch);
+	else if (scratch[0] != '\0')
+		printf("scratch directory kept: %s\n", scratch);
 }
 
 #endif /* BENCH_BENCH_H */

@@ -61,7 +61,6 @@ typedef struct bench {
 	const char *schema;         /* bench/agency_day.sql */
 	const char *results_dir;
 	const char *summary;        /* --summary FILE: figures for table.c */
-	int rows_given;             /* --rows given */
 	char dir[PATH_MAX];         /* scratch directory */
 	int own_dir;                /* dir made by us: removed at the end */
 	char note[2048];            /* remarks for the report */
@@ -544,12 +543,6 @@ static void write_summary(const bench *b)
 	    b->changed);
 }
 
-static void write_results(bench *b, const char *text)
-{
-	bench_write_results(b->results_dir, "bundle-size", b->quick ? "-quick" :
-	    b->opt.base_rows != 100000 ? "-custom" : "", text, b->dir, b->syncctl);
-}
-
 /* ---- main ---- */
 
 static void usage(FILE *f)
@@ -567,34 +560,22 @@ static void usage(FILE *f)
 	    "the rows (1/10).  See bench/README.md.\n");
 }
 
-static int own_arg(void *ctx, const char *opt, const char *val)
-{
-	bench *b = ctx;
-	unsigned long long v;
-
-	if (strcmp(opt, "--rows") != 0 ||
-	    bench_num_arg(&v, val, 4000, 990000) < 0)
-		return -1;
-	b->opt.base_rows = (uint32_t)v;
-	b->rows_given = 1;
-	return 0;
-}
-
 static int parse_args(bench *b, int argc, char **argv)
 {
+	uint32_t rows = 0;
 	bench_args a = {
-		&b->opt.seed, NULL, 0, &b->quick, &b->syncctl, &b->schema,
-		&b->results_dir, &b->summary, b->dir,
+		.seed = &b->opt.seed, .quick = &b->quick, .syncctl = &b->syncctl,
+		.schema = &b->schema, .results_dir = &b->results_dir,
+		.summary = &b->summary, .dir = b->dir, .rows = &rows,
 	};
-	int rc = bench_parse_args(&a, argc, argv, own_arg, b, usage);
+	int rc = bench_parse_args(&a, argc, argv, NULL, NULL, usage);
 
 	if (rc != 0)
 		return rc;
-	if (b->quick) {
-		if (!b->rows_given)
-			b->opt.base_rows = 10000;
+	if (rows != 0 || b->quick)
+		b->opt.base_rows = rows ? rows : 10000;
+	if (b->quick)
 		ad_scale_period(&b->opt);
-	}
 	return 0;
 }
 
@@ -665,14 +646,10 @@ int main(int argc, char **argv)
 		return 1;
 	report(&b, mem);
 	fclose(mem);
-	fputs(text, stdout);
-	fflush(stdout);
-	write_results(&b, text);
 	write_summary(&b);
-	if (b.own_dir)
-		bench_rm_rf(b.dir);
-	else
-		printf("scratch directory kept: %s\n", b.dir);
+	bench_publish(text, b.results_dir, "bundle-size", b.quick ? "-quick" :
+	    b.opt.base_rows != 100000 ? "-custom" : "", b.dir, b.syncctl,
+	    b.own_dir, 0);
 	free(text);
 	ad_workload_free(b.w);
 	return 0;

@@ -24,8 +24,12 @@ fi
 mkdir -p "$cache" || { echo "cannot create $cache"; exit 1; }
 rm -f "$cache"/*.tgz
 # bounded: a registry that does not answer must not hang the benchmark
-if ! (cd "$cache" && timeout 180 npm pack --silent "$PKG" >pack.out 2>pack.err); then
-	echo "npm pack $PKG failed: $(grep -v '^$' "$cache/pack.err" | tail -n 1)"
+if ! (cd "$cache" && timeout 180 npm pack --loglevel=error "$PKG" >pack.out 2>pack.err); then
+	# the line that names the cause (a network error, a 404), else the code
+	why=$(grep -m 1 -E 'FetchError|404|ENOTFOUND|EAI_AGAIN' "$cache/pack.err" ||
+		grep -m 1 -E 'npm (error|ERR!) code' "$cache/pack.err" ||
+		grep -v '^$' "$cache/pack.err" | tail -n 1)
+	echo "npm pack $PKG failed: $(echo "$why" | cut -c 1-300)"
 	exit 1
 fi
 tgz=$(ls "$cache"/*.tgz 2>/dev/null | head -n 1)

@@ -538,29 +538,18 @@ static void usage(FILE *f)
 	    "the agency\nday.  See bench/README.md.\n");
 }
 
-static int own_arg(void *ctx, const char *opt, const char *val)
-{
-	bench *b = ctx;
-	unsigned long long v;
-
-	if (strcmp(opt, "--changes") != 0 ||
-	    bench_num_arg(&v, val, 1, 999999) < 0)
-		return -1;
-	b->mem_changes = (uint32_t)v;
-	return 0;
-}
-
 static int parse(bench *b, int argc, char **argv)
 {
 	bench_args a = {
-		&b->opt.seed, &b->reps, MAX_REPS, &b->quick, NULL, NULL,
-		&b->results_dir, &b->summary, b->dir,
+		.seed = &b->opt.seed, .reps = &b->reps, .reps_max = MAX_REPS,
+		.quick = &b->quick, .results_dir = &b->results_dir,
+		.summary = &b->summary, .dir = b->dir, .changes = &b->mem_changes,
 	};
 	int rc;
 
 	ad_options_default(&b->opt, 42);
 	b->results_dir = "bench/results";
-	if ((rc = bench_parse_args(&a, argc, argv, own_arg, b, usage)) != 0)
+	if ((rc = bench_parse_args(&a, argc, argv, NULL, NULL, usage)) != 0)
 		return rc;
 	if (b->quick) {
 		b->opt.base_rows = 10000;
@@ -609,15 +598,10 @@ int main(int argc, char **argv)
 		return 1;
 	report(&b, mem);
 	fclose(mem);
-	fputs(text, stdout);
-	fflush(stdout);
-	bench_write_results(b.results_dir, "git", b.quick ? "-quick" : "", text,
-	    b.dir, NULL);
 	write_summary(&b);
-	if (b.own_dir && b.err[0] == '\0')
-		bench_rm_rf(b.dir);
-	else
-		printf("scratch directory kept: %s\n", b.dir);
+	/* a failed step keeps the repositories and git.log */
+	bench_publish(text, b.results_dir, "git", b.quick ? "-quick" : "",
+	    b.dir, NULL, b.own_dir, b.err[0] != '\0');
 	free(text);
 	ad_workload_free(b.w);
 	ad_workload_free(b.w0);

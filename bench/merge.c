@@ -1026,7 +1026,7 @@ static void usage(FILE *f)
 /* merge's own options; what they set is applied by parse_args. */
 typedef struct merge_args {
 	bench *b;
-	unsigned long long edits, overlap, big, chg;
+	unsigned long long edits, overlap, big;
 } merge_args;
 
 static int own_arg(void *ctx, const char *a, const char *val)
@@ -1052,9 +1052,6 @@ static int own_arg(void *ctx, const char *a, const char *val)
 	else if (strcmp(a, "--big-rows") == 0 &&
 	    bench_num_arg(&v, val, 1, 14000000) == 0)
 		m->big = v;
-	else if (strcmp(a, "--changes") == 0 &&
-	    bench_num_arg(&v, val, 1, 999999) == 0)
-		m->chg = v;
 	else
 		return -1;
 	return 0;
@@ -1062,16 +1059,19 @@ static int own_arg(void *ctx, const char *a, const char *val)
 
 static int parse_args(bench *b, int argc, char **argv)
 {
-	merge_args m = { b, ~0ULL, ~0ULL, 0, 0 };
+	merge_args m = { b, ~0ULL, ~0ULL, 0 };
+	uint32_t chg = 0;
 	bench_args a = {
-		&b->opt.seed, &b->reps, MAX_REPS, &b->quick, &b->syncctl,
-		&b->schema, &b->results_dir, &b->summary, b->dir,
+		.seed = &b->opt.seed, .reps = &b->reps, .reps_max = MAX_REPS,
+		.quick = &b->quick, .syncctl = &b->syncctl, .schema = &b->schema,
+		.results_dir = &b->results_dir, .summary = &b->summary,
+		.dir = b->dir, .changes = &chg,
 	};
 	int rc = bench_parse_args(&a, argc, argv, own_arg, &m, usage);
 
 	if (rc != 0)
 		return rc;
-	b->custom = m.edits != ~0ULL || m.overlap != ~0ULL || m.big || m.chg ||
+	b->custom = m.edits != ~0ULL || m.overlap != ~0ULL || m.big || chg ||
 	    b->cases != 7;
 	if (b->quick) {
 		b->opt.base_rows = 10000;
@@ -1080,7 +1080,7 @@ static int parse_args(bench *b, int argc, char **argv)
 	if (b->reps == 0)
 		b->reps = b->quick ? 1 : 3;
 	b->big_rows = m.big ? (uint32_t)m.big : b->opt.base_rows * 15;
-	b->mem_changes = m.chg ? (uint32_t)m.chg : b->opt.base_rows;
+	b->mem_changes = chg ? chg : b->opt.base_rows;
 	if (b->mem_changes > b->opt.base_rows)
 		b->mem_changes = b->opt.base_rows;
 	if (b->big_rows <= b->opt.base_rows || b->cases == 0)
@@ -1208,16 +1208,9 @@ int main(int argc, char **argv)
 		return 1;
 	report(&b, mem);
 	fclose(mem);
-	fputs(text, stdout);
-	fflush(stdout);
-	bench_write_results(b.results_dir, "merge", b.custom ? "-custom" :
-	    b.quick ? "-quick" : "", text,
-	    b.dir, b.syncctl);
 	write_summary(&b);
-	if (b.own_dir)
-		bench_rm_rf(b.dir);
-	else
-		printf("scratch directory kept: %s\n", b.dir);
+	bench_publish(text, b.results_dir, "merge", b.custom ? "-custom" :
+	    b.quick ? "-quick" : "", b.dir, b.syncctl, b.own_dir, 0);
 	free(text);
 	ad_workload_free(b.w);
 	ad_workload_free(b.w0);

@@ -21,6 +21,8 @@ esac
 cd "$(dirname "$0")/.." || exit 0
 summary=$build/bench/summary.txt
 rm -f "$summary"
+# the machine's load: on a shared machine it explains a disturbed figure
+echo "load.start $(cut -d ' ' -f 1-3 /proc/loadavg 2>/dev/null)" >"$summary"
 
 tz=
 if [ -x "$build/syncctl" ]; then

@@ -60,6 +60,7 @@ typedef struct bench {
 	size_t payload, payload_z19, full_payload;
 	int converged;              /* -1 not checked */
 	long long contested, won_branch, won_hq;
+	long long upd_del, upd_del_kept;  /* deleted at the branch, updated at HQ */
 	double mem_secs;
 	long mem_rss;
 	uint32_t mem_changed;
@@ -410,8 +411,13 @@ static void converge(bench *b, paths *p, long long v_hq0)
 		b->converged = r1 == r2 && h1 == h2;
 }
 
+/* Rows of the base the branch deleted and HQ updated; `more` narrows. */
+#define UPD_DEL_SQL(more) "SELECT count(*) FROM (SELECT * FROM hq." AD_TABLE \
+	" EXCEPT SELECT * FROM z." AD_TABLE ") WHERE id IN (SELECT id FROM z." \
+	AD_TABLE ") AND id NOT IN (SELECT id FROM br." AD_TABLE ")" more
+
 /* The cells both sides changed to different values, and whose value HQ's
- * merged table holds. */
+ * merged table holds; the rows one side deleted and the other updated. */
 static void contested(bench *b, paths *p)
 {
 	sqlite3 *db = db_open(b, p->run, NULL);
@@ -447,6 +453,12 @@ static void contested(bench *b, paths *p)
 		b->won_hq += (long long)sqlite3_column_double(st, 2);
 		sqlite3_free(q);
 		sqlite3_finalize(st);
+	}
+	/* rows the branch deleted that HQ updated: kept or deleted? */
+	if (b->err[0] == '\0') {
+		b->upd_del = bench_db_int(b->err, ERR_CAP, db, UPD_DEL_SQL(""));
+		b->upd_del_kept = bench_db_int(b->err, ERR_CAP, db, UPD_DEL_SQL(
+		    " AND id IN (SELECT id FROM main." AD_TABLE ")"));
 	}
 out:
 	sqlite3_free(sql);
@@ -572,8 +584,10 @@ static void report(const bench *b, FILE *f)
 	if (b->converged >= 0)
 		fprintf(f, "converged: %s; contested cells (changed on both "
 		    "sides to different values): %lld, the branch's value won "
-		    "%lld, HQ's %lld\n", b->converged ? "yes" : "no",
-		    b->contested, b->won_branch, b->won_hq);
+		    "%lld, HQ's %lld; rows deleted by the branch and updated by "
+		    "HQ: %lld, kept %lld\n", b->converged ? "yes" : "no",
+		    b->contested, b->won_branch, b->won_hq, b->upd_del,
+		    b->upd_del_kept);
 	if (b->mem_rss > 0)
 		fprintf(f, "memory: applying %u changed rows (payload %zu bytes) "
 		    "in a child: %.3f s, peak RSS %.1f MiB\n", b->mem_changed,
@@ -614,8 +628,10 @@ static void write_summary(const bench *b)
 	    b->converged ? "yes" : "no");
 	bench_summary(b->summary, "contested.sqlitesync", "%lld cells "
 	    "changed on both sides: the branch's value won %lld, HQ's %lld "
-	    "(per column: more edits, then the greater value)", b->contested,
-	    b->won_branch, b->won_hq);
+	    "(per column: more edits, then the greater value); %lld rows "
+	    "deleted by the branch and updated by HQ: %lld kept, %lld deleted",
+	    b->contested, b->won_branch, b->won_hq, b->upd_del,
+	    b->upd_del_kept, b->upd_del - b->upd_del_kept);
 }
 
 /* ---- main ---- */
@@ -633,15 +649,11 @@ static void usage(FILE *f)
 static int own_arg(void *ctx, const char *opt, const char *val)
 {
 	bench *b = ctx;
-	unsigned long long v;
 
 	if (strcmp(opt, "--ext") == 0)
 		b->ext = val;
 	else if (strcmp(opt, "--unavailable") == 0)
 		b->why = val;
-	else if (strcmp(opt, "--changes") == 0 &&
-	    bench_num_arg(&v, val, 1, 999999) == 0)
-		b->mem_changes = (uint32_t)v;
 	else
 		return -1;
 	return 0;
@@ -667,8 +679,9 @@ static void make_ddl(bench *b)
 static int setup(bench *b, int argc, char **argv)
 {
 	bench_args a = {
-		&b->opt.seed, &b->reps, MAX_REPS, &b->quick, NULL, NULL,
-		&b->results_dir, &b->summary, b->dir,
+		.seed = &b->opt.seed, .reps = &b->reps, .reps_max = MAX_REPS,
+		.quick = &b->quick, .results_dir = &b->results_dir,
+		.summary = &b->summary, .dir = b->dir, .changes = &b->mem_changes,
 	};
 	int rc;
 
@@ -788,13 +801,9 @@ int main(int argc, char **argv)
 		return 1;
 	report(&b, mem);
 	fclose(mem);
-	fputs(text, stdout);
-	fflush(stdout);
-	bench_write_results(b.results_dir, "sqlite-sync", b.quick ? "-quick" :
-	    "", text, b.ext ? b.dir : "/tmp", NULL);
 	write_summary(&b);
-	if (b.own_dir)
-		bench_rm_rf(b.dir);
+	bench_publish(text, b.results_dir, "sqlite-sync", b.quick ? "-quick" :
+	    "", b.dir, NULL, b.own_dir, 0);
 	free(text);
 	ad_workload_free(b.w);
 	ad_workload_free(b.w0);

@@ -20,6 +20,7 @@
  *   converged.{tazamun,git,sqlitesync}  yes / no
  *   contested.{session,tazamun,git,sqlitesync}  who won the contested cells
  *   version.{git,sqlitesync}, workload.{write,bytes,merge}  text
+ *   load.start  /proc/loadavg when run.sh started
  *
  * Exit 0 even when figures are missing (the table says so), 2 on a usage
  * error, 1 when the summary cannot be read.
@@ -309,6 +310,7 @@ static void contested(FILE *f)
 static void report(FILE *f, int quick_mode)
 {
 	const char *quick = get("workload.merge");
+	char load[64];
 	double session = 0;
 	size_t i;
 
@@ -349,6 +351,12 @@ static void report(FILE *f, int quick_mode)
 		    "the met / not met below as a smoke check only.\n");
 	targets(f);
 	contested(f);
+	bench_command_out(load, sizeof(load),
+	    "cut -d ' ' -f 1-3 /proc/loadavg 2>/dev/null");
+	fprintf(f, "load average (1, 5, 15 min) at the start: %s, at the end: "
+	    "%s, on %ld cores: above the cores, other work shared the machine "
+	    "and the times (not the bytes) are inflated\n", get("load.start") ?
+	    get("load.start") : "unknown", load, sysconf(_SC_NPROCESSORS_ONLN));
 	fprintf(f, "versions: %s; sqlite-sync %s\n", get("version.git") ?
 	    get("version.git") : "git: -", get("version.sqlitesync") ?
 	    get("version.sqlitesync") : "-");
@@ -366,7 +374,7 @@ int main(int argc, char **argv)
 	const char *summary = NULL, *results = "bench/results";
 	int quick = 0, rc;
 	bench_args a = {
-		NULL, NULL, 0, &quick, NULL, NULL, &results, &summary, NULL,
+		.quick = &quick, .results_dir = &results, .summary = &summary,
 	};
 	char *text = NULL;
 	size_t len = 0;

@@ -65,7 +65,6 @@ typedef struct bench {
 	const char *schema;         /* bench/agency_day.sql */
 	const char *results_dir;
 	const char *summary;        /* --summary FILE: figures for table.c */
-	int rows_given;             /* --rows given */
 	char dir[PATH_MAX];         /* scratch directory */
 	int own_dir;                /* dir made by us: removed at the end */
 	char note[1024];            /* warnings for the report */
@@ -564,12 +563,6 @@ static void write_summary(const bench *b)
 	    b->opt.updates, b->opt.deletes, b->reps);
 }
 
-static void write_results(bench *b, const char *text)
-{
-	bench_write_results(b->results_dir, "write-cost", b->quick ? "-quick" :
-	    b->opt.base_rows != 100000 ? "-custom" : "", text, b->dir, b->syncctl);
-}
-
 /* ---- main ---- */
 
 static void usage(FILE *f)
@@ -580,31 +573,21 @@ static void usage(FILE *f)
 	    "[--summary FILE]\n");
 }
 
-static int own_arg(void *ctx, const char *opt, const char *val)
-{
-	bench *b = ctx;
-	unsigned long long v;
-
-	if (strcmp(opt, "--rows") != 0 ||
-	    bench_num_arg(&v, val, 4000, 990000) < 0)
-		return -1;
-	b->opt.base_rows = (uint32_t)v;
-	b->rows_given = 1;
-	return 0;
-}
-
 static int parse_args(bench *b, int argc, char **argv)
 {
+	uint32_t rows = 0;
 	bench_args a = {
-		&b->opt.seed, &b->reps, MAX_REPS, &b->quick, &b->syncctl,
-		&b->schema, &b->results_dir, &b->summary, b->dir,
+		.seed = &b->opt.seed, .reps = &b->reps, .reps_max = MAX_REPS,
+		.quick = &b->quick, .syncctl = &b->syncctl, .schema = &b->schema,
+		.results_dir = &b->results_dir, .summary = &b->summary,
+		.dir = b->dir, .rows = &rows,
 	};
-	int rc = bench_parse_args(&a, argc, argv, own_arg, b, usage);
+	int rc = bench_parse_args(&a, argc, argv, NULL, NULL, usage);
 
 	if (rc != 0)
 		return rc;
-	if (b->quick && !b->rows_given)
-		b->opt.base_rows = 10000;
+	if (rows != 0 || b->quick)
+		b->opt.base_rows = rows ? rows : 10000;
 	if (b->quick)   /* the same quick workload as the other programs */
 		ad_scale_period(&b->opt);
 	if (b->reps == 0)
@@ -707,14 +690,11 @@ int main(int argc, char **argv)
 		return 1;
 	report(&b, mem);
 	fclose(mem);
-	fputs(text, stdout);
-	fflush(stdout);
-	write_results(&b, text);
 	write_summary(&b);
-	if (b.own_dir && b.res[C_TAZAMUN].error[0] == '\0')
-		bench_rm_rf(b.dir);
-	else
-		printf("scratch directory kept: %s\n", b.dir);
+	/* a failed Tazamun step keeps its store and syncctl.log */
+	bench_publish(text, b.results_dir, "write-cost", b.quick ? "-quick" :
+	    b.opt.base_rows != 100000 ? "-custom" : "", b.dir, b.syncctl,
+	    b.own_dir, b.res[C_TAZAMUN].error[0] != '\0');
 	free(text);
 	ad_workload_free(b.w);
 	return 0;
