@@ -572,10 +572,7 @@ static int parse_args(bench *b, int argc, char **argv)
 
 	if (rc != 0)
 		return rc;
-	if (rows != 0 || b->quick)
-		b->opt.base_rows = rows ? rows : 10000;
-	if (b->quick)
-		ad_scale_period(&b->opt);
+	ad_options_size(&b->opt, b->quick, rows);
 	return 0;
 }
 

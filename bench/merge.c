@@ -1073,10 +1073,7 @@ static int parse_args(bench *b, int argc, char **argv)
 		return rc;
 	b->custom = m.edits != ~0ULL || m.overlap != ~0ULL || m.big || chg ||
 	    b->cases != 7;
-	if (b->quick) {
-		b->opt.base_rows = 10000;
-		ad_scale_period(&b->opt);
-	}
+	ad_options_size(&b->opt, b->quick, 0);
 	if (b->reps == 0)
 		b->reps = b->quick ? 1 : 3;
 	b->big_rows = m.big ? (uint32_t)m.big : b->opt.base_rows * 15;

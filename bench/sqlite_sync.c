@@ -691,10 +691,7 @@ static int setup(bench *b, int argc, char **argv)
 	b->converged = -1;
 	if ((rc = bench_parse_args(&a, argc, argv, own_arg, b, usage)) != 0)
 		return rc;
-	if (b->quick) {
-		b->opt.base_rows = 10000;
-		ad_scale_period(&b->opt);
-	}
+	ad_options_size(&b->opt, b->quick, 0);
 	if (b->reps == 0)
 		b->reps = b->quick ? 1 : 3;
 	if (b->mem_changes == 0 || b->mem_changes > b->opt.base_rows)
