@@ -9,7 +9,7 @@
 PREFIX  ?= /usr/local
 DESTDIR ?=
 CC      ?= cc
-PKGS    := sqlite3 libgit2 libzstd libsodium zlib libcrypto
+PKGS    := sqlite3 libgit2 libzstd libsodium zlib libcrypto libmicrohttpd libcurl
 
 ifeq ($(SAN),1)
 BUILD   ?= build-san

@@ -11,6 +11,8 @@ set -eu
 # sqlite3 (the shell), git + ssh-keygen (`git verify-commit` on SSH-signed
 # commits), zstd, and procps (ps, pgrep: the tests watch the daemons).
 PKGS="pkg-config libsqlite3-dev libgit2-dev libzstd-dev libsodium-dev zlib1g-dev libssl-dev"
+# libmicrohttpd and libcurl: syncd's HTTP server and client.
+PKGS="$PKGS libmicrohttpd-dev libcurl4-openssl-dev"
 PKGS="$PKGS sqlite3 git openssh-client zstd procps"
 
 if ! command -v dpkg-query >/dev/null 2>&1; then
