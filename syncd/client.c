@@ -297,7 +297,7 @@ static int download_attempt(cycle *c, const char *digest, const char *part, uint
 	}
 	tz_buf_printf(&path, "/v1/reply/%s", digest);
 	if ((rc = tz_buf_error(&path)) == TZ_OK && (uint64_t)st.st_size < size)
-		rc = tz_session__download(c->h, (const char *)path.data, (uint64_t)st.st_size, fd, &status, &got,
+		rc = tz_session__download(c->h, (const char *)path.data, (uint64_t)st.st_size, size, fd, &status, &got,
 					  &c->answer);
 	c->rep->pull_received += got;
 	if (rc == TZ_OK && (uint64_t)st.st_size < size && status != 200 && status != 206)

@@ -143,9 +143,11 @@ static int authenticate(tz_hq *h, struct MHD_Connection *c, request *rq, const c
 		return rc;
 	}
 	if ((rc = tz_challenges_use(h->ch, rq->auth.nonce, rq->auth.code, rq->auth.n, tz_monotonic_ms())) < 0) {
+		char why[256];
 		tz_hq__count(h, &h->m.auth_fail[2], 1);
-		/* an unknown challenge and a replay both mean "sign anew" */
-		return tz_error_set(TZ_EVERIFY, "%s", tz_error_last());
+		/* an unknown challenge and a replay both mean "sign anew" (401) */
+		snprintf(why, sizeof(why), "%s", tz_error_last());
+		return tz_error_set(TZ_EVERIFY, "%s", why);
 	}
 	return TZ_OK;
 }

@@ -36,6 +36,7 @@ struct tz_session {
 	size_t up_len, up_pos;
 	int down_fd;
 	uint64_t down_bytes;
+	uint64_t down_from, down_total;   /* progress: where it started, the whole size */
 	tz_buf *answer;
 	bool faulted, too_big;
 	char err[CURL_ERROR_SIZE];
@@ -139,7 +140,7 @@ static size_t on_write(char *p, size_t size, size_t nmemb, void *payload)
 		}
 		h->down_bytes += n;
 		if (h->o.progress)
-			h->o.progress("download", h->down_bytes, 0, h->o.progress_payload);
+			h->o.progress("download", h->down_from + h->down_bytes, h->down_total, h->o.progress_payload);
 		return n;
 	}
 	if (h->answer->len + n > TZ_HTTP_ANSWER_MAX) {
@@ -310,13 +311,15 @@ int tz_session_request(tz_session *h, const char *method, const char *path, cons
 	return signed_request(h, method, path, body, n, NULL, -1, replay, status, answer);
 }
 
-int tz_session__download(tz_session *h, const char *path, uint64_t from, int fd, long *status, uint64_t *got,
-			 tz_buf *answer)
+int tz_session__download(tz_session *h, const char *path, uint64_t from, uint64_t total, int fd, long *status,
+			 uint64_t *got, tz_buf *answer)
 {
 	char range[48];
 	int rc;
 
 	snprintf(range, sizeof(range), "bytes=%llu-", (unsigned long long)from);
+	h->down_from = from;
+	h->down_total = total;
 	rc = signed_request(h, "GET", path, NULL, 0, from ? range : NULL, fd, false, status, answer);
 	*got = h->down_bytes;
 	return rc;

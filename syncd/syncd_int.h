@@ -107,10 +107,10 @@ int tz_hq__metrics_render(tz_hq *h, tz_buf *out);
 void tz_hq__metrics_release(hq_metrics *m);
 
 /* The branch's session (session.c) for client.c: download `path` from
- * byte `from` into fd (opened for appending): TZ_OK with *status and *got
+ * byte `from` (of `total`, for the progress line) into fd (opened for appending): TZ_OK with *status and *got
  * (bytes written), or TZ_EIO when the link failed. */
-int tz_session__download(tz_session *h, const char *path, uint64_t from, int fd, long *status, uint64_t *got,
-			 tz_buf *answer);
+int tz_session__download(tz_session *h, const char *path, uint64_t from, uint64_t total, int fd, long *status,
+			 uint64_t *got, tz_buf *answer);
 /* Bytes of the last upload body libcurl took (the report counts them). */
 uint64_t tz_session__sent(const tz_session *h);
 

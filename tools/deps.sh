@@ -13,7 +13,7 @@ set -eu
 PKGS="pkg-config libsqlite3-dev libgit2-dev libzstd-dev libsodium-dev zlib1g-dev libssl-dev"
 # libmicrohttpd and libcurl: syncd's HTTP server and client.
 PKGS="$PKGS libmicrohttpd-dev libcurl4-openssl-dev"
-PKGS="$PKGS sqlite3 git openssh-client zstd procps"
+PKGS="$PKGS sqlite3 git openssh-client zstd procps curl"
 
 if ! command -v dpkg-query >/dev/null 2>&1; then
 	echo "tools/deps.sh: not a Debian system; make sure these are installed:" \
