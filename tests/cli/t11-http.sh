@@ -8,12 +8,12 @@
 # a replayed request is refused, a branch cannot read another's reply,
 # unauthenticated and oversized requests are refused before their body;
 # SIGTERM stops HQ cleanly; then SIGKILL during imports (TZ_HTTP_KILLS,
-# default 20): HQ's store verifies after each, and the next sync completes
+# default 20, 50 with TZ_LONG=1): HQ's store verifies after each, and the next sync completes
 # with nothing lost and nothing applied twice.
 . "$TZ_SRC/tests/cli/lib.sh"
 . "$TZ_SRC/tests/cli/lib_http.sh"
 S=$SYNCCTL
-KILLS=${TZ_HTTP_KILLS:-20}
+if [ "${TZ_LONG:-0}" = 1 ]; then KILLS=${TZ_HTTP_KILLS:-50}; else KILLS=${TZ_HTTP_KILLS:-20}; fi
 cd "$WORK" || exit 1
 
 check "HQ store with a schema" http_setup
