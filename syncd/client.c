@@ -231,7 +231,7 @@ static int push(cycle *c)
 	for (unsigned a = 0; a < max; a++) {
 		c->rep->push_attempts++;
 		rc = push_attempt(c, (const char *)base.data, &file, state, sizeof(state), &resumed);
-		if (rc == TZ_OK || rc == TZ_EPERM || rc == TZ_EPROTO)
+		if (rc == TZ_OK || rc == TZ_EPERM || rc == TZ_EPROTO || tz_session__unreachable(c->h))
 			break;
 		clog_(c, "push: attempt %u failed: %s", a + 1, tz_error_last());
 		if (a + 1 < max)
@@ -387,7 +387,7 @@ static int pull(cycle *c)
 		if (rc == TZ_EPROTO)   /* HQ no longer has it (404): ask again */
 			have = false;
 retry:
-		if (rc != TZ_EIO && rc != TZ_EBUSY && rc != TZ_EPROTO)
+		if ((rc != TZ_EIO && rc != TZ_EBUSY && rc != TZ_EPROTO) || tz_session__unreachable(c->h))
 			break;
 		clog_(c, "pull: attempt %u failed: %s", a + 1, tz_error_last());
 		if (a + 1 < max)

@@ -39,6 +39,7 @@ struct tz_session {
 	uint64_t down_from, down_total;   /* progress: where it started, the whole size */
 	tz_buf *answer;
 	bool faulted, too_big;
+	bool unreachable;             /* the last failure: no connection at all */
 	char err[CURL_ERROR_SIZE];
 };
 
@@ -215,7 +216,10 @@ static int perform(tz_session *h, const char *method, const char *path, const ch
 	h->answer = answer;
 	h->faulted = h->too_big = false;
 	h->err[0] = '\0';
+	h->unreachable = false;
 	if ((cc = curl_easy_perform(h->curl)) != CURLE_OK) {
+		h->unreachable = cc == CURLE_COULDNT_CONNECT || cc == CURLE_COULDNT_RESOLVE_HOST ||
+				 cc == CURLE_COULDNT_RESOLVE_PROXY;
 		rc = tz_error_set(TZ_EIO, "cannot reach HQ at %s: %s", h->url,
 				  h->faulted ? "injected network fault" : h->too_big ? "answer too long"
 				  : h->err[0] ? h->err : curl_easy_strerror(cc));
@@ -328,4 +332,9 @@ int tz_session__download(tz_session *h, const char *path, uint64_t from, uint64_
 uint64_t tz_session__sent(const tz_session *h)
 {
 	return h->up_pos;
+}
+
+bool tz_session__unreachable(const tz_session *h)
+{
+	return h->unreachable;
 }

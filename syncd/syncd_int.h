@@ -113,5 +113,8 @@ int tz_session__download(tz_session *h, const char *path, uint64_t from, uint64_
 			 uint64_t *got, tz_buf *answer);
 /* Bytes of the last upload body libcurl took (the report counts them). */
 uint64_t tz_session__sent(const tz_session *h);
+/* Did the last request fail without reaching HQ at all (no connection)?
+ * Then retrying within the cycle is pointless: the caller's backoff waits. */
+bool tz_session__unreachable(const tz_session *h);
 
 #endif
