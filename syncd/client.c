@@ -48,9 +48,7 @@ static void clog_(cycle *c, const char *fmt, ...)
 	va_start(ap, fmt);
 	vsnprintf(line, sizeof(line), fmt, ap);
 	va_end(ap);
-	for (char *p = line; *p; p++)
-		if ((unsigned char)*p < 0x20 || (unsigned char)*p == 0x7f)
-			*p = '?';
+	tz_spool__safe(line);
 	c->o->log(c->o->log_payload, line);
 }
 
@@ -86,7 +84,7 @@ static int spool_path(tz_buf *out, cycle *c, const char *name)
 /* ---- push ---- */
 
 /* The bundle to push: the pending one, or a new export. */
-static int push_bundle(cycle *c, tz_buf *file, uint8_t digest[TZ_HTTP_DIGEST_BYTES])
+static int push_bundle(cycle *c, tz_buf *file, char digest[2 * TZ_HTTP_DIGEST_BYTES + 1])
 {
 	tz_buf p = TZ_BUF_INIT;
 	tz_export_info info;
@@ -104,9 +102,8 @@ static int push_bundle(cycle *c, tz_buf *file, uint8_t digest[TZ_HTTP_DIGEST_BYT
 	} else {
 		clog_(c, "push: resuming the pending bundle (%lld bytes)", (long long)st.st_size);
 	}
-	if ((rc = tz_file_read(file, (const char *)p.data, TZ_BUNDLE_MAX_BYTES)) < 0)
+	if ((rc = tz_spool__read(file, digest, (const char *)p.data)) < 0)
 		goto done;
-	tz_hash_short(digest, TZ_HTTP_DIGEST_BYTES, file->data, file->len);
 	if ((rc = tz_bundle_peek(&bh, file->data, file->len)) < 0)
 		goto done;
 	c->rep->push_sequence = bh.sequence;
@@ -215,16 +212,14 @@ static int push_attempt(cycle *c, const char *base, const tz_buf *file, char *st
 static int push(cycle *c)
 {
 	tz_buf file = TZ_BUF_INIT, base = TZ_BUF_INIT, p = TZ_BUF_INIT;
-	uint8_t digest[TZ_HTTP_DIGEST_BYTES];
 	char hex[2 * TZ_HTTP_DIGEST_BYTES + 1], state[16] = "";
 	unsigned max = c->o->attempts ? c->o->attempts : 5;
 	bool resumed = false;
 	int rc;
 
-	if ((rc = push_bundle(c, &file, digest)) < 0)
+	if ((rc = push_bundle(c, &file, hex)) < 0)
 		goto done;
 	c->rep->push_bytes = file.len;
-	tz_hex(hex, digest, sizeof(digest));
 	tz_buf_printf(&base, "/v1/upload/%s/%zu", hex, file.len);
 	if ((rc = tz_buf_error(&base)) < 0)
 		goto done;
@@ -254,23 +249,9 @@ done:
 
 /* ---- pull ---- */
 
-/* Remove in-*.part files other than `keep` (NULL: all). */
-static void drop_parts(cycle *c, const char *keep)
+static bool reply_part(const char *name)
 {
-	tz_buf p = TZ_BUF_INIT;
-	DIR *d = opendir((const char *)c->spool.data);
-	struct dirent *e;
-
-	if (d == NULL)
-		return;
-	while ((e = readdir(d)) != NULL) {
-		if (strncmp(e->d_name, "in-", 3) != 0 || (keep && strcmp(e->d_name, keep) == 0))
-			continue;
-		if (spool_path(&p, c, e->d_name) == TZ_OK)
-			unlink((const char *)p.data);
-	}
-	closedir(d);
-	tz_buf_release(&p);
+	return strncmp(name, "in-", 3) == 0;
 }
 
 /* One download attempt of the reply into `part`, from what it holds. */
@@ -330,15 +311,12 @@ static int pull_import(cycle *c, const char *part, const char *digest)
 	tz_buf file = TZ_BUF_INIT;
 	tz_bundle_header bh;
 	tz_import_result r;
-	uint8_t d[TZ_HTTP_DIGEST_BYTES];
 	char hex[2 * TZ_HTTP_DIGEST_BYTES + 1];
-	int rc;
+	int rc = tz_spool__read(&file, hex, part);
 
-	if ((rc = tz_file_read(&file, part, TZ_BUNDLE_MAX_BYTES)) < 0)
-		return rc;
-	tz_hash_short(d, sizeof(d), file.data, file.len);
 	tz_buf_release(&file);
-	tz_hex(hex, d, sizeof(d));
+	if (rc < 0)
+		return rc;
 	if (strcmp(hex, digest) != 0) {
 		unlink(part);
 		return tz_error_set(TZ_EIO, "the reply downloaded does not hash to its name; it is fetched again");
@@ -378,7 +356,7 @@ static int pull(cycle *c)
 			tz_buf_printf(&name, "in-%s.part", digest);
 			if ((rc = tz_buf_error(&name)) < 0 || (rc = spool_path(&part, c, (const char *)name.data)) < 0)
 				break;
-			drop_parts(c, (const char *)name.data);
+			tz_spool__prune((const char *)c->spool.data, (const char *)name.data, reply_part);
 		}
 		/* the same reply, by ranges, while HQ keeps it */
 		if ((rc = download_attempt(c, digest, (const char *)part.data, size, a == 0)) == TZ_OK &&

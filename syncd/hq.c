@@ -218,30 +218,24 @@ static enum MHD_Result upload_state_wait(tz_hq *h, struct MHD_Connection *c, con
 	return upload_state(h, c, rq);
 }
 
-/* Remove the branch's other partial uploads: one at a time per branch
- * bounds what a branch can leave on HQ's disk. */
-static void drop_other_parts(tz_hq *h, const char *code, const char *keep)
+/* A branch starts a new upload: remove its other partial uploads (one at
+ * a time per branch bounds what a branch can leave on HQ's disk) and the
+ * outcomes of its earlier ones (a branch starts a new upload only once it
+ * has read the outcome of the one before, H7). */
+static bool older_upload(const char *name)
 {
-	tz_buf dir = TZ_BUF_INIT, p = TZ_BUF_INIT;
-	DIR *d;
-	struct dirent *e;
+	size_t n = strlen(name);
+
+	return (n > 5 && strcmp(name + n - 5, ".part") == 0) || (n > 6 && strcmp(name + n - 6, ".state") == 0);
+}
+
+static void drop_older(tz_hq *h, const char *code, const char *keep)
+{
+	tz_buf dir = TZ_BUF_INIT;
 
 	tz_buf_printf(&dir, "%s/up/%s", h->spool, code);
-	if (tz_buf_error(&dir) < 0 || (d = opendir((const char *)dir.data)) == NULL) {
-		tz_buf_release(&dir);
-		return;
-	}
-	while ((e = readdir(d)) != NULL) {
-		size_t n = strlen(e->d_name);
-		if (n < 5 || strcmp(e->d_name + n - 5, ".part") != 0 || strcmp(e->d_name, keep) == 0)
-			continue;
-		tz_buf_clear(&p);
-		tz_buf_printf(&p, "%s/%s", (const char *)dir.data, e->d_name);
-		if (tz_buf_error(&p) == TZ_OK)
-			unlink((const char *)p.data);
-	}
-	closedir(d);
-	tz_buf_release(&p);
+	if (tz_buf_error(&dir) == TZ_OK)
+		tz_spool__prune((const char *)dir.data, keep, older_upload);
 	tz_buf_release(&dir);
 }
 
@@ -316,7 +310,7 @@ static enum MHD_Result chunk_store(tz_hq *h, struct MHD_Connection *c, request *
 		goto fail;
 	}
 	if (sb.st_size == 0)
-		drop_other_parts(h, rq->auth.code, strrchr((const char *)part.data, '/') + 1);
+		drop_older(h, rq->auth.code, strrchr((const char *)part.data, '/') + 1);
 	if ((rc = tz_chunk_plan_make(&plan, (uint64_t)sb.st_size, rq->route.total, rq->route.offset, rq->body.len)) < 0) {
 		if (rc == TZ_EPROTO) {
 			tz_hq__count(h, &h->m.chunks[2], 1);
@@ -657,8 +651,12 @@ void tz_hq_stop(tz_hq *h)
 {
 	if (h == NULL)
 		return;
-	if (h->d)
-		MHD_quiesce_daemon(h->d);
+	if (h->d) {
+		/* the listening socket is handed back to us to close */
+		MHD_socket ls = MHD_quiesce_daemon(h->d);
+		if (ls != MHD_INVALID_SOCKET)
+			close(ls);
+	}
 	/* the worker finishes its job first: no import is cut short */
 	tz_hq__worker_stop(h);
 	if (h->d)

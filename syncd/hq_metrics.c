@@ -6,6 +6,7 @@
  */
 #include "syncd/syncd_int.h"
 
+#include <stddef.h>
 #include <stdio.h>
 #include <string.h>
 
@@ -77,18 +78,26 @@ static void series(tz_buf *o, const char *name, const char *type, const char *he
 
 static void render_branches(tz_buf *o, const hq_metrics *m)
 {
-	series(o, "tazamun_last_import_timestamp_seconds", "gauge",
-	       "When HQ last imported a bundle from the branch (unix time).");
-	for (size_t i = 0; i < m->nbranches; i++)
-		if (m->branches[i].last_import)
-			tz_buf_printf(o, "tazamun_last_import_timestamp_seconds{branch=\"%s\"} %lld\n", m->branches[i].code,
-				      (long long)m->branches[i].last_import);
-	series(o, "tazamun_last_sync_timestamp_seconds", "gauge",
-	       "When the branch last completed a sync: HQ sent its reply whole (unix time).");
-	for (size_t i = 0; i < m->nbranches; i++)
-		if (m->branches[i].last_sync)
-			tz_buf_printf(o, "tazamun_last_sync_timestamp_seconds{branch=\"%s\"} %lld\n", m->branches[i].code,
-				      (long long)m->branches[i].last_sync);
+	static const struct {
+		const char *name, *help;
+		size_t off;
+	} g[2] = {
+		{ "tazamun_last_import_timestamp_seconds", "When HQ last imported a bundle from the branch (unix time).",
+		  offsetof(hq_branch_stat, last_import) },
+		{ "tazamun_last_sync_timestamp_seconds",
+		  "When the branch last completed a sync: HQ sent its reply whole (unix time).",
+		  offsetof(hq_branch_stat, last_sync) },
+	};
+
+	for (int k = 0; k < 2; k++) {
+		series(o, g[k].name, "gauge", g[k].help);
+		for (size_t i = 0; i < m->nbranches; i++) {
+			int64_t t;
+			memcpy(&t, (const char *)&m->branches[i] + g[k].off, sizeof(t));
+			if (t)
+				tz_buf_printf(o, "%s{branch=\"%s\"} %lld\n", g[k].name, m->branches[i].code, (long long)t);
+		}
+	}
 }
 
 static void render_merge(tz_buf *o, const hq_metrics *m)

@@ -43,10 +43,7 @@ void tz_hq__log(tz_hq *h, const char *fmt, ...)
 	va_start(ap, fmt);
 	vsnprintf(line, sizeof(line), fmt, ap);
 	va_end(ap);
-	/* nothing a peer sent may drive the operator's terminal */
-	for (char *p = line; *p; p++)
-		if ((unsigned char)*p < 0x20 || (unsigned char)*p == 0x7f)
-			*p = '?';
+	tz_spool__safe(line);
 	h->o.log(h->o.log_payload, line);
 }
 
@@ -203,14 +200,11 @@ static int upload_check(const char *path, const char *code, const char *digest)
 {
 	tz_buf file = TZ_BUF_INIT;
 	tz_bundle_header bh;
-	uint8_t d[TZ_HTTP_DIGEST_BYTES];
 	char hex[2 * TZ_HTTP_DIGEST_BYTES + 1];
 	int rc;
 
-	if ((rc = tz_file_read(&file, path, TZ_BUNDLE_MAX_BYTES)) < 0)
+	if ((rc = tz_spool__read(&file, hex, path)) < 0)
 		return rc;
-	tz_hash_short(d, sizeof(d), file.data, file.len);
-	tz_hex(hex, d, sizeof(d));
 	if (strcmp(hex, digest) != 0)
 		rc = tz_error_set(TZ_EVERIFY, "the uploaded bytes do not hash to the upload's name (upload it again)");
 	else if ((rc = tz_bundle_peek(&bh, file.data, file.len)) == TZ_OK) {
@@ -270,44 +264,23 @@ done:
 	tz_buf_release(&p);
 }
 
-/* Remove the replies of `code` other than `keep`. */
-static void prune_replies(tz_hq *h, const char *code, const char *keep)
+static bool any_file(const char *name)
 {
-	tz_buf dir = TZ_BUF_INIT, p = TZ_BUF_INIT;
-	DIR *d;
-	struct dirent *e;
-
-	tz_buf_printf(&dir, "%s/reply/%s", h->spool, code);
-	if (tz_buf_error(&dir) < 0 || (d = opendir((const char *)dir.data)) == NULL) {
-		tz_buf_release(&dir);
-		return;
-	}
-	while ((e = readdir(d)) != NULL) {
-		if (e->d_name[0] == '.' || strncmp(e->d_name, keep, strlen(keep)) == 0)
-			continue;
-		tz_buf_clear(&p);
-		tz_buf_printf(&p, "%s/%s", (const char *)dir.data, e->d_name);
-		if (tz_buf_error(&p) == TZ_OK)
-			unlink((const char *)p.data);
-	}
-	closedir(d);
-	tz_buf_release(&p);
-	tz_buf_release(&dir);
+	(void)name;
+	return true;
 }
 
 static int job_reply(tz_hq *h, hq_job *j)
 {
 	tz_buf tmp = TZ_BUF_INIT, final = TZ_BUF_INIT, file = TZ_BUF_INIT;
 	tz_export_info info;
-	uint8_t d[TZ_HTTP_DIGEST_BYTES];
+	char keep[2 * TZ_HTTP_DIGEST_BYTES + 8];
 	int rc;
 
 	if ((rc = tz_hq__mkdirs(h, "reply", j->code)) < 0 || (rc = tz_hq__path(&tmp, h, "reply", j->code, ".new", "")) < 0 ||
 	    (rc = tz_sync_export_file(h->ws, j->code, (const char *)tmp.data, &info)) < 0 ||
-	    (rc = tz_file_read(&file, (const char *)tmp.data, TZ_BUNDLE_MAX_BYTES)) < 0)
+	    (rc = tz_spool__read(&file, j->reply_digest, (const char *)tmp.data)) < 0)
 		goto done;
-	tz_hash_short(d, sizeof(d), file.data, file.len);
-	tz_hex(j->reply_digest, d, sizeof(d));
 	j->reply_size = file.len;
 	if ((rc = tz_hq__path(&final, h, "reply", j->code, j->reply_digest, ".tzb")) < 0)
 		goto done;
@@ -315,7 +288,11 @@ static int job_reply(tz_hq *h, hq_job *j)
 		rc = tz_error_set(TZ_EIO, "cannot place the reply: %s", strerror(errno));
 		goto done;
 	}
-	prune_replies(h, j->code, j->reply_digest);
+	/* only the newest reply is kept (H8) */
+	snprintf(keep, sizeof(keep), "%s.tzb", j->reply_digest);
+	if (tz_hq__path(&tmp, h, "reply", j->code, "", "") == TZ_OK)
+		tz_spool__prune((const char *)tmp.data, keep, any_file);
+	tz_buf_clear(&tmp);
 	tz_hq__log(h, "reply %s %.12s: sequence %llu, %zu commits, %llu bytes", j->code, j->reply_digest,
 		   (unsigned long long)info.sequence, info.ncommits, (unsigned long long)file.len);
 done:

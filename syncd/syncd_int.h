@@ -106,6 +106,16 @@ void tz_hq__conflicts(tz_hq *h, const uint64_t open[3]);
 int tz_hq__metrics_render(tz_hq *h, tz_buf *out);
 void tz_hq__metrics_release(hq_metrics *m);
 
+/* Spools (spool.c).  Read the file at path (at most a bundle's limit)
+ * into `file` and its BLAKE2b-256 into hex. */
+int tz_spool__read(tz_buf *file, char hex[2 * TZ_HTTP_DIGEST_BYTES + 1], const char *path);
+/* Remove the files of dir for which drop(name) holds, but `keep` (may be
+ * NULL) and names starting with '.'; errors are ignored (a file left is
+ * pruned next time). */
+void tz_spool__prune(const char *dir, const char *keep, bool (*drop)(const char *name));
+/* Replace control bytes of a log line by '?'. */
+void tz_spool__safe(char *line);
+
 /* The branch's session (session.c) for client.c: download `path` from
  * byte `from` (of `total`, for the progress line) into fd (opened for appending): TZ_OK with *status and *got
  * (bytes written), or TZ_EIO when the link failed. */

@@ -5,6 +5,9 @@
 SYNCD="$TZ_BUILD/syncd"
 PROBE="$TZ_BUILD/tests/http_probe"
 export TZ_PASSPHRASE="http test passphrase"
+# the daemons a test started (by pid) never outlive it, whatever happens
+HQ_PID= PX= BP=
+trap 'for p in $HQ_PID $PX $BP; do kill -9 "$p" 2>/dev/null; done; rm -rf "$WORK"' EXIT
 
 # http_setup: HQ in $WORK/hq with a schema (job_seeker owned, workshop
 # shared, region hq) and a committed base.
