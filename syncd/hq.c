@@ -277,55 +277,80 @@ static int chunk_complete(tz_hq *h, const request *rq, tz_buf *part)
 	return rc;
 }
 
+/* Is the upload queued or decided already? */
+static bool upload_complete(tz_hq *h, const request *rq)
+{
+	tz_buf p = TZ_BUF_INIT;
+	bool yes = (tz_hq__path(&p, h, "up", rq->auth.code, rq->route.digest_hex, ".tzb") == TZ_OK && exists(&p)) ||
+		   (tz_hq__path(&p, h, "up", rq->auth.code, rq->route.digest_hex, ".state") == TZ_OK && exists(&p));
+
+	tz_buf_release(&p);
+	return yes;
+}
+
+/* Open and lock the upload's .part file: TZ_OK with *fd and *held (its
+ * length), or TZ_EEXISTS when the upload is complete already (checked
+ * again under the lock: a concurrent request may just have completed it;
+ * the empty file this open made is removed). */
+static int part_open(tz_hq *h, const request *rq, tz_buf *part, int *fd, uint64_t *held)
+{
+	struct stat sb;
+	int rc;
+
+	*fd = -1;
+	if ((rc = tz_hq__mkdirs(h, "up", rq->auth.code)) < 0 || (rc = part_path(part, h, rq)) < 0)
+		return rc;
+	if ((*fd = open((const char *)part->data, O_RDWR | O_CREAT | O_CLOEXEC, 0600)) < 0)
+		return tz_error_set(TZ_EIO, "cannot open the upload: %s", strerror(errno));
+	if (flock(*fd, LOCK_EX | LOCK_NB) != 0)
+		return tz_error_set(TZ_EBUSY, "another request is writing this upload");
+	if (fstat(*fd, &sb) != 0)
+		return tz_error_set(TZ_EIO, "cannot read the upload: %s", strerror(errno));
+	*held = (uint64_t)sb.st_size;
+	if (upload_complete(h, rq)) {
+		if (*held == 0)
+			unlink((const char *)part->data);
+		return TZ_EEXISTS;
+	}
+	return TZ_OK;
+}
+
 static enum MHD_Result chunk_store(tz_hq *h, struct MHD_Connection *c, request *rq)
 {
-	tz_buf part = TZ_BUF_INIT, other = TZ_BUF_INIT;
+	tz_buf part = TZ_BUF_INIT;
 	tz_chunk_plan plan;
-	struct stat sb;
+	uint64_t held = 0;
 	int fd = -1, rc;
 	enum MHD_Result ret;
 
 	if ((rc = tz_http_body_check(&rq->auth, rq->body.data, rq->body.len)) < 0)
 		goto fail;
 	/* already complete: the chunk is a duplicate of what HQ holds */
-	if ((tz_hq__path(&other, h, "up", rq->auth.code, rq->route.digest_hex, ".tzb") == TZ_OK && exists(&other)) ||
-	    (tz_hq__path(&other, h, "up", rq->auth.code, rq->route.digest_hex, ".state") == TZ_OK && exists(&other))) {
+	if (upload_complete(h, rq) || (rc = part_open(h, rq, &part, &fd, &held)) == TZ_EEXISTS) {
 		tz_hq__count(h, &h->m.chunks[1], 1);
 		tz_hq__count(h, &h->m.bytes_in_skipped, rq->body.len);
 		ret = upload_state(h, c, rq);
 		goto done;
 	}
-	if ((rc = tz_hq__mkdirs(h, "up", rq->auth.code)) < 0 || (rc = part_path(&part, h, rq)) < 0)
+	if (rc < 0)
 		goto fail;
-	if ((fd = open((const char *)part.data, O_RDWR | O_CREAT | O_CLOEXEC, 0600)) < 0) {
-		rc = tz_error_set(TZ_EIO, "cannot open the upload: %s", strerror(errno));
-		goto fail;
-	}
-	if (flock(fd, LOCK_EX | LOCK_NB) != 0) {
-		rc = tz_error_set(TZ_EBUSY, "another request is writing this upload");
-		goto fail;
-	}
-	if (fstat(fd, &sb) != 0) {
-		rc = tz_error_set(TZ_EIO, "cannot read the upload: %s", strerror(errno));
-		goto fail;
-	}
-	if (sb.st_size == 0)
+	if (held == 0)
 		drop_older(h, rq->auth.code, strrchr((const char *)part.data, '/') + 1);
-	if ((rc = tz_chunk_plan_make(&plan, (uint64_t)sb.st_size, rq->route.total, rq->route.offset, rq->body.len)) < 0) {
+	if ((rc = tz_chunk_plan_make(&plan, held, rq->route.total, rq->route.offset, rq->body.len)) < 0) {
 		if (rc == TZ_EPROTO) {
 			tz_hq__count(h, &h->m.chunks[2], 1);
 			ret = answer(c, MHD_HTTP_CONFLICT, "error %s\nstate partial\noffset %llu\n", tz_error_last(),
-				     (unsigned long long)sb.st_size);
+				     (unsigned long long)held);
 			goto done;
 		}
 		goto fail;
 	}
-	if ((rc = chunk_write(fd, &plan, rq->body.data, (uint64_t)sb.st_size)) < 0)
+	if ((rc = chunk_write(fd, &plan, rq->body.data, held)) < 0)
 		goto fail;
 	tz_hq__count(h, &h->m.chunks[plan.append ? 0 : 1], 1);
 	tz_hq__count(h, &h->m.bytes_in, plan.append);
 	tz_hq__count(h, &h->m.bytes_in_skipped, plan.skip);
-	uint64_t now = (uint64_t)sb.st_size + plan.append;
+	uint64_t now = held + plan.append;
 	tz_hq__log(h, "upload %s %.12s: chunk at %llu, %llu new bytes, %llu already held (%llu/%llu)", rq->auth.code,
 		   rq->route.digest_hex, (unsigned long long)rq->route.offset, (unsigned long long)plan.append,
 		   (unsigned long long)plan.skip, (unsigned long long)now, (unsigned long long)rq->route.total);
@@ -344,7 +369,6 @@ done:
 	if (fd >= 0)
 		close(fd);   /* releases the lock */
 	tz_buf_release(&part);
-	tz_buf_release(&other);
 	return ret;
 }
 

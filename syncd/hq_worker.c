@@ -185,8 +185,12 @@ static void refresh_conflicts(tz_hq *h)
 static void write_state(tz_hq *h, const char *code, const char *digest, const char *word, const char *msg)
 {
 	tz_buf p = TZ_BUF_INIT, body = TZ_BUF_INIT;
+	char clean[512];
 
-	tz_buf_printf(&body, "%s\n%s\n", word, msg);
+	/* the message may quote what a branch sent: one printable line */
+	snprintf(clean, sizeof(clean), "%s", msg);
+	tz_spool__safe(clean);
+	tz_buf_printf(&body, "%s\n%s\n", word, clean);
 	if (tz_hq__path(&p, h, "up", code, digest, ".state") < 0 || tz_buf_error(&body) < 0 ||
 	    tz_file_write_durable((const char *)p.data, body.data, body.len) < 0)
 		tz_hq__log(h, "import %s %.12s: cannot record its outcome: %s", code, digest, tz_error_last());

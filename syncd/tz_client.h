@@ -76,10 +76,13 @@ int tz_client_url(tz_store *s, const char *given, char *out, size_t cap);
  */
 typedef struct tz_session tz_session;
 
-/* `bind`: send the branch's key binding from this bundle header's fields
- * (a branch whose key HQ has not bound yet); may be NULL. */
+/* Open a session of store s (its code and key sign) with HQ at url
+ * (http:// or https://; TZ_EINVAL otherwise).  No request is sent yet. */
 int tz_session_open(tz_session **out, tz_store *s, const char *url, const tz_client_opts *o);
+/* Send the key binding with every request from now on (a branch whose key
+ * HQ has not bound yet: the fields of its bundle header, P3). */
 void tz_session_bind(tz_session *h, const uint8_t pk[TZ_PK_BYTES], const uint8_t mac[32], const uint8_t instance[16]);
+/* Close the connection and free h.  Accepts NULL. */
 void tz_session_close(tz_session *h);
 
 /*
