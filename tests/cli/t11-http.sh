@@ -62,8 +62,8 @@ cp .out s2.json
 bytes=$(jget s2.json '$.push.bytes'); sent=$(jget s2.json '$.push.sent')
 [ "$bytes" -gt 16384 ]; ok $? "the bundle spans several chunks ($bytes bytes)"
 [ "$(jget s2.json '$.push.attempts')" = 2 ]; ok $? "the upload was resumed once"
-[ $(($(metric tazamun_upload_bytes_total) - up0)) -eq "$bytes" ]; ok $? "HQ made every byte durable exactly once"
-[ "$(metric tazamun_upload_bytes_skipped_total)" = "$sk0" ]; ok $? "no byte HQ acknowledged was sent again"
+[ $(($(metric tazamun_upload_bytes_total) - up0)) -eq "$bytes" ]; ok $? "HQ made every byte durable exactly once (H5)"
+[ "$(metric tazamun_upload_bytes_skipped_total)" = "$sk0" ]; ok $? "no byte HQ acknowledged was sent again (H6)"
 [ "$sent" -gt "$bytes" ] && [ "$sent" -le $((bytes + 8192)) ]
 ok $? "only the cut chunk went twice ($sent bytes sent for $bytes)"
 [ "$(sqlite3 hq/store.db "SELECT count(*) FROM job_seeker WHERE id LIKE 'CAS01-u%'")" = 200 ]; ok $? "HQ has the 200 rows"
@@ -79,7 +79,7 @@ cp .out s3.json
 [ "$(jget s3.json '$.pull.bytes')" -gt 32768 ]; ok $? "the reply is large ($(jget s3.json '$.pull.bytes') bytes)"
 [ "$(jget s3.json '$.pull.attempts')" = 2 ]; ok $? "the download was resumed once"
 [ "$(jget s3.json '$.pull.received')" = "$(jget s3.json '$.pull.bytes')" ]; ok $? "no byte of the reply was received twice"
-grep -E "download CAS01 [0-9a-f]+: from [1-9][0-9]* of" hq.log >/dev/null; ok $? "HQ sent the rest by range"
+grep -E "download CAS01 [0-9a-f]+: from [1-9][0-9]* of" hq.log >/dev/null; ok $? "HQ sent the rest by range (H8)"
 [ "$(sqlite3 cas01/store.db "SELECT count(*) FROM workshop WHERE id LIKE 'w-hq%'")" = 300 ]; ok $? "CAS01 has HQ's 300 rows"
 check "CAS01 verifies" "$S" -C cas01 verify
 
@@ -88,25 +88,25 @@ d0=$(metric 'tazamun_chunks_total{result="duplicate"}')
 check "a chunk sent twice" "$PROBE" cas01 "$URL" dup-chunk
 like .out '^200 200$' "both copies answered"
 like .out '^offset 1024$' "HQ holds the chunk once"
-[ $(($(metric 'tazamun_chunks_total{result="duplicate"}') - d0)) -eq 1 ]; ok $? "metrics: one duplicate chunk, not written"
+[ $(($(metric 'tazamun_chunks_total{result="duplicate"}') - d0)) -eq 1 ]; ok $? "metrics: one duplicate chunk, not written (H6)"
 r0=$(metric 'tazamun_auth_failures_total{reason="replay"}')
 check "a request, then the same signed request again" "$PROBE" cas01 "$URL" replay
-like .out '^200 401$' "the replay is refused (401)"
+like .out '^200 401$' "the replay is refused (401, H2)"
 like .out '^error replayed request' "... as a replay"
 [ $(($(metric 'tazamun_auth_failures_total{reason="replay"}') - r0)) -eq 1 ]; ok $? "metrics: one replay refused"
 rab_reply=$(basename "$(ls hq/syncd/reply/RAB01/*.tzb | head -1)" .tzb)
 check "RAB01 reads its own reply" "$PROBE" rab01 "$URL" reply "$rab_reply"
 like .out '^200$' "200 for RAB01"
 check "CAS01 asks for RAB01's reply" "$PROBE" cas01 "$URL" reply "$rab_reply"
-like .out '^404$' "404 for CAS01: a branch reads only its own replies"
+like .out '^404$' "404 for CAS01: a branch reads only its own replies (H3)"
 
 # ---- unauthenticated and oversized ----
 st=$(curl -s -o /dev/null -w '%{http_code}' -X POST "$URL/v1/reply")
-[ "$st" = 401 ]; ok $? "an unsigned request is refused ($st)"
+[ "$st" = 401 ]; ok $? "an unsigned request is refused ($st, H1)"
 st=$(curl -s -o /dev/null -w '%{http_code}' -H 'Authorization: Tazamun code=CAS01 nonce=zz' -X POST "$URL/v1/reply")
 [ "$st" = 400 ]; ok $? "a malformed token is refused ($st)"
 st=$(curl -s -o /dev/null -w '%{http_code}' -X PUT -H 'Content-Length: 99999999' "$URL/v1/upload/$(printf '%064d' 0)/99999999/0")
-[ "$st" = 413 ]; ok $? "a body over the chunk limit is refused before authentication ($st)"
+[ "$st" = 413 ]; ok $? "a body over the chunk limit is refused before authentication ($st, H4)"
 st=$(curl -s -o /dev/null -w '%{http_code}' -H "X-Big: $(head -c 30000 /dev/zero | tr '\0' a)" "$URL/metrics")
 [ "$st" -ge 400 ]; ok $? "30 KB of headers are refused ($st)"
 st=$(curl -s -o /dev/null -w '%{http_code}' "$URL/v1/nothing")
@@ -127,7 +127,7 @@ cp .out s4.json
 for i in $(seq 1 200); do grep -q 'faultproxy: replayed' proxy.log && break; sleep 0.05; done
 like proxy.log 'faultproxy: replayed [0-9]+ bytes' "the proxy sent the whole connection again (H2)"
 [ "$(metric 'tazamun_auth_failures_total{reason="replay"}')" -gt "$r0" ]; ok $? "HQ refused the duplicated requests as replays"
-[ $(($(metric 'tazamun_bundles_in_total{result="imported"}') - im0)) -eq 1 ]; ok $? "the bundle was imported once"
+[ $(($(metric 'tazamun_bundles_in_total{result="imported"}') - im0)) -eq 1 ]; ok $? "the bundle was imported once (H7, P1)"
 [ $(($(metric tazamun_upload_bytes_total) - up0)) -eq "$(jget s4.json '$.push.bytes')" ]; ok $? "each byte made durable once"
 kill "$PX"; wait "$PX" 2>/dev/null
 
@@ -196,7 +196,7 @@ INSERT INTO job_seeker SELECT 'CAS01-k$rounds-' || i, 'k', hex(randomblob(20)), 
 done
 echo "# $kills kills during an import in $rounds rounds"
 [ "$kills" -ge "$KILLS" ]; ok $? "syncd --hq killed during $kills imports (want $KILLS)"
-[ "$vfail" -eq 0 ]; ok $? "HQ's store verified after every kill ($vfail failures)"
+[ "$vfail" -eq 0 ]; ok $? "HQ's store verified after every kill ($vfail failures, H9)"
 [ "$sfail" -eq 0 ]; ok $? "the next sync after every kill completed ($sfail failures)"
 check "one more sync (HQ's answer to the last)" "$S" -C cas01 sync "$URL"
 a=$(sqlite3 cas01/store.db "SELECT count(*), total(length(notes)) FROM job_seeker")
