@@ -84,7 +84,7 @@ static int spool_path(tz_buf *out, cycle *c, const char *name)
 /* ---- push ---- */
 
 /* The bundle to push: the pending one, or a new export. */
-static int push_bundle(cycle *c, tz_buf *file, char digest[2 * TZ_HTTP_DIGEST_BYTES + 1])
+static int push_bundle(cycle *c, tz_buf *file, char digest[2 * TZ_HTTP_DIGEST_BYTES + 1], bool *fresh)
 {
 	tz_buf p = TZ_BUF_INIT;
 	tz_export_info info;
@@ -92,6 +92,7 @@ static int push_bundle(cycle *c, tz_buf *file, char digest[2 * TZ_HTTP_DIGEST_BY
 	struct stat st;
 	int rc;
 
+	*fresh = false;
 	if ((rc = spool_path(&p, c, "out.tzb")) < 0)
 		goto done;
 	if (stat((const char *)p.data, &st) != 0) {
@@ -99,6 +100,7 @@ static int push_bundle(cycle *c, tz_buf *file, char digest[2 * TZ_HTTP_DIGEST_BY
 			goto done;
 		clog_(c, "push: exported sequence %llu, %zu commits, %llu bytes", (unsigned long long)info.sequence,
 		      info.ncommits, (unsigned long long)info.file_bytes);
+		*fresh = true;
 	} else {
 		clog_(c, "push: resuming the pending bundle (%lld bytes)", (long long)st.st_size);
 	}
@@ -209,7 +211,9 @@ static int push_attempt(cycle *c, const char *base, const tz_buf *file, char *st
 	return TZ_OK;
 }
 
-static int push(cycle *c)
+/* Push one bundle, the pending one or a new export (*fresh), until HQ
+ * has decided on it. */
+static int push_one(cycle *c, bool *fresh)
 {
 	tz_buf file = TZ_BUF_INIT, base = TZ_BUF_INIT, p = TZ_BUF_INIT;
 	char hex[2 * TZ_HTTP_DIGEST_BYTES + 1], state[16] = "";
@@ -217,7 +221,7 @@ static int push(cycle *c)
 	bool resumed = false;
 	int rc;
 
-	if ((rc = push_bundle(c, &file, hex)) < 0)
+	if ((rc = push_bundle(c, &file, hex, fresh)) < 0)
 		goto done;
 	c->rep->push_bytes = file.len;
 	tz_buf_printf(&base, "/v1/upload/%s/%zu", hex, file.len);
@@ -244,6 +248,19 @@ done:
 	tz_buf_release(&file);
 	tz_buf_release(&base);
 	tz_buf_release(&p);
+	return rc;
+}
+
+/* A pending bundle was made before the changes of this cycle: once it is
+ * decided, a fresh export carries them, so that a cycle always delivers
+ * what the branch holds now. */
+static int push(cycle *c)
+{
+	bool fresh = false;
+	int rc = push_one(c, &fresh);
+
+	if (rc == TZ_OK && !fresh)
+		rc = push_one(c, &fresh);
 	return rc;
 }
 
