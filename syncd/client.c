@@ -147,6 +147,11 @@ static int send_chunks(cycle *c, const char *base, const tz_buf *file, uint64_t 
 
 	if (chunk > TZ_HTTP_CHUNK_MAX)
 		chunk = TZ_HTTP_CHUNK_MAX;
+	/* HQ holds every byte but the upload is not queued (HQ stopped between
+	 * its last fsync and the rename): the last chunk again completes it,
+	 * HQ writing nothing (H6) */
+	if (*offset == file->len && file->len > 0)
+		*offset = file->len - (file->len < chunk ? file->len : chunk);
 	while (*offset < file->len) {
 		uint64_t n = file->len - *offset < chunk ? file->len - *offset : chunk;
 		tz_buf_clear(&path);

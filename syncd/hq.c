@@ -265,10 +265,13 @@ static int chunk_complete(tz_hq *h, const request *rq, tz_buf *part)
 	int rc;
 
 	if ((rc = tz_hq__path(&tzb, h, "up", rq->auth.code, rq->route.digest_hex, ".tzb")) == TZ_OK) {
-		if (rename((const char *)part->data, (const char *)tzb.data) != 0)
+		if (rename((const char *)part->data, (const char *)tzb.data) != 0) {
 			rc = tz_error_set(TZ_EIO, "cannot queue the upload: %s", strerror(errno));
-		else
+		} else {
+			*strrchr((char *)tzb.data, '/') = '\0';
+			(void)tz_spool__sync_dir((const char *)tzb.data);   /* else the .part is back after a crash: H6 */
 			rc = tz_hq__queue_import(h, rq->auth.code, rq->route.digest_hex);
+		}
 	}
 	tz_buf_release(&tzb);
 	if (rc == TZ_OK)
@@ -334,8 +337,16 @@ static enum MHD_Result chunk_store(tz_hq *h, struct MHD_Connection *c, request *
 	}
 	if (rc < 0)
 		goto fail;
-	if (held == 0)
+	if (held == 0) {
+		tz_buf dir = TZ_BUF_INIT;
 		drop_older(h, rq->auth.code, strrchr((const char *)part.data, '/') + 1);
+		/* the new file's name is durable before a chunk of it is acknowledged */
+		if ((rc = tz_hq__path(&dir, h, "up", rq->auth.code, "", "")) == TZ_OK)
+			rc = tz_spool__sync_dir((const char *)dir.data);
+		tz_buf_release(&dir);
+		if (rc < 0)
+			goto fail;
+	}
 	if ((rc = tz_chunk_plan_make(&plan, held, rq->route.total, rq->route.offset, rq->body.len)) < 0) {
 		if (rc == TZ_EPROTO) {
 			tz_hq__count(h, &h->m.chunks[2], 1);

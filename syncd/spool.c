@@ -6,6 +6,7 @@
 #include "syncd/syncd_int.h"
 
 #include <dirent.h>
+#include <fcntl.h>
 #include <stdio.h>
 #include <string.h>
 #include <unistd.h>
@@ -52,4 +53,18 @@ void tz_spool__safe(char *line)
 	for (char *p = line; *p; p++)
 		if ((unsigned char)*p < 0x20 || (unsigned char)*p == 0x7f)
 			*p = '?';
+}
+
+int tz_spool__sync_dir(const char *dir)
+{
+	int fd, rc = TZ_OK;
+
+	if (tz_faultsim(TZ_FAULT_FSYNC))
+		return tz_error_set(TZ_EIO, "cannot sync '%s': injected fault", dir);
+	if ((fd = open(dir, O_RDONLY | O_DIRECTORY | O_CLOEXEC)) < 0)
+		return tz_error_set(TZ_EIO, "cannot open '%s'", dir);
+	if (fsync(fd) != 0)
+		rc = tz_error_set(TZ_EIO, "cannot sync '%s'", dir);
+	close(fd);
+	return rc;
 }

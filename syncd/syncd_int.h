@@ -113,6 +113,8 @@ int tz_spool__read(tz_buf *file, char hex[2 * TZ_HTTP_DIGEST_BYTES + 1], const c
  * NULL) and names starting with '.'; errors are ignored (a file left is
  * pruned next time). */
 void tz_spool__prune(const char *dir, const char *keep, bool (*drop)(const char *name));
+/* fsync the directory dir (a new or renamed entry made durable). */
+int tz_spool__sync_dir(const char *dir);
 /* Replace control bytes of a log line by '?'. */
 void tz_spool__safe(char *line);
 
