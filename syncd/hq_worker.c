@@ -232,6 +232,7 @@ static void job_import(tz_hq *h, hq_job *j)
 
 	if ((rc = tz_hq__path(&p, h, "up", j->code, j->digest, ".tzb")) < 0)
 		goto fail;
+	tz_hq__log(h, "import %s %.12s: started", j->code, j->digest);
 	if ((rc = upload_check((const char *)p.data, j->code, j->digest)) == TZ_EVERIFY) {
 		tz_hq__log(h, "import %s %.12s: %s", j->code, j->digest, tz_error_last());
 		unlink((const char *)p.data);
