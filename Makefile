@@ -3,13 +3,14 @@
 #   make            build the library and the programs into build/
 #   make test       install missing Debian packages (as root), build, run every test
 #   make test SAN=1 the same under AddressSanitizer + UndefinedBehaviorSanitizer (build-san/)
+#   make test-long  the same with longer campaigns (TZ_LONG=1)
 #   make demo       a short scripted scenario on a scratch directory
 #   make bench      benchmarks (bench/README.md)
 
 PREFIX  ?= /usr/local
 DESTDIR ?=
 CC      ?= cc
-PKGS    := sqlite3 libgit2 libzstd libsodium zlib libcrypto
+PKGS    := sqlite3 libgit2 libzstd libsodium zlib libcrypto libmicrohttpd libcurl
 
 ifeq ($(SAN),1)
 BUILD   ?= build-san
@@ -46,7 +47,7 @@ TEST_TOOL_BIN := $(patsubst tests/tools/%.c,$(BUILD)/tests/%,$(wildcard tests/to
 BENCH_SRC := $(wildcard bench/*.c)
 BENCH_BIN := $(BENCH_SRC:bench/%.c=$(BUILD)/bench/%)
 
-.PHONY: all test demo bench bench-quick fuzz install uninstall clean deps help check-pkgs
+.PHONY: all test test-long demo bench bench-quick bench-deps fuzz install uninstall clean deps help check-pkgs
 all: check-pkgs $(PROGS)
 
 check-pkgs:
@@ -95,18 +96,32 @@ test: deps
 	@$(MAKE) --no-print-directory all tests-build
 	@sh tests/run.sh $(BUILD)
 
+# The same suite with the campaigns scaled up (TZ_LONG=1: e.g. 50 branches
+# syncing at once in t12-http-load, 50 SIGKILLs in t11-http).
+test-long: deps
+	@$(MAKE) --no-print-directory all tests-build
+	@TZ_LONG=1 sh tests/run.sh $(BUILD)
+
 .PHONY: tests-build
-tests-build: $(UNIT_BIN) $(FUZZ_BIN) $(TEST_TOOL_BIN)
+# the benchmark programs too: t11-bench checks their structure, and they
+# must build with -Werror (and under SAN=1) like everything else
+tests-build: $(UNIT_BIN) $(FUZZ_BIN) $(TEST_TOOL_BIN) $(BENCH_BIN)
 
 demo: deps
 	@$(MAKE) --no-print-directory all
 	@sh tools/demo.sh $(BUILD)
 
-bench: deps
+# npm (sqlite-sync's extension is fetched at bench time): the bench's own
+# dependency, never make test's; bench/deps.sh does not fail without it
+bench-deps: deps
+	@sh bench/deps.sh
+
+bench: bench-deps
 	@$(MAKE) --no-print-directory all $(BENCH_BIN)
 	@sh bench/run.sh $(BUILD)
 
-bench-quick: deps
+# under a minute: 10,000 rows, one repetition where a program allows it
+bench-quick: bench-deps
 	@$(MAKE) --no-print-directory all $(BENCH_BIN)
 	@sh bench/run.sh $(BUILD) --quick
 
@@ -125,6 +140,6 @@ clean:
 	rm -rf build build-san build-fuzz
 
 help:
-	@sed -n '1,9p' Makefile
+	@sed -n '1,10p' Makefile
 
 -include $(shell find $(BUILD) -name '*.d' 2>/dev/null)

@@ -86,6 +86,16 @@ static const cli_command commands[] = {
 	  "commits on top) and writes store.db. Uncommitted rows in store.db are kept. A\n"
 	  "bundle already imported is a no-op (exit 0).\n\n"
 	  "Example:\n  syncctl -C hq import --json /media/usb/cas01-to-hq.tzb\n" },
+	{ "sync", cmd_netsync, "sync [--json] [URL]", "one sync cycle with syncd --hq over HTTP",
+	  "A branch's export + HQ's import + HQ's reply + its import, over HTTP with\n"
+	  "'syncd --hq' at URL (default: the 'hq_url = URL' line of the store's config):\n"
+	  "commits the change log, uploads the bundle in chunks (resuming what HQ already\n"
+	  "holds), waits for HQ's import, downloads HQ's reply (resuming by range) and\n"
+	  "imports it. A progress line on a terminal; -v logs each step on stderr;\n"
+	  "--chunk BYTES sets the upload's chunk size (default 256 KiB, at most 1 MiB). Exit 1\n"
+	  "when HQ cannot be reached, refuses the requests or refuses the bundle (its\n"
+	  "commits go again in the next one). docs/operations.md.\n\n"
+	  "Example:\n  syncctl -C cas01 sync http://hq.example:8443\n" },
 	{ "conflicts", cmd_conflicts,
 	  "conflicts list [--json] [--table T] [--branch B] [--all] | show ID | resolve ID... HOW [--as NAME]",
 	  "HQ: the administrators' conflict queue",
