@@ -34,6 +34,7 @@ typedef struct {
 	const tz_merge_done *d;
 	pending_row *rows;
 	size_t nrows, caprows;
+	bool rebuild;                /* the index is built from the whole tree */
 	udecl *u;
 	size_t nu;
 	uint64_t queued;
@@ -203,6 +204,17 @@ static int unindex_touched(const tz_touched_row *r, void *payload)
 		tz_free(target);
 		return rc;
 	}
+	if (x->rebuild) {
+		/* the index was emptied: no stale key to leave first, so each
+		 * row goes in as the walk meets it (no row held in memory) */
+		tz_row *row = NULL;
+		if ((rc = tz_store_read_row(x->s, r->blob, &row)) == TZ_OK)
+			for (size_t i = 0; i < x->nu && rc == TZ_OK; i++)
+				if (strcmp(x->u[i].table, r->table) == 0)
+					rc = index_row(x, &x->u[i], r->key, r->partition, row);
+		tz_row_free(row);
+		return rc;
+	}
 	if (tz_array_grow(&x->rows, &x->caprows, x->nrows, sizeof(*x->rows)) < 0)
 		return TZ_ENOMEM;
 	pending_row *p = &x->rows[x->nrows++];
@@ -324,6 +336,7 @@ int tz_duplicates__check(tz_store *s, const tz_merge_done *d, uint64_t *queued)
 	if ((rc = tz_buf_error(&print)) < 0 || (rc = prepare_all(&x)) < 0 ||
 	    (rc = marker_get(x.db, (const char *)print.data, &from, &has_from)) < 0)
 		goto done;
+	x.rebuild = !has_from;
 	if (!has_from && sqlite3_exec(x.db, "DELETE FROM tz_ukeys", NULL, NULL, NULL) != SQLITE_OK) {
 		rc = sql_error(x.db, "cannot rebuild the unique-key index");
 		goto done;
