@@ -64,7 +64,7 @@ done:
 	return rc;
 }
 
-void tz_hq__conflicts(tz_hq *h, const uint64_t open[3])
+void tz_hq__conflicts(tz_hq *h, const uint64_t open[TZ_KIND_COUNT])
 {
 	pthread_mutex_lock(&h->mmu);
 	memcpy(h->m.conflicts_open, open, sizeof(h->m.conflicts_open));
@@ -121,7 +121,6 @@ int tz_hq__metrics_render(tz_hq *h, tz_buf *o)
 	static const char *in_names[3] = { "imported", "noop", "refused" };
 	static const char *chunk_names[3] = { "stored", "duplicate", "gap" };
 	static const char *auth_names[4] = { "malformed", "signature", "replay", "forbidden" };
-	static const char *kinds[3] = { "data", "delete", "insert" };
 	hq_metrics *m = &h->m;
 
 	pthread_mutex_lock(&h->mmu);
@@ -148,8 +147,8 @@ int tz_hq__metrics_render(tz_hq *h, tz_buf *o)
 			      (unsigned long long)m->auth_fail[i]);
 	render_merge(o, m);
 	series(o, "tazamun_conflicts_open", "gauge", "Open entries of the conflict queue, by kind.");
-	for (int i = 0; i < 3; i++)
-		tz_buf_printf(o, "tazamun_conflicts_open{kind=\"%s\"} %llu\n", kinds[i],
+	for (int i = 0; i < TZ_KIND_COUNT; i++)
+		tz_buf_printf(o, "tazamun_conflicts_open{kind=\"%s\"} %llu\n", tz_conflict_kind_name((tz_conflict_kind)i),
 			      (unsigned long long)m->conflicts_open[i]);
 	render_branches(o, m);
 	pthread_mutex_unlock(&h->mmu);

@@ -161,19 +161,16 @@ static int count_conflict(const tz_conflict *c, void *payload)
 {
 	uint64_t *open = payload;
 
-	if (strcmp(c->kind, "data") == 0)
-		open[TZ_KIND_DATA]++;
-	else if (strcmp(c->kind, "delete") == 0)
-		open[TZ_KIND_DELETE]++;
-	else if (strcmp(c->kind, "insert") == 0)
-		open[TZ_KIND_INSERT]++;
+	for (int k = 0; k < TZ_KIND_COUNT; k++)
+		if (strcmp(c->kind, tz_conflict_kind_name((tz_conflict_kind)k)) == 0)
+			open[k]++;
 	return 0;
 }
 
 static void refresh_conflicts(tz_hq *h)
 {
 	tz_conflict_filter f = { NULL, NULL, false, 0 };
-	uint64_t open[3] = { 0, 0, 0 };
+	uint64_t open[TZ_KIND_COUNT] = { 0 };
 
 	if (tz_conflicts_list(h->ws, &f, count_conflict, open) == TZ_OK)
 		tz_hq__conflicts(h, open);

@@ -10,6 +10,7 @@
 #include <stdbool.h>
 #include <stdint.h>
 
+#include "conflict/tz_conflict.h"
 #include "store/tz_store.h"
 #include "syncd/tz_client.h"
 #include "syncd/tz_hq.h"
@@ -35,7 +36,7 @@ typedef struct {
 	uint64_t merge_buckets[HQ_BUCKETS + 1];
 	double merge_sum;
 	uint64_t merge_count;
-	uint64_t conflicts_open[3];      /* by tz_conflict_kind */
+	uint64_t conflicts_open[TZ_KIND_COUNT];   /* by tz_conflict_kind */
 	size_t nbranches;
 	hq_branch_stat *branches;
 } hq_metrics;
@@ -102,7 +103,7 @@ uint64_t tz_hq__generation(tz_hq *h);
 void tz_hq__count(tz_hq *h, uint64_t *counter, uint64_t by);
 void tz_hq__merge_time(tz_hq *h, double seconds, int outcome);
 int tz_hq__branch_time(tz_hq *h, const char *code, bool sync, int64_t when);
-void tz_hq__conflicts(tz_hq *h, const uint64_t open[3]);
+void tz_hq__conflicts(tz_hq *h, const uint64_t open[TZ_KIND_COUNT]);
 int tz_hq__metrics_render(tz_hq *h, tz_buf *out);
 void tz_hq__metrics_release(hq_metrics *m);
 
