@@ -702,7 +702,7 @@ static int rebuild(tz_store *s, const tz_incoming *in, const void *payload, size
 	int rc;
 
 	tz_staging__init(&b->st);
-	b->st.spill = true;   /* a big bundle is written in chunks as rebuilt */
+	b->st.spill = TZ_STAGING_SPILL_BYTES;   /* a big bundle is written in chunks as rebuilt */
 	/* [P2] every prerequisite must be here, named when missing */
 	for (size_t i = 0; i < in->nprereq; i++)
 		if (!git_odb_exists(s->odb, (const git_oid *)in->prereq[i].id)) {
@@ -1493,7 +1493,7 @@ static int import_hq(tz_store *s, const tz_incoming *in, const void *payload, si
 	tz_staging__init(&b.st);
 	/* the merge's objects, written stretch by stretch (and in chunks when
 	 * big); what stays held is read again by materialising */
-	mst.spill = true;
+	mst.spill = TZ_STAGING_SPILL_BYTES;
 	mst.also = &b.st;
 	tz_hmap__init(&sc.ours_map);
 	tz_hmap__init(&sc.theirs_map);
