@@ -214,7 +214,9 @@ INSERT INTO job_seeker SELECT 'CAS01-k$rounds-' || i, 'k', hex(randomblob(20)), 
 	digest=$(grep 'queued for import' hq.log | tail -1 | awk '{print $5}' | tr -d :)
 	grep "import CAS01 $digest: " hq.log | grep -qv ': started$' || kills=$((kills + 1))
 	"$S" -C hq verify >/dev/null 2>&1 || vfail=$((vfail + 1))
-	hq_start "$port" || break
+	# the same port, unless another process took it meanwhile (tests run
+	# in parallel): then any port, and the interrupted cycle fails
+	hq_start "$port" || { hq_start || break; port=${URL##*:}; }
 	# the interrupted cycle fails (HQ went away) or completes (it was past
 	# the import); then the branch's next sync must complete
 	if ! wait "$spid"; then
