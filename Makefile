@@ -47,7 +47,7 @@ TEST_TOOL_BIN := $(patsubst tests/tools/%.c,$(BUILD)/tests/%,$(wildcard tests/to
 BENCH_SRC := $(wildcard bench/*.c)
 BENCH_BIN := $(BENCH_SRC:bench/%.c=$(BUILD)/bench/%)
 
-.PHONY: all test test-long demo bench bench-quick fuzz install uninstall clean deps help check-pkgs
+.PHONY: all test test-long demo bench bench-quick bench-deps fuzz install uninstall clean deps help check-pkgs
 all: check-pkgs $(PROGS)
 
 check-pkgs:
@@ -103,17 +103,25 @@ test-long: deps
 	@TZ_LONG=1 sh tests/run.sh $(BUILD)
 
 .PHONY: tests-build
-tests-build: $(UNIT_BIN) $(FUZZ_BIN) $(TEST_TOOL_BIN)
+# the benchmark programs too: t11-bench checks their structure, and they
+# must build with -Werror (and under SAN=1) like everything else
+tests-build: $(UNIT_BIN) $(FUZZ_BIN) $(TEST_TOOL_BIN) $(BENCH_BIN)
 
 demo: deps
 	@$(MAKE) --no-print-directory all
 	@sh tools/demo.sh $(BUILD)
 
-bench: deps
+# npm (sqlite-sync's extension is fetched at bench time): the bench's own
+# dependency, never make test's; bench/deps.sh does not fail without it
+bench-deps: deps
+	@sh bench/deps.sh
+
+bench: bench-deps
 	@$(MAKE) --no-print-directory all $(BENCH_BIN)
 	@sh bench/run.sh $(BUILD)
 
-bench-quick: deps
+# under a minute: 10,000 rows, one repetition where a program allows it
+bench-quick: bench-deps
 	@$(MAKE) --no-print-directory all $(BENCH_BIN)
 	@sh bench/run.sh $(BUILD) --quick
 
