@@ -243,13 +243,15 @@ static void job_import(tz_hq *h, hq_job *j)
 	if (rc < 0)
 		goto fail;
 	outcome = r.noop ? 1 : 0;
+	uint64_t queued = 0;
+	for (int k = 0; k < TZ_KIND_COUNT; k++)
+		queued += ms.queued[k];   /* every kind, the integrity ones too */
 	if (r.noop)
 		snprintf(msg, sizeof(msg), "nothing new (%s)", r.noop_why);
 	else
 		snprintf(msg, sizeof(msg), "sequence %llu: %zu commits (%zu new), %llu rows merged, %zu not applied, "
 			 "%llu conflicts queued", (unsigned long long)bh.sequence, r.commits, r.commits_new,
-			 (unsigned long long)r.rows_merged, r.nrefused,
-			 (unsigned long long)(ms.queued[0] + ms.queued[1] + ms.queued[2]));
+			 (unsigned long long)r.rows_merged, r.nrefused, (unsigned long long)queued);
 	tz_bundle_header_release(&bh);
 	tz_import_result_release(&r);
 	tz_hq__merge_time(h, (double)(tz_monotonic_ms() - t0) / 1000.0, outcome);
