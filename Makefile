@@ -43,6 +43,9 @@ FUZZ_SRC  := $(wildcard tests/fuzz/fuzz_*.c)
 FUZZ_BIN  := $(FUZZ_SRC:tests/fuzz/%.c=$(BUILD)/tests/%)
 # helpers of the CLI tests (tests/tools/NAME.c -> BUILD/tests/NAME), not tests themselves
 TEST_TOOL_BIN := $(patsubst tests/tools/%.c,$(BUILD)/tests/%,$(wildcard tests/tools/*.c))
+# the multi-branch simulation (tests/sim/*.c -> BUILD/tests/tz-sim)
+SIM_BIN   := $(BUILD)/tests/tz-sim
+SIM_OBJ   := $(patsubst %.c,$(BUILD)/%.o,$(wildcard tests/sim/*.c))
 BENCH_SRC := $(wildcard bench/*.c)
 BENCH_BIN := $(BENCH_SRC:bench/%.c=$(BUILD)/bench/%)
 
@@ -84,6 +87,10 @@ $(BUILD)/tests/fuzz_%: $(BUILD)/tests/fuzz/fuzz_%.o $(BUILD)/tests/fuzz/driver.o
 	@mkdir -p $(dir $@)
 	$(CC) $(SANFLAGS) -o $@ $^ $(LDLIBS)
 
+$(SIM_BIN): $(SIM_OBJ)
+	@mkdir -p $(dir $@)
+	$(CC) $(SANFLAGS) -o $@ $^ $(LDLIBS)
+
 $(BUILD)/bench/%: $(BUILD)/bench/%.o $(LIB)
 	@mkdir -p $(dir $@)
 	$(CC) $(SANFLAGS) -o $@ $^ $(LDLIBS)
@@ -96,7 +103,7 @@ test: deps
 	@sh tests/run.sh $(BUILD)
 
 .PHONY: tests-build
-tests-build: $(UNIT_BIN) $(FUZZ_BIN) $(TEST_TOOL_BIN)
+tests-build: $(UNIT_BIN) $(FUZZ_BIN) $(TEST_TOOL_BIN) $(SIM_BIN)
 
 demo: deps
 	@$(MAKE) --no-print-directory all

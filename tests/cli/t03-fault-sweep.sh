@@ -39,7 +39,7 @@ reset() {
 	"$S" -C "$HQ" checkout "$head0" >/dev/null && changes
 }
 
-for site in alloc write fsync rename; do
+for site in alloc write fsync rename sql; do
 	k=0 bad=0 failed=0 survived=0
 	while :; do
 		k=$((k + 1))
