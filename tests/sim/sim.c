@@ -65,7 +65,7 @@ typedef struct {
 	int seq_next, last_in[M_MAX_REPLICAS][M_MAX_REPLICAS];
 	int counter;
 	double avg_us[4];
-	long kills, divergences, losses;
+	long kills, divergences, losses, entries, imports;
 	char why[1024];
 } sim;
 
@@ -141,14 +141,17 @@ static int run(sim *s, int r, long kill_us, const char *const *args)
 		execv(argv[0], argv);
 		_exit(127);
 	}
-	for (int i = 0; i < n; i++)
-		free(argv[i]);
 	if (kill_us >= 0) {
 		usleep((useconds_t)kill_us);
 		kill(pid, SIGKILL);
 	}
+	double t0 = now_us();
 	while (waitpid(pid, &st, 0) < 0 && errno == EINTR)
 		;
+	if (getenv("TZ_SIM_TRACE"))
+		fprintf(stderr, "# replica %d %s: %.0f ms\n", r, argv[3], (now_us() - t0) / 1e3);
+	for (int i = 0; i < n; i++)
+		free(argv[i]);
 	if (WIFSIGNALED(st))
 		return WTERMSIG(st) == SIGKILL && kill_us >= 0 ? -9 : -1;
 	return WEXITSTATUS(st);
@@ -237,6 +240,8 @@ static int sql_exec(sim *s, int r, const char *sql, const char *const *vals, int
 
 /* ---- the application's writes ---- */
 
+#define TRACE(...) (getenv("TZ_SIM_TRACE") ? (void)fprintf(stderr, __VA_ARGS__) : (void)0)
+
 static const char *val(sim *s, int e)
 {
 	return s->m->edits[e].value;
@@ -310,6 +315,7 @@ static int app_update(sim *s, int r)
 	for (int i = 0; i < n; i++) {
 		int col = pick(s, m_ncols[tb]);
 		m_update(m, r, row, col, NULL);
+		TRACE("@%d update %s.%s = %s\n", r, m->rows[row].key, m_colnames[tb][col], val(s, m->rep[r].row[row].col[col]));
 		const char *v[] = { val(s, m->rep[r].row[row].col[col]), m->rows[row].key };
 		snprintf(sql, sizeof(sql), "UPDATE %s SET %s = ?1 WHERE id = ?2",
 			 tb == T_PERSON ? "person" : "place", m_colnames[tb][col]);
@@ -327,6 +333,7 @@ static int app_delete(sim *s, int r)
 	if (row < 0)
 		return 0;
 	m_delete(s->m, r, row);
+	TRACE("@%d delete %s\n", r, s->m->rows[row].key);
 	v[0] = s->m->rows[row].key;
 	return sql_exec(s, r, s->m->rows[row].table == T_PERSON ? "DELETE FROM person WHERE id = ?1"
 								: "DELETE FROM place WHERE id = ?1", v, 1);
@@ -374,6 +381,7 @@ static int do_export(sim *s, int from, int to)
 	if (rc != 0)
 		return fail(s, "export at replica %d: exit %d: %s", from, rc, last_err(s));
 	b->from = from, b->to = to, b->seq = ++s->seq_next, b->imported = false;
+	TRACE("@%d export bundle %d for %d\n", from, s->nb, to);
 	b->st = malloc(sizeof(*b->st));
 	m_snapshot(s->m, from, to, b->st);
 	s->pending[s->npending++] = s->nb++;
@@ -394,10 +402,12 @@ static int do_import(sim *s, int i)
 	if (rc != want)
 		return fail(s, "import of bundle %d (from %d to %d, %s) at replica %d: exit %d, expected %d: %s",
 			    i, b->from, b->to, b->imported ? "again" : "new", b->to, rc, want, last_err(s));
+	TRACE("@%d import bundle %d from %d: exit %d\n", b->to, i, b->from, rc);
 	if (want == 1 || b->imported)
 		return 0;
 	b->imported = true;
 	s->last_in[b->to][b->from] = b->seq;
+	s->imports++;
 	if (b->to == 0)
 		m_hq_import(s->m, b->from, b->st);
 	else
@@ -521,7 +531,7 @@ static char *actual_queue(sim *s, char **json)
 	if (*json == NULL || sqlite3_prepare_v2(db,
 		"SELECT group_concat(line, char(10)) || char(10) FROM (SELECT json_extract(j.value, '$.kind') || '|' ||"
 		" json_extract(j.value, '$.table') || '|' || json_extract(j.value, '$.key[0]') || '|' ||"
-		" json_extract(j.value, '$.branch') || '|' || (SELECT group_concat(c, ',') FROM (SELECT"
+		" json_extract(j.value, '$.branch') || '|' || (SELECT ifnull(group_concat(c, ','), '') FROM (SELECT"
 		" json_extract(x.value, '$.column') AS c FROM json_each(j.value, '$.columns') x ORDER BY 1)) AS line"
 		" FROM json_each(?1) j ORDER BY 1)", -1, &st, NULL) != SQLITE_OK) {
 		fail(s, "cannot read the queue's JSON: %s", sqlite3_errmsg(db));
@@ -668,6 +678,7 @@ static int run_seed(sim *s, const model *m0, uint64_t seed)
 		rc = drain(s);
 	if (rc == 0)
 		rc = final_checks(s);
+	s->entries += s->m->nentries;
 	return rc;
 }
 
@@ -777,7 +788,13 @@ int main(int argc, char **argv)
 			usage();
 	}
 	s->m = calloc(1, sizeof(*s->m));
-	snprintf(s->root, sizeof(s->root), "%s/tz-sim.XXXXXX", getenv("TMPDIR") ? getenv("TMPDIR") : "/tmp");
+	/* tmpfs when there is one: a SIGKILL does not lose the page cache, so
+	 * the fsyncs a disk would make only cost time here (the fault sweeps
+	 * are what test them) */
+	const char *tmp = getenv("TZ_SIM_TMPDIR");
+	if (tmp == NULL)
+		tmp = access("/dev/shm", W_OK) == 0 ? "/dev/shm" : getenv("TMPDIR") ? getenv("TMPDIR") : "/tmp";
+	snprintf(s->root, sizeof(s->root), "%s/tz-sim.XXXXXX", tmp);
 	if (mkdtemp(s->root) == NULL || m0 == NULL || s->m == NULL)
 		return perror("sim"), 2;
 	if (strlen(s->root) > 200)
@@ -804,6 +821,7 @@ int main(int argc, char **argv)
 		fflush(stdout);
 	}
 	printf("1..%ld\n", seeds);
+	printf("# %ld imports applied, %ld conflict entries queued and matched\n", s->imports, s->entries);
 	printf("# tally: seeds=%ld kills=%ld divergences=%ld losses=%ld (%.1f s)\n", seeds, s->kills,
 	       s->divergences, s->losses, (now_us() - t0) / 1e6);
 	if (!keep)
