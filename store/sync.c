@@ -1378,8 +1378,13 @@ static int integrate_bundle(integrate_ctx *x, const rebuilt *b, size_t start, co
 			break;
 		if (np < 2)
 			continue;
-		/* the stretch up to the merge's first parent, then from the merge */
-		if (memcmp(&par[0], &seg_from, sizeof(tz_oid)) != 0)
+		/* the stretch up to the merge's first parent, then from the merge;
+		 * none before it when the stretch starts at the merge itself
+		 * (first_from: the bundle's first new commit is a merge), else
+		 * the diff would run backwards, from the merge to its parent,
+		 * and undo HQ's answer (tests/sim seed 105) */
+		if (memcmp(&par[0], &seg_from, sizeof(tz_oid)) != 0 &&
+		    memcmp(&b->commits[i], &seg_from, sizeof(tz_oid)) != 0)
 			rc = integrate_segment(x, &seg_from, &par[0], rows);
 		seg_from = b->commits[i];
 	}
