@@ -206,8 +206,30 @@ static void merge_cols_hq(model *m, int row, m_cell *o, const m_cell *t, const u
 	}
 }
 
+void m_hq_begin(model *m)
+{
+	m->import_mark = m->nentries;
+}
+
+/* One entry per row per bundle: a second stretch adds its columns. */
 static void queue(model *m, const m_entry *en)
 {
+	for (int i = m->import_mark; i < m->nentries; i++) {
+		m_entry *e = &m->entries[i];
+		if (e->row != en->row)
+			continue;
+		char cols[64], *tok, *save;
+		snprintf(cols, sizeof(cols), "%s", en->cols);
+		for (tok = strtok_r(cols, ",", &save); tok; tok = strtok_r(NULL, ",", &save)) {
+			char pat[16];
+			snprintf(pat, sizeof(pat), ",%s,", tok);
+			char have[70];
+			snprintf(have, sizeof(have), ",%s,", e->cols);
+			if (strstr(have, pat) == NULL)
+				entry_add_col(e->cols, sizeof(e->cols), tok);
+		}
+		return;
+	}
 	if (m->nentries < (int)(sizeof(m->entries) / sizeof(m->entries[0])))
 		m->entries[m->nentries++] = *en;
 }

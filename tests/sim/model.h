@@ -57,6 +57,7 @@ typedef struct {
 typedef struct {
 	int nbranches;
 	int nrows, nedits, nentries;
+	int import_mark;        /* first entry of the bundle being integrated */
 	m_rowdef rows[M_MAX_ROWS];
 	m_edit edits[M_MAX_EDITS];
 	m_entry entries[1024];
@@ -75,7 +76,9 @@ void m_delete(model *m, int r, int row);
 bool m_in_view(const model *m, int r, int row);
 /* Copy of replica `from`'s rows in `to`'s view: the bundle's content. */
 void m_snapshot(const model *m, int from, int to, m_state *out);
-/* HQ integrates branch b's bundle content; queues entries. */
+/* HQ integrates one stretch of branch b's bundle (m_hq_begin first, once
+ * per bundle: a row queues one entry per bundle, however many stretches). */
+void m_hq_begin(model *m);
 void m_hq_import(model *m, int b, const m_state *s);
 /* Branch b imports HQ's answer: local values win locally. */
 void m_branch_import(model *m, int b, const m_state *s);

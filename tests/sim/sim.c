@@ -49,6 +49,7 @@ static const char SCHEMA[] =
 
 typedef struct {
 	int from, to, seq;
+	int nstretch;           /* the sender's stretches before it (branch) */
 	char path[512];
 	m_state *st;
 	bool imported;
@@ -64,6 +65,10 @@ typedef struct {
 	int nb, pending[MAX_BUNDLES], npending;
 	int seq_next, last_in[M_MAX_REPLICAS][M_MAX_REPLICAS];
 	int counter;
+	/* a branch's state before each import of an answer: where its history
+	 * may hold a merge, which HQ integrates in stretches (P15) */
+	m_state *stretch[M_MAX_REPLICAS][MAX_BUNDLES];
+	int nstretch[M_MAX_REPLICAS], hq_done[M_MAX_REPLICAS];
 	double avg_us[4];
 	long kills, divergences, losses, entries, imports;
 	char why[1024];
@@ -381,6 +386,7 @@ static int do_export(sim *s, int from, int to)
 	if (rc != 0)
 		return fail(s, "export at replica %d: exit %d: %s", from, rc, last_err(s));
 	b->from = from, b->to = to, b->seq = ++s->seq_next, b->imported = false;
+	b->nstretch = from ? s->nstretch[from] : 0;
 	TRACE("@%d export bundle %d for %d\n", from, s->nb, to);
 	b->st = malloc(sizeof(*b->st));
 	m_snapshot(s->m, from, to, b->st);
@@ -408,10 +414,21 @@ static int do_import(sim *s, int i)
 	b->imported = true;
 	s->last_in[b->to][b->from] = b->seq;
 	s->imports++;
-	if (b->to == 0)
+	if (b->to == 0) {
+		m_hq_begin(s->m);
+		for (int k = s->hq_done[b->from]; k < b->nstretch; k++)
+			m_hq_import(s->m, b->from, s->stretch[b->from][k]);
+		if (b->nstretch > s->hq_done[b->from])
+			s->hq_done[b->from] = b->nstretch;
 		m_hq_import(s->m, b->from, b->st);
-	else
+	} else {
+		int n = s->nstretch[b->to];
+		if (n < MAX_BUNDLES && (s->stretch[b->to][n] = malloc(sizeof(m_state))) != NULL) {
+			m_snapshot(s->m, b->to, 0, s->stretch[b->to][n]);
+			s->nstretch[b->to]++;
+		}
 		m_branch_import(s->m, b->to, b->st);
+	}
 	return 0;
 }
 
@@ -671,6 +688,11 @@ static int run_seed(sim *s, const model *m0, uint64_t seed)
 		free(s->b[i].st);
 	s->nb = s->npending = 0, s->seq_next = 0, s->counter = 0;
 	memset(s->last_in, 0, sizeof(s->last_in));
+	for (int r = 0; r < M_MAX_REPLICAS; r++) {
+		for (int k = 0; k < s->nstretch[r]; k++)
+			free(s->stretch[r][k]);
+		s->nstretch[r] = s->hq_done[r] = 0;
+	}
 	s->why[0] = '\0';
 	for (int i = 0; i < s->steps && rc == 0; i++)
 		rc = random_step(s);
