@@ -2,9 +2,11 @@
 #
 #   make            build the library and the programs into build/
 #   make test       install missing Debian packages (as root), build, run every test
+#   make test-long  the deep campaigns: 1,000 simulation seeds, 1,000+ kills, every sweep
 #   make test SAN=1 the same under AddressSanitizer + UndefinedBehaviorSanitizer (build-san/)
 #   make demo       a short scripted scenario on a scratch directory
 #   make bench      benchmarks (bench/README.md)
+#   make fuzz       libFuzzer on every parser, FUZZ_TIME seconds each (tests/fuzz/run-libfuzzer.sh)
 
 PREFIX  ?= /usr/local
 DESTDIR ?=
@@ -49,7 +51,7 @@ SIM_OBJ   := $(patsubst %.c,$(BUILD)/%.o,$(wildcard tests/sim/*.c))
 BENCH_SRC := $(wildcard bench/*.c)
 BENCH_BIN := $(BENCH_SRC:bench/%.c=$(BUILD)/bench/%)
 
-.PHONY: all test demo bench bench-quick fuzz install uninstall clean deps help check-pkgs
+.PHONY: all test test-long demo bench bench-quick fuzz install uninstall clean deps help check-pkgs
 all: check-pkgs $(PROGS)
 
 check-pkgs:
@@ -101,6 +103,11 @@ deps:
 test: deps
 	@$(MAKE) --no-print-directory all tests-build
 	@sh tests/run.sh $(BUILD)
+
+# the deep campaigns of the proof harness (docs/testing.md): same runner
+test-long: deps
+	@$(MAKE) --no-print-directory all tests-build
+	@TZ_LONG=1 TEST_TIMEOUT=$${TEST_TIMEOUT:-14400} sh tests/run.sh $(BUILD)
 
 .PHONY: tests-build
 tests-build: $(UNIT_BIN) $(FUZZ_BIN) $(TEST_TOOL_BIN) $(SIM_BIN)

@@ -19,8 +19,14 @@
 # Environment:
 #   TESTS=pattern    run only the programs whose name contains pattern
 #   TEST_TIMEOUT=S   seconds allowed per program (default 600)
+#   TZ_LONG=1        the deep campaigns (`make test-long`): 1,000 simulation
+#                    seeds, hundreds of kills per crash test, every fault
+#                    sweep in full, 5,000 fuzz mutants per corpus input
 # Every program gets TZ_BUILD and TZ_SRC: absolute build dir and repo root.
 # BUILD/test-logs/times.txt records each program's run time in seconds.
+# Programs of the proof harness print "# tally: key=N ..." lines (seeds,
+# kills, sweep_steps, fuzz_execs, divergences, losses); the runner adds
+# them up into one "harness:" line before its last line.
 set -u
 
 if [ $# -ne 1 ] || [ ! -d "$1" ]; then
@@ -41,6 +47,11 @@ rm -f "$logs"/*.log "$logs/times.txt"
 export UBSAN_OPTIONS
 
 passed=0 failed=0 programs=0 current=
+long=${TZ_LONG:-0}
+export TZ_LONG=$long
+: "${TZ_FUZZ_MUTATE:=$([ "$long" = 1 ] && echo 5000 || echo 200)}"
+export TZ_FUZZ_MUTATE
+tally_seeds=0 tally_kills=0 tally_sweep_steps=0 tally_fuzz_execs=0 tally_divergences=0 tally_losses=0
 
 # `timeout` puts each program in a process group of its own, so that a
 # timeout also kills whatever the program started; a terminal's Ctrl-C then
@@ -58,6 +69,13 @@ tap_counts() {
 	/^Bail out!/    { bail = 1; tap = 1 }
 	END { printf "%d %d %d %d %d %d\n", ok, nok, skip,
 	      hasplan ? plan : -1, tap, bail }' "$1"
+}
+
+# Add a log's "# tally: key=N ..." lines to the totals.
+add_tallies() {
+	eval "$(awk '/^# tally:/ { for (i = 3; i <= NF; i++) if ($i ~ /^[a-z_]+=[0-9]+$/) {
+		split($i, kv, "="); sum[kv[1]] += kv[2] } }
+		END { for (k in sum) printf "tally_%s=$((tally_%s + %d))\n", k, k, sum[k] }' "$1")"
 }
 
 # How a program ended, from the status `timeout` returns.
@@ -114,6 +132,7 @@ EOF
 	fi
 	passed=$((passed + ok))
 	failed=$((failed + nok + extra))
+	add_tallies "$log"
 
 	if [ $((nok + extra)) -eq 0 ]; then
 		why=$(sed -n 's/^1\.\.0 *# *[Ss][Kk][Ii][Pp]:* *//p' "$log")
@@ -158,6 +177,15 @@ for f in "$TZ_BUILD"/tests/fuzz_*; do
 	fi
 done
 
+# The multi-branch simulation with SIGKILLs (tests/sim/sim.c).
+if [ -x "$TZ_BUILD/tests/tz-sim" ]; then
+	if [ "$long" = 1 ]; then
+		run sim "$TZ_BUILD/tests/tz-sim" --seeds "${TZ_SIM_SEEDS:-1000}" --first 1000 --steps 40
+	else
+		run sim "$TZ_BUILD/tests/tz-sim" --seeds "${TZ_SIM_SEEDS:-50}" --steps 30
+	fi
+fi
+
 for f in tests/cli/t*.sh; do
 	[ -f "$f" ] || continue
 	name=${f##*/}
@@ -168,5 +196,7 @@ if [ "$programs" -eq 0 ]; then
 	echo "tests/run.sh: no test program to run${filter:+ (TESTS=$filter)}" >&2
 	failed=$((failed + 1))
 fi
+echo "harness: seeds run $tally_seeds, kills $tally_kills, sweep steps $tally_sweep_steps," \
+	"fuzz executions $tally_fuzz_execs, divergences $tally_divergences, losses $tally_losses"
 echo "$passed passed, $failed failed"
 [ "$failed" -eq 0 ]

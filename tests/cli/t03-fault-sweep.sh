@@ -67,6 +67,7 @@ for site in alloc write fsync rename sql; do
 		unchanged || { bad=$((bad + 1)); echo "# $site:$k: the store changed after a failed commit"; }
 		[ $k -lt 5000 ] || { bad=$((bad + 1)); echo "# $site: still firing after 5000 calls"; break; }
 	done
+	echo "# tally: sweep_steps=$k"
 	ok $bad "$site sweep: $((k - 1)) calls failed in turn ($failed clean errors with the store unchanged, $survived survived by design)"
 	check "$site sweep: the store verifies after the last commit" "$S" -C "$HQ" verify
 	reset

@@ -192,6 +192,7 @@ sweep() {
 		done
 		k=$hi
 	fi
+	echo "# tally: sweep_steps=$RUNS"
 	ok $BAD "$SIDE import, $SITE sweep: $RUNS runs, the fault fires for k up to $((k - 1)) ($FAILED clean failures up to k = $LAST, the store unchanged; $SURVIVED survived by design)"
 	[ -z "$SURVIVORS" ] || echo "# $SIDE $SITE: exit 0 despite the fault at k =$SURVIVORS"
 	[ -z "$LOST" ]

@@ -211,19 +211,31 @@ void m_hq_begin(model *m)
 	m->import_mark = m->nentries;
 }
 
-/* One entry per row per bundle: a second stretch adds its columns. */
+/* One entry per row per bundle (docs/merge.md): a later stretch's entry
+ * for the row takes the earlier one's place; two data entries name the
+ * columns of both (each column's conflict stays on record).  A delete that
+ * replaces a data entry is the branch's own delete after its edits: those
+ * edits are superseded, not waiting in the queue. */
 static void queue(model *m, const m_entry *en)
 {
 	for (int i = m->import_mark; i < m->nentries; i++) {
 		m_entry *e = &m->entries[i];
 		if (e->row != en->row)
 			continue;
+		if (strcmp(e->kind, "data") != 0 || strcmp(en->kind, "data") != 0) {
+			if (strcmp(en->kind, "delete") == 0)
+				for (int k = 1; k < m->nedits; k++)
+					if (m->edits[k].row == en->row && m->edits[k].fate == 3 &&
+					    m->edits[k].author == en->branch)
+						m->edits[k].fate = 1;
+			*e = *en;
+			return;
+		}
 		char cols[64], *tok, *save;
 		snprintf(cols, sizeof(cols), "%s", en->cols);
 		for (tok = strtok_r(cols, ",", &save); tok; tok = strtok_r(NULL, ",", &save)) {
-			char pat[16];
+			char pat[16], have[70];
 			snprintf(pat, sizeof(pat), ",%s,", tok);
-			char have[70];
 			snprintf(have, sizeof(have), ",%s,", e->cols);
 			if (strstr(have, pat) == NULL)
 				entry_add_col(e->cols, sizeof(e->cols), tok);
