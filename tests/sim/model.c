@@ -216,6 +216,24 @@ void m_hq_begin(model *m)
  * columns of both (each column's conflict stays on record).  A delete that
  * replaces a data entry is the branch's own delete after its edits: those
  * edits are superseded, not waiting in the queue. */
+/* HQ keeps the branch's updated row over its own delete: where HQ had a
+ * newer value before the delete (one replacing the branch's), the row goes
+ * back to an older value.  The merge compares values with a base, not
+ * histories, so for every replica that saw the newer value this is a new
+ * change: a new edit with the old value (docs/testing.md, "The model"). */
+static void restamp_reverts(model *m, int row, const m_cell *o, m_cell *t, uint64_t *kh)
+{
+	for (int i = 0; i < m_ncols[m->rows[row].table]; i++) {
+		if (o->col[i] == t->col[i] || !kn_has(kh, t->col[i]) ||
+		    strcmp(m->edits[o->col[i]].value, m->edits[t->col[i]].value) == 0)
+			continue;
+		int e = new_edit(m, 0, row, i, m->edits[t->col[i]].value);
+		m->edits[e].fate = 1;   /* a copy: the original edit is the one to account for */
+		t->col[i] = e;
+		kn_add(kh, e);
+	}
+}
+
 static void queue(model *m, const m_entry *en)
 {
 	for (int i = m->import_mark; i < m->nentries; i++) {
@@ -246,8 +264,9 @@ static void queue(model *m, const m_entry *en)
 		m->entries[m->nentries++] = *en;
 }
 
-static void hq_merge_row(model *m, int b, int row, const m_cell *t, const uint64_t *kb)
+static void hq_merge_row(model *m, int b, int row, const m_cell *t0, const uint64_t *kb)
 {
+	m_cell tc_copy = *t0, *t = &tc_copy;
 	m_cell *o = &m->rep[0].row[row];
 	uint64_t *kh = m->rep[0].known[row];
 	int tb = m->rows[row].table;
@@ -271,6 +290,8 @@ static void hq_merge_row(model *m, int b, int row, const m_cell *t, const uint64
 			strcpy(en.kind, "delete");
 			queue(m, &en);
 		}
+		if (!o->alive)
+			restamp_reverts(m, row, o, t, kh);
 		*o = *alive;
 		return;
 	}
