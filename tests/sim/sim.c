@@ -59,7 +59,7 @@ typedef struct {
 	const char *syncctl;
 	char root[256], tmpl[280], dir[280];
 	int nbranches, steps, kill_rate;
-	uint64_t rng;
+	uint64_t rng, krng;      /* the scenario's stream; the kills' own */
 	model *m;
 	bundle b[MAX_BUNDLES];
 	int nb, pending[MAX_BUNDLES], npending;
@@ -74,14 +74,30 @@ typedef struct {
 	char why[1024];
 } sim;
 
-static uint64_t rnd(sim *s)
+static char *slurp(const char *path, size_t *len);
+
+/* splitmix64: deterministic from the seed */
+static uint64_t mix(uint64_t *state)
 {
-	/* splitmix64: deterministic from the seed */
-	uint64_t z = (s->rng += 0x9e3779b97f4a7c15ULL);
+	uint64_t z = (*state += 0x9e3779b97f4a7c15ULL);
 
 	z = (z ^ (z >> 30)) * 0xbf58476d1ce4e5b9ULL;
 	z = (z ^ (z >> 27)) * 0x94d049bb133111ebULL;
 	return z ^ (z >> 31);
+}
+
+static uint64_t rnd(sim *s)
+{
+	return mix(&s->rng);
+}
+
+/* Whether and when to kill: a stream of its own, so that --kill-rate 0
+ * replays a seed's steps without its kills. */
+static long kill_delay(sim *s, int kind)
+{
+	if ((int)(mix(&s->krng) % 100) >= s->kill_rate)
+		return -1;
+	return (long)(mix(&s->krng) % (uint64_t)(s->avg_us[kind] * 1.2 + 1));
 }
 
 static int pick(sim *s, int n)
@@ -154,7 +170,13 @@ static int run(sim *s, int r, long kill_us, const char *const *args)
 	while (waitpid(pid, &st, 0) < 0 && errno == EINTR)
 		;
 	if (getenv("TZ_SIM_TRACE"))
-		fprintf(stderr, "# replica %d %s: %.0f ms\n", r, argv[3], (now_us() - t0) / 1e3);
+	{
+		size_t olen = 0;
+		char *o = slurp(out, &olen);
+		fprintf(stderr, "# replica %d %s: %.0f ms: %.*s\n", r, argv[3], (now_us() - t0) / 1e3,
+			o ? (int)strcspn(o, "\n") : 0, o ? o : "");
+		free(o);
+	}
 	for (int i = 0; i < n; i++)
 		free(argv[i]);
 	if (WIFSIGNALED(st))
@@ -201,8 +223,9 @@ static int step(sim *s, int r, int kind, const char *const *args)
 	int rc;
 	double t0;
 
-	if (pick(s, 100) < s->kill_rate) {
-		long us = (long)(rnd(s) % (uint64_t)(s->avg_us[kind] * 1.2 + 1));
+	long us = kill_delay(s, kind);
+
+	if (us >= 0) {
 		rc = run(s, r, us, args);
 		if (rc == -9) {
 			const char *v[] = { "verify", NULL };
@@ -370,9 +393,10 @@ static int do_export(sim *s, int from, int to)
 	snprintf(code, sizeof(code), "B%d", to);
 	const char *a1[] = { "export", "--out", b->path, NULL };
 	const char *a2[] = { "export", "--for", code, "--out", b->path, NULL };
-	if (pick(s, 100) < s->kill_rate) {
+	long us = kill_delay(s, K_EXPORT);
+	if (us >= 0) {
 		/* a killed export leaves no file, or a whole one never sent */
-		if (run(s, from, (long)(rnd(s) % (uint64_t)(s->avg_us[K_EXPORT] * 1.2 + 1)), from ? a1 : a2) == -9) {
+		if (run(s, from, us, from ? a1 : a2) == -9) {
 			const char *v[] = { "verify", NULL };
 			s->kills++;
 			if (run(s, from, -1, v) != 0)
@@ -680,6 +704,7 @@ static int run_seed(sim *s, const model *m0, uint64_t seed)
 	int rc = 0;
 
 	s->rng = seed * 0x2545f4914f6cdd1dULL + 1;
+	s->krng = seed * 0x9e3779b97f4a7c15ULL + 7;
 	snprintf(s->dir, sizeof(s->dir), "%.200s/seed", s->root);
 	if (sh("rm -rf '%s' && cp -a '%s' '%s'", s->dir, s->tmpl, s->dir) != 0)
 		return fail(s, "cannot copy the template");
