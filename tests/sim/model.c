@@ -134,6 +134,24 @@ void m_snapshot(const model *m, int from, int to, m_state *out)
 	}
 }
 
+/* Has a replica knowing k seen edit e's value in that cell?  The merge
+ * compares values: the same value written by two replicas (a duplicate
+ * registration's x and y) is one value, whichever edit brought it. */
+static bool known(const model *m, const uint64_t *k, int e)
+{
+	const m_edit *ed = &m->edits[e];
+
+	if (kn_has(k, e))
+		return true;
+	if (strncmp(ed->value, "dup-", 4) != 0)
+		return false;
+	for (int i = 1; i < m->nedits; i++)
+		if (kn_has(k, i) && m->edits[i].row == ed->row && m->edits[i].col == ed->col &&
+		    strcmp(m->edits[i].value, ed->value) == 0)
+			return true;
+	return false;
+}
+
 /* Did side c change the row in a way the other side (knowing k) has not seen? */
 static bool row_changed(const model *m, int row, const m_cell *c, const uint64_t *k)
 {
@@ -142,14 +160,14 @@ static bool row_changed(const model *m, int row, const m_cell *c, const uint64_t
 	if (!c->alive)
 		return false;
 	for (int i = 0; i < m_ncols[m->rows[row].table]; i++)
-		if (!kn_has(k, c->col[i]))
+		if (!known(m, k, c->col[i]))
 			return true;
 	return false;
 }
 
-static bool unit_changed(const m_cell *c, const int *cols, const uint64_t *k)
+static bool unit_changed(const model *m, const m_cell *c, const int *cols, const uint64_t *k)
 {
-	return !kn_has(k, c->col[cols[0]]) || (cols[1] >= 0 && !kn_has(k, c->col[cols[1]]));
+	return !known(m, k, c->col[cols[0]]) || (cols[1] >= 0 && !known(m, k, c->col[cols[1]]));
 }
 
 static bool unit_equal(const model *m, const m_cell *a, const m_cell *b, const int *cols)
@@ -181,8 +199,8 @@ static void merge_cols_hq(model *m, int row, m_cell *o, const m_cell *t, const u
 
 	for (int u = 0; u < nunits(tb); u++) {
 		const int *cols = unit_cols(tb, u);
-		bool oc = insert || unit_changed(o, cols, kb);
-		bool tc = insert || unit_changed(t, cols, kh);
+		bool oc = insert || unit_changed(m, o, cols, kb);
+		bool tc = insert || unit_changed(m, t, cols, kh);
 		bool take_t;
 
 		if (!tc || unit_equal(m, o, t, cols))
@@ -336,7 +354,7 @@ static void branch_merge_row(model *m, int b, int row, const m_cell *v, const ui
 	} else {
 		for (int u = 0; u < nunits(tb); u++) {
 			const int *cols = unit_cols(tb, u);
-			bool vc = unit_changed(v, cols, kb), bc = unit_changed(c, cols, kv);
+			bool vc = unit_changed(m, v, cols, kb), bc = unit_changed(m, c, cols, kv);
 			for (int i = 0; i < 2 && cols[i] >= 0; i++) {
 				if (vc && !bc)
 					c->col[cols[i]] = v->col[cols[i]];

@@ -313,6 +313,7 @@ static int app_insert(sim *s, int r)
 		row = m_insert(m, r, T_PLACE, 0, key, false, NULL);
 	}
 	const m_cell *c = &m->rep[r].row[row];
+	TRACE("@%d insert %s\n", r, key);
 	const char *v[] = { key, val(s, c->col[0]), val(s, c->col[1]), val(s, c->col[2]) };
 	return sql_exec(s, r, "INSERT INTO place VALUES (?1, ?2, ?3, ?4)", v, 4);
 }
@@ -597,7 +598,10 @@ static void count_losses(sim *s, const char *hq_rows, const char *json)
 
 	for (int e = 1; e < s->m->nedits; e++) {
 		const m_edit *ed = &s->m->edits[e];
-		if (ed->author == 0 || ed->col < 0 || ed->fate == 1 || ed->fate == 2)
+		/* a duplicate registration's x and y are one value written by
+		 * several replicas: whichever copy survives keeps it */
+		if (ed->author == 0 || ed->col < 0 || ed->fate == 1 || ed->fate == 2 ||
+		    strncmp(ed->value, "dup-", 4) == 0)
 			continue;
 		if (ed->fate == 0)
 			snprintf(needle, sizeof(needle), "|%s", ed->value);
