@@ -134,40 +134,42 @@ void m_snapshot(const model *m, int from, int to, m_state *out)
 	}
 }
 
-/* Has a replica knowing k seen edit e's value in that cell?  The merge
- * compares values: the same value written by two replicas (a duplicate
- * registration's x and y) is one value, whichever edit brought it. */
-static bool known(const model *m, const uint64_t *k, int e)
+/* Has the other side (knowing k) seen the value edit e wrote, as far as a
+ * three-way merge can tell?  It compares values with a base, the last
+ * state both sides share: so e counts as seen when the other side knows e,
+ * or when e's value is the value of the newest edit of that cell that both
+ * sides know (`both`: the side's own knowledge).  That covers a value two
+ * replicas wrote alike (a duplicate registration's x and y) and a row a
+ * keep decision put back to an older value (restamp_reverts). */
+static bool known(const model *m, const uint64_t *k, const uint64_t *both, int e)
 {
 	const m_edit *ed = &m->edits[e];
+	int newest = 0;
 
 	if (kn_has(k, e))
 		return true;
-	if (strncmp(ed->value, "dup-", 4) != 0)
-		return false;
 	for (int i = 1; i < m->nedits; i++)
-		if (kn_has(k, i) && m->edits[i].row == ed->row && m->edits[i].col == ed->col &&
-		    strcmp(m->edits[i].value, ed->value) == 0)
-			return true;
-	return false;
+		if (m->edits[i].row == ed->row && m->edits[i].col == ed->col && kn_has(k, i) && kn_has(both, i))
+			newest = i;
+	return newest > 0 && strcmp(m->edits[newest].value, ed->value) == 0;
 }
 
 /* Did side c change the row in a way the other side (knowing k) has not seen? */
-static bool row_changed(const model *m, int row, const m_cell *c, const uint64_t *k)
+static bool row_changed(const model *m, int row, const m_cell *c, const uint64_t *k, const uint64_t *own)
 {
 	if (!kn_has(k, c->exist))
 		return true;
 	if (!c->alive)
 		return false;
 	for (int i = 0; i < m_ncols[m->rows[row].table]; i++)
-		if (!known(m, k, c->col[i]))
+		if (!known(m, k, own, c->col[i]))
 			return true;
 	return false;
 }
 
-static bool unit_changed(const model *m, const m_cell *c, const int *cols, const uint64_t *k)
+static bool unit_changed(const model *m, const m_cell *c, const int *cols, const uint64_t *k, const uint64_t *own)
 {
-	return !known(m, k, c->col[cols[0]]) || (cols[1] >= 0 && !known(m, k, c->col[cols[1]]));
+	return !known(m, k, own, c->col[cols[0]]) || (cols[1] >= 0 && !known(m, k, own, c->col[cols[1]]));
 }
 
 static bool unit_equal(const model *m, const m_cell *a, const m_cell *b, const int *cols)
@@ -199,8 +201,8 @@ static void merge_cols_hq(model *m, int row, m_cell *o, const m_cell *t, const u
 
 	for (int u = 0; u < nunits(tb); u++) {
 		const int *cols = unit_cols(tb, u);
-		bool oc = insert || unit_changed(m, o, cols, kb);
-		bool tc = insert || unit_changed(m, t, cols, kh);
+		bool oc = insert || unit_changed(m, o, cols, kb, kh);
+		bool tc = insert || unit_changed(m, t, cols, kh, kb);
 		bool take_t;
 
 		if (!tc || unit_equal(m, o, t, cols))
@@ -289,7 +291,7 @@ static void hq_merge_row(model *m, int b, int row, const m_cell *t0, const uint6
 	uint64_t *kh = m->rep[0].known[row];
 	int tb = m->rows[row].table;
 	m_entry en = { .row = row, .branch = b };
-	bool oc = row_changed(m, row, o, kb), tc = row_changed(m, row, t, kh);
+	bool oc = row_changed(m, row, o, kb, kh), tc = row_changed(m, row, t, kh, kb);
 
 	if (!tc)
 		return;
@@ -354,7 +356,7 @@ static void branch_merge_row(model *m, int b, int row, const m_cell *v, const ui
 	} else {
 		for (int u = 0; u < nunits(tb); u++) {
 			const int *cols = unit_cols(tb, u);
-			bool vc = unit_changed(m, v, cols, kb), bc = unit_changed(m, c, cols, kv);
+			bool vc = unit_changed(m, v, cols, kb, kv), bc = unit_changed(m, c, cols, kv, kb);
 			for (int i = 0; i < 2 && cols[i] >= 0; i++) {
 				if (vc && !bc)
 					c->col[cols[i]] = v->col[cols[i]];
@@ -374,10 +376,10 @@ void m_branch_import(model *m, int b, const m_state *s)
 
 		if (!v->present)
 			continue;
-		if (!c->present || !row_changed(m, row, c, s->known[row])) {
+		if (!c->present || !row_changed(m, row, c, s->known[row], m->rep[b].known[row])) {
 			*c = *v;
 			kn_union(m->rep[b].known[row], s->known[row]);
-		} else if (!row_changed(m, row, v, m->rep[b].known[row])) {
+		} else if (!row_changed(m, row, v, m->rep[b].known[row], s->known[row])) {
 			kn_union(m->rep[b].known[row], s->known[row]);
 		} else {
 			branch_merge_row(m, b, row, v, s->known[row]);
