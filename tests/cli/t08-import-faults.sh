@@ -130,10 +130,15 @@ run() {
 	fi
 	if [ -z "$FIRED" ] && [ "$SITE" = gitalloc ] && [ $rc -gt 128 ]; then
 		# libgit2 1.5.1 crashes on some failed allocations of its own
-		# (docs/testing.md): like a kill, that must leave the store as it was
+		# (docs/testing.md): like a kill, that must leave the store as it
+		# was or, past the import's commit point (the refs move after
+		# SQLite's transaction; the next open moves them), as an
+		# uninterrupted import leaves it; verify passes either way
 		CRASHED="$CRASHED $k" FIRED=fired
-		if [ "$(dump_sum w)" != "$D0" ] || [ "$(refs_of w)" != "$R0" ] || ! "$S" -C w verify >/dev/null 2>&1; then
-			BAD=$((BAD + 1)); echo "# $SIDE $SITE:$k: libgit2 crashed (exit $rc) and the store changed or does not verify"
+		if ! "$S" -C w verify >/dev/null 2>&1; then
+			BAD=$((BAD + 1)); echo "# $SIDE $SITE:$k: libgit2 crashed (exit $rc) and verify fails"
+		elif { [ "$(dump_sum w)" != "$D0" ] || [ "$(refs_of w)" != "$R0" ]; } && ! imported w; then
+			BAD=$((BAD + 1)); echo "# $SIDE $SITE:$k: libgit2 crashed (exit $rc): the store is neither as before nor imported"
 		fi
 	elif [ "$FIRED" != fired ]; then
 		BAD=$((BAD + 1)); echo "# $SIDE $SITE:$k: exit $rc and no fault report (a crash?)"
@@ -212,7 +217,9 @@ sweep() {
 }
 
 for side in hq br; do
-	for site in alloc write fsync rename sql gitalloc; do
+	# gitalloc (~1,200 libgit2 allocations per import, libgit2's own
+	# crashes among them) only in make test-long; t03 sweeps it for commit
+	for site in alloc write fsync rename sql $([ "${TZ_LONG:-0}" = 1 ] && echo gitalloc); do
 		sweep $side $site
 	done
 done

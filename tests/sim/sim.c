@@ -259,8 +259,16 @@ static int sql_exec(sim *s, int r, const char *sql, const char *const *vals, int
 		rc = sqlite3_bind_text(st, i + 1, vals[i], -1, SQLITE_TRANSIENT);
 	if (rc == SQLITE_OK)
 		rc = sqlite3_step(st) == SQLITE_DONE ? SQLITE_OK : SQLITE_ERROR;
-	if (rc != SQLITE_OK)
+	if (rc != SQLITE_OK) {
 		fail(s, "application write at replica %d: %s: %s", r, sql, sqlite3_errmsg(db));
+	} else if (sqlite3_changes(db) != 1) {
+		/* the model holds the row live here, the store does not (or
+		 * the reverse): the replicas' states parted before the end */
+		s->divergences++;
+		rc = SQLITE_ERROR;
+		fail(s, "replica %d: '%s' (%s) changed %d rows: the model has the row live there",
+		     r, sql, nvals > 0 ? vals[nvals - 1] : "", sqlite3_changes(db));
+	}
 	sqlite3_finalize(st);
 	sqlite3_close(db);
 	return rc == SQLITE_OK ? 0 : -1;
