@@ -812,27 +812,21 @@ static long num(const char *v)
 	return n;
 }
 
-int main(int argc, char **argv)
-{
-	static sim S;
-	sim *s = &S;
-	model *m0 = calloc(1, sizeof(*m0));
-	long seeds = 1, first = 1, failed = 0;
-	bool keep = false, one = false;
-	const char *build = getenv("TZ_BUILD");
-	char defctl[300];
-	double t0 = now_us();
+typedef struct {
+	long seeds, first;
+	bool keep;
+} sim_opts;
 
-	snprintf(defctl, sizeof(defctl), "%s/syncctl", build ? build : "build");
-	s->syncctl = defctl, s->nbranches = 2, s->steps = 40, s->kill_rate = 8;
+static void parse_args(sim *s, sim_opts *o, int argc, char **argv)
+{
 	for (int i = 1; i < argc; i++) {
 		const char *a = argv[i], *v = i + 1 < argc ? argv[i + 1] : NULL;
 		if (strcmp(a, "--seed") == 0)
-			first = num(v), seeds = 1, one = true, i++;
+			o->first = num(v), o->seeds = 1, i++;
 		else if (strcmp(a, "--seeds") == 0)
-			seeds = num(v), i++;
+			o->seeds = num(v), i++;
 		else if (strcmp(a, "--first") == 0)
-			first = num(v), i++;
+			o->first = num(v), i++;
 		else if (strcmp(a, "--branches") == 0 && (s->nbranches = (int)num(v)) >= 1 && s->nbranches < M_MAX_REPLICAS)
 			i++;
 		else if (strcmp(a, "--steps") == 0)
@@ -842,48 +836,70 @@ int main(int argc, char **argv)
 		else if (strcmp(a, "--syncctl") == 0 && v)
 			s->syncctl = v, i++;
 		else if (strcmp(a, "--keep") == 0)
-			keep = true;
+			o->keep = true;
 		else
 			usage();
 	}
-	s->m = calloc(1, sizeof(*s->m));
-	/* tmpfs when there is one: a SIGKILL does not lose the page cache, so
-	 * the fsyncs a disk would make only cost time here (the fault sweeps
-	 * are what test them) */
+}
+
+/* The run's directory: on tmpfs when there is one (a SIGKILL does not lose
+ * the page cache, so the fsyncs a disk would make only cost time here; the
+ * fault sweeps are what test them). */
+static int make_root(sim *s)
+{
 	const char *tmp = getenv("TZ_SIM_TMPDIR");
+
 	if (tmp == NULL)
 		tmp = access("/dev/shm", W_OK) == 0 ? "/dev/shm" : getenv("TMPDIR") ? getenv("TMPDIR") : "/tmp";
+	if (strlen(tmp) > 180)
+		return fprintf(stderr, "sim: TMPDIR too long\n"), -1;
 	snprintf(s->root, sizeof(s->root), "%s/tz-sim.XXXXXX", tmp);
-	if (mkdtemp(s->root) == NULL || m0 == NULL || s->m == NULL)
-		return perror("sim"), 2;
-	if (strlen(s->root) > 200)
-		return fprintf(stderr, "sim: TMPDIR too long\n"), 2;
+	if (mkdtemp(s->root) == NULL)
+		return perror("sim"), -1;
 	snprintf(s->tmpl, sizeof(s->tmpl), "%.200s/template", s->root);
+	return 0;
+}
+
+int main(int argc, char **argv)
+{
+	static sim S;
+	sim *s = &S;
+	sim_opts o = { 1, 1, false };
+	model *m0 = calloc(1, sizeof(*m0));
+	long failed = 0;
+	const char *build = getenv("TZ_BUILD");
+	char defctl[300];
+	double t0 = now_us();
+
+	snprintf(defctl, sizeof(defctl), "%s/syncctl", build ? build : "build");
+	s->syncctl = defctl, s->nbranches = 2, s->steps = 40, s->kill_rate = 8;
+	parse_args(s, &o, argc, argv);
+	s->m = calloc(1, sizeof(*s->m));
+	if (m0 == NULL || s->m == NULL || make_root(s) < 0)
+		return 2;
 	for (int k = 0; k < 4; k++)
 		s->avg_us[k] = 30000;
 	if (setup(s, m0) < 0) {
 		printf("Bail out! setting up the template: %s\n", s->why);
 		return 1;
 	}
-	s->m = calloc(1, sizeof(*s->m));
-	for (long i = 0; i < seeds; i++) {
-		uint64_t seed = (uint64_t)(first + i);
+	for (long i = 0; i < o.seeds; i++) {
+		uint64_t seed = (uint64_t)(o.first + i);
 		if (run_seed(s, m0, seed) == 0) {
 			printf("ok %ld - seed %llu\n", i + 1, (unsigned long long)seed);
 		} else {
 			failed++;
 			printf("not ok %ld - seed %llu: %s\n", i + 1, (unsigned long long)seed, s->why);
-			printf("# replay: %s/tests/tz-sim --seed %llu --branches %d --steps %d --kill-rate %d%s\n",
-			       build ? build : "build", (unsigned long long)seed, s->nbranches, s->steps,
-			       s->kill_rate, one ? "" : " --keep");
+			printf("# replay: %s/tests/tz-sim --seed %llu --branches %d --steps %d --kill-rate %d --keep\n",
+			       build ? build : "build", (unsigned long long)seed, s->nbranches, s->steps, s->kill_rate);
 		}
 		fflush(stdout);
 	}
-	printf("1..%ld\n", seeds);
+	printf("1..%ld\n", o.seeds);
 	printf("# %ld imports applied, %ld conflict entries queued and matched\n", s->imports, s->entries);
-	printf("# tally: seeds=%ld kills=%ld divergences=%ld losses=%ld (%.1f s)\n", seeds, s->kills,
+	printf("# tally: seeds=%ld kills=%ld divergences=%ld losses=%ld (%.1f s)\n", o.seeds, s->kills,
 	       s->divergences, s->losses, (now_us() - t0) / 1e6);
-	if (!keep)
+	if (!o.keep)
 		sh("rm -rf '%s'", s->root);
 	else
 		printf("# kept %s\n", s->root);
