@@ -874,15 +874,19 @@ int main(int argc, char **argv)
 	snprintf(defctl, sizeof(defctl), "%s/syncctl", build ? build : "build");
 	s->syncctl = defctl, s->nbranches = 2, s->steps = 40, s->kill_rate = 8;
 	parse_args(s, &o, argc, argv);
-	s->m = calloc(1, sizeof(*s->m));
-	if (m0 == NULL || s->m == NULL || make_root(s) < 0)
+	if (m0 == NULL || make_root(s) < 0)
 		return 2;
 	for (int k = 0; k < 4; k++)
 		s->avg_us[k] = 30000;
+	/* setup writes the enrolled rows into m0 (through s->m); each seed
+	 * then works on a copy of it */
+	s->m = m0;
 	if (setup(s, m0) < 0) {
 		printf("Bail out! setting up the template: %s\n", s->why);
 		return 1;
 	}
+	if ((s->m = calloc(1, sizeof(*s->m))) == NULL)
+		return 2;
 	for (long i = 0; i < o.seeds; i++) {
 		uint64_t seed = (uint64_t)(o.first + i);
 		if (run_seed(s, m0, seed) == 0) {
