@@ -907,5 +907,12 @@ int main(int argc, char **argv)
 		sh("rm -rf '%s'", s->root);
 	else
 		printf("# kept %s\n", s->root);
+	for (int i = 0; i < s->nb; i++)
+		free(s->b[i].st);
+	for (int r = 0; r < M_MAX_REPLICAS; r++)
+		for (int k = 0; k < s->nstretch[r]; k++)
+			free(s->stretch[r][k]);
+	free(s->m);
+	free(m0);
 	return failed ? 1 : 0;
 }
