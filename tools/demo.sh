@@ -105,6 +105,10 @@ done
 
 step "6. The administrators' queues at HQ"
 run "$S" -C "$HQ" conflicts list
+run "$S" -C "$HQ" conflicts show 1
+echo "C3, merged column by column without asking (HQ's name, the branch's phone):"
+run sqlite3 "$HQ/store.db" "SELECT owner_branch, last_name_lat, first_name_lat, phone FROM job_seeker
+	WHERE last_name_lat = upper(last_name_lat) AND phone LIKE '+2127%' ORDER BY owner_branch LIMIT 4"
 if "$S" duplicates --help >/dev/null 2>&1; then
 	run "$S" -C "$HQ" duplicates list
 else
