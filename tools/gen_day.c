@@ -81,7 +81,7 @@ static int targets(gen_ctx *g, uint32_t b, uint32_t n, uint32_t *out, uint8_t *m
 	uint32_t k = g->sc.c3 + g->sc.c12 + (g->nbranches > 1 ? g->sc.c2 : 0);
 	ad_rng r;
 
-	if (k * 2 > n) {
+	if (n == 0 || k * 2 > n) {
 		snprintf(g->err, sizeof(g->err), "branch %s has %u job seekers of its own: too few for the "
 			 "scenarios (%u rows)", g->codes[b], n, k);
 		return -1;

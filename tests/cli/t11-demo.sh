@@ -74,6 +74,10 @@ fails "an unknown branch" 2 "$S" -C g1 generate day --branch NOPE01 --branches 4
 like "$WORK/.err" "'NOPE01' is none of the 4 branches" "the message names it"
 fails "a bad number" 2 "$S" -C g1 generate base --seekers 12x
 fails "an unknown option" 2 "$S" -C g1 generate base --frobnicate
+"$S" init-hq g4 >/dev/null && "$S" -C g4 schema apply "$TZ_SRC/tools/agency/schema.sql" >/dev/null
+fails "a day at a store without the branch's job seekers" 1 timeout 20 "$S" -C g4 generate day --branch CAS01 \
+	--c1 0 --c2 0 --c3 0 --c4 0 --c12 0
+like "$WORK/.err" "branch CAS01 has 0 job seekers of its own" "the message says why"
 fails "not a store" 1 "$S" -C "$WORK/nowhere" generate base
 check "--help" "$S" generate --help
 like "$WORK/.out" 'C12' "the help names the scenarios"
