@@ -333,7 +333,7 @@ int gen_interview_row(gen_ctx *g, sqlite3_stmt *st, uint32_t b, uint64_t n, cons
 static int reference(gen_ctx *g)
 {
 	sqlite3_stmt *t = NULL, *o = NULL, *p = NULL;
-	char code[8];
+	char code[16];
 	int rc = -1;
 
 	if (gen_prepare(g, &t, "INSERT INTO territory VALUES (?1,'MA',?2,?3,?4,?5,?6,'2015-09-01',NULL,NULL,1)") < 0 ||
