@@ -110,7 +110,8 @@ static int parse(gen_ctx *g, gen_args *a, int argc, char **argv)
 	return CLI_EXIT_OK;
 }
 
-static void report(const cli_opts *o, const gen_ctx *g, const gen_args *a, double secs)
+/* Text or JSON; CLI_EXIT_FAIL when stdout cannot take it. */
+static int report(const cli_opts *o, const gen_ctx *g, const gen_args *a, double secs)
 {
 	uint64_t rows = 0, changed = 0;
 	tz_buf b = TZ_BUF_INIT;
@@ -142,8 +143,9 @@ static void report(const cli_opts *o, const gen_ctx *g, const gen_args *a, doubl
 			      "\"rows\": %llu, \"seconds\": %.3f, \"rows_per_second\": %.0f}",
 			      g->dup_persons, g->transferred, g->name_fixes, g->overfill_offers, g->status_both,
 			      (unsigned long long)(rows + changed), secs, rate);
-		cli_emit(&b);
-		return;
+		int rc = cli_emit(&b);
+		tz_buf_release(&b);
+		return rc;
 	}
 	printf("generated %s%s%s in '%s' (seed %llu): %llu rows inserted, %llu updated in %.2f s "
 	       "(%.0f rows/s)\n", a->what, a->branch ? " at " : a->hq ? " at " : "",
@@ -157,6 +159,7 @@ static void report(const cli_opts *o, const gen_ctx *g, const gen_args *a, doubl
 		printf("  scenarios: C1 %u persons registered twice, C2 %u transferred, C3 %u names fixed,"
 		       " C4 %u offers over-filled, C12 %u statuses set on both sides\n", g->dup_persons,
 		       g->transferred, g->name_fixes, g->overfill_offers, g->status_both);
+	return fflush(stdout) == 0 && !ferror(stdout) ? CLI_EXIT_OK : cli_fail("generate: the rows are written, but the report cannot be (stdout)");
 }
 
 int cmd_generate(const cli_opts *o0, int argc, char **argv)
@@ -206,8 +209,7 @@ int cmd_generate(const cli_opts *o0, int argc, char **argv)
 		fprintf(stderr, "syncctl: generate: %s (nothing written)\n", g->err);
 		goto done;
 	}
-	report(&o, g, &a, now_s() - t0);
-	rc = CLI_EXIT_OK;
+	rc = report(&o, g, &a, now_s() - t0);
 done:
 	if (g->db)
 		sqlite3_close(g->db);
