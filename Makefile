@@ -3,7 +3,7 @@
 #   make            build the library and the programs into build/
 #   make test       install missing Debian packages (as root), build, run every test
 #   make test SAN=1 the same under AddressSanitizer + UndefinedBehaviorSanitizer (build-san/)
-#   make demo       a short scripted scenario on a scratch directory
+#   make demo       an agency's offline day at HQ and three branches, checked (tools/demo.sh)
 #   make bench      benchmarks (bench/README.md)
 
 PREFIX  ?= /usr/local
