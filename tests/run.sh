@@ -16,9 +16,14 @@
 # plan that disagrees with its count, bails out, or outlives its timeout.
 # The last line is "N passed, M failed"; the exit status is 1 if M > 0.
 #
+# Programs run TEST_JOBS at a time (default: the number of processors), so
+# the lines come in the order programs finish; every program has its own
+# scratch directories and picks its own ports, so they do not interfere.
+#
 # Environment:
 #   TESTS=pattern    run only the programs whose name contains pattern
 #   TEST_TIMEOUT=S   seconds allowed per program (default 600)
+#   TEST_JOBS=N      programs run at once (default: nproc; 1 = one by one)
 # Every program gets TZ_BUILD and TZ_SRC: absolute build dir and repo root.
 # BUILD/test-logs/times.txt records each program's run time in seconds.
 set -u
@@ -36,16 +41,19 @@ filter=${TESTS:-}
 limit=${TEST_TIMEOUT:-600}
 logs=$TZ_BUILD/test-logs
 mkdir -p "$logs" || exit 2
-rm -f "$logs"/*.log "$logs/times.txt"
+rm -f "$logs"/*.log "$logs"/*.res "$logs"/*.pid "$logs/times.txt"
+jobs=${TEST_JOBS:-$(nproc 2>/dev/null || echo 1)}
+case $jobs in '' | *[!0-9]* | 0) jobs=1 ;; esac
 : "${UBSAN_OPTIONS:=print_stacktrace=1}"
 export UBSAN_OPTIONS
 
-passed=0 failed=0 programs=0 current=
+passed=0 failed=0 programs=0 running=
 
 # `timeout` puts each program in a process group of its own, so that a
 # timeout also kills whatever the program started; a terminal's Ctrl-C then
-# no longer reaches it, so pass interruptions on ourselves.
-trap 'if [ -n "$current" ]; then kill -TERM "$current" 2>/dev/null; fi
+# no longer reaches it, so pass interruptions on ourselves (each running
+# program's `timeout` pid is in test-logs/NAME.pid).
+trap 'for f in "$logs"/*.pid; do [ -f "$f" ] && kill -TERM "$(cat "$f")" 2>/dev/null; done
 	echo "tests/run.sh: interrupted" >&2; exit 130' INT TERM HUP
 
 # TAP counts of a log: ok, not ok, skipped, plan (-1: none), any TAP line
@@ -74,21 +82,30 @@ describe_exit() {
 	esac
 }
 
-# run NAME COMMAND...: run one program, print its line, add up its counts.
-run() {
+# run_one NAME COMMAND...: run one program (in a background subshell); its
+# report lines go to test-logs/NAME.out, then "passed failed" to NAME.res,
+# written last and renamed into place, so NAME.res means "finished".
+run_one() {
 	name=$1
 	shift
-	case $name in *"$filter"*) ;; *) return 0 ;; esac
-	programs=$((programs + 1))
 	log=$logs/$name.log
 	start=$(date +%s)
 	timeout -k 10 "$limit" "$@" >"$log" 2>&1 </dev/null &
-	current=$!
+	echo $! >"$logs/$name.pid"
 	# 2>/dev/null: the crash is reported below, not by the shell's notice.
-	wait "$current" 2>/dev/null
+	wait $! 2>/dev/null
 	rc=$?
-	current=
+	rm -f "$logs/$name.pid"
 	echo "$name $(($(date +%s) - start))" >>"$logs/times.txt"
+	report "$name" "$log" "$rc" >"$logs/$name.out"
+	echo "$r_ok $r_bad" >"$logs/$name.res.tmp"
+	mv "$logs/$name.res.tmp" "$logs/$name.res"
+}
+
+# report NAME LOG RC: the program's line (and, on failure, its details);
+# sets r_ok and r_bad, the assertions that passed and the failures.
+report() {
+	name=$1 log=$2 rc=$3
 
 	read -r ok nok skip plan tap bail <<EOF
 $(tap_counts "$log")
@@ -112,8 +129,7 @@ EOF
 	if [ "$rc" -ge 124 ] || { [ "$rc" -ne 0 ] && [ "$nok" -eq 0 ]; }; then
 		problems="${problems:+$problems; }$(describe_exit "$rc")"
 	fi
-	passed=$((passed + ok))
-	failed=$((failed + nok + extra))
+	r_ok=$ok r_bad=$((nok + extra))
 
 	if [ $((nok + extra)) -eq 0 ]; then
 		why=$(sed -n 's/^1\.\.0 *# *[Ss][Kk][Ii][Pp]:* *//p' "$log")
@@ -133,6 +149,43 @@ EOF
 	echo "    --- last 20 lines of $log:"
 	tail -n 20 "$log" | sed 's/^/    | /'
 	return 0
+}
+
+# collect NAME: print a finished program's report and add up its counts.
+collect() {
+	cat "$logs/$1.out"
+	read -r c_ok c_bad <"$logs/$1.res"
+	passed=$((passed + c_ok))
+	failed=$((failed + c_bad))
+	rm -f "$logs/$1.out" "$logs/$1.res"
+}
+
+# reap: collect every finished program; sets `running` to the others.
+reap() {
+	still=
+	for n in $running; do
+		if [ -f "$logs/$n.res" ]; then
+			collect "$n"
+		else
+			still="$still $n"
+		fi
+	done
+	running=$still
+}
+
+# run NAME COMMAND...: start one program once fewer than `jobs` run.
+run() {
+	case $1 in *"$filter"*) ;; *) return 0 ;; esac
+	programs=$((programs + 1))
+	while :; do
+		reap
+		n=0
+		for _ in $running; do n=$((n + 1)); done
+		[ "$n" -lt "$jobs" ] && break
+		sleep 0.2
+	done
+	run_one "$@" &
+	running="$running $1"
 }
 
 run check-includes sh tests/check-includes.sh
@@ -163,6 +216,12 @@ for f in tests/cli/t*.sh; do
 	name=${f##*/}
 	run "${name%.sh}" bash "$f"
 done
+
+while [ -n "$running" ]; do
+	reap
+	[ -n "$running" ] && sleep 0.2
+done
+wait
 
 if [ "$programs" -eq 0 ]; then
 	echo "tests/run.sh: no test program to run${filter:+ (TESTS=$filter)}" >&2
