@@ -1,5 +1,5 @@
 #!/bin/bash
-# t11-demo.sh - `make demo`'s scenario on a smaller scale (tools/demo.sh
+# t13-demo.sh - `make demo`'s scenario on a smaller scale (tools/demo.sh
 # with 300 job seekers per branch): it must exit 0 with every claim of its
 # summary matching the stores, and fail when a store no longer matches.
 # Then the generator itself: deterministic from its seed, the formats of
@@ -8,7 +8,7 @@
 . "$TZ_SRC/tests/cli/lib.sh"
 S=$SYNCCTL
 cd "$WORK" || exit 1
-export TZ_PASSPHRASE="t11 passphrase"
+export TZ_PASSPHRASE="t13 passphrase"
 q() { sqlite3 -batch -noheader "$1/store.db" "$2"; }
 
 # --- the demo, small
