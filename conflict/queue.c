@@ -475,19 +475,21 @@ done:
 	return rc;
 }
 
-/* One resolved entry: what store.db held before (to undo). */
+/* One resolved entry: the row store.db held before and its key. */
 typedef struct {
 	char *table;
 	pk_cols k;
 	tz_value kv[TZ_KEY_MAX_COLUMNS];
 	uint8_t *arena;
 	tz_row *before, *after;
-} undo_rec;
+} resolved_rec;
 
 typedef struct {
 	tz_store *s;
 	const tz_resolve_opts *o;
-	undo_rec *u;
+	const int64_t *ids;
+	size_t nids;
+	resolved_rec *u;
 	size_t nu, cap;
 	bool seen;
 } resolve_ctx;
@@ -556,7 +558,7 @@ static int resolve_one(const tz_conflict *c, void *payload)
 	const tz_row *side;
 	tz_row *target = NULL;
 	tz_buf enc = TZ_BUF_INIT;
-	undo_rec *u;
+	resolved_rec *u;
 	bool whole = strcmp(c->kind, "delete") == 0, absent = false;
 	int rc;
 
@@ -611,7 +613,7 @@ done:
 	return rc;
 }
 
-static void undo_release(undo_rec *u, size_t n)
+static void resolved_release(resolved_rec *u, size_t n)
 {
 	for (size_t i = 0; i < n; i++) {
 		tz_free(u[i].table);
@@ -623,29 +625,57 @@ static void undo_release(undo_rec *u, size_t n)
 	tz_free(u);
 }
 
-/* Put back what store.db held before the resolution (its commit failed). */
-static void undo(sqlite3 *db, undo_rec *u, size_t n)
+/* The resolution's rows, inside the commit's transaction. */
+static int write_resolved(void *ctx, tz_store *s)
 {
-	sqlite3_exec(db, "BEGIN IMMEDIATE", NULL, NULL, NULL);
-	for (size_t i = n; i-- > 0;) {
-		tz_row *now = NULL;
-		if (current_row(db, u[i].table, &u[i].k, u[i].kv, &now) == TZ_OK)
-			write_row(db, u[i].table, &u[i].k, u[i].kv, now, u[i].before);
-		tz_row_free(now);
+	resolve_ctx *x = ctx;
+	int rc = TZ_OK;
+
+	(void)s;
+	for (size_t i = 0; i < x->nids && rc == TZ_OK; i++) {
+		tz_conflict_filter f = { NULL, NULL, true, x->ids[i] };
+		x->seen = false;
+		rc = tz_conflicts_list(x->s, &f, resolve_one, x);
+		if (rc == TZ_OK && !x->seen)
+			rc = tz_error_set(TZ_ENOTFOUND, "no conflict %lld", (long long)x->ids[i]);
 	}
-	if (sqlite3_exec(db, "COMMIT", NULL, NULL, NULL) != SQLITE_OK)
-		sqlite3_exec(db, "ROLLBACK", NULL, NULL, NULL);
+	return rc;
+}
+
+/* The entries resolved by `commit`, in the same transaction. */
+static int mark_resolved(void *ctx, tz_store *s, const tz_oid *commit)
+{
+	resolve_ctx *x = ctx;
+	sqlite3 *db = tz_store_db(s);
+	sqlite3_stmt *q = NULL;
+	char hex[41];
+	int rc = TZ_OK;
+
+	tz_oid_fmt(hex, commit);
+	if (sqlite3_prepare_v2(db, "UPDATE tz_conflicts SET status = 'resolved', resolved_at = ?1, resolved_by = ?2,"
+				   " resolution = ?3, resolution_commit = ?4 WHERE id = ?5", -1, &q, NULL) != SQLITE_OK)
+		return sql_error(db, "cannot update the conflict queue");
+	for (size_t i = 0; i < x->nids && rc == TZ_OK; i++) {
+		sqlite3_reset(q);
+		sqlite3_bind_int64(q, 1, (sqlite3_int64)time(NULL));
+		sqlite3_bind_text(q, 2, x->o->as ? x->o->as : "HQ", -1, SQLITE_STATIC);
+		sqlite3_bind_text(q, 3, how_name(x->o->how), -1, SQLITE_STATIC);
+		sqlite3_bind_text(q, 4, hex, -1, SQLITE_STATIC);
+		sqlite3_bind_int64(q, 5, x->ids[i]);
+		if (tz_faultsim(TZ_FAULT_SQL) || sqlite3_step(q) != SQLITE_DONE)
+			rc = sql_error(db, "cannot update the conflict queue");
+	}
+	sqlite3_finalize(q);
+	return rc;
 }
 
 int tz_conflicts_resolve(tz_store *s, const int64_t *ids, size_t nids, const tz_resolve_opts *o,
 			 tz_resolve_result *res)
 {
-	sqlite3 *db = tz_store_db(s);
 	resolve_ctx x;
+	tz_commit_hook hook;
 	tz_commit_result cr;
 	tz_buf msg = TZ_BUF_INIT;
-	sqlite3_stmt *q = NULL;
-	char hex[41];
 	int rc;
 
 	memset(res, 0, sizeof(*res));
@@ -662,67 +692,27 @@ int tz_conflicts_resolve(tz_store *s, const int64_t *ids, size_t nids, const tz_
 		for (size_t k = 0; k < i; k++)
 			if (ids[k] == ids[i])
 				return tz_error_set(TZ_EINVAL, "conflict %lld is named twice", (long long)ids[i]);
-	/* the signing key before anything is written */
-	if (o->as && (rc = tz_store_admin_check(s, o->as)) < 0)
-		return rc;
-	/* HQ's own pending changes are not the administrator's decision */
-	if ((rc = tz_store_commit(s, NULL, &cr)) < 0)
-		return rc;
-	if (sqlite3_exec(db, "BEGIN IMMEDIATE", NULL, NULL, NULL) != SQLITE_OK)
-		return sql_error(db, "cannot start the resolution");
-	for (size_t i = 0; i < nids && rc == TZ_OK; i++) {
-		tz_conflict_filter f = { NULL, NULL, true, ids[i] };
-		x.seen = false;
-		rc = tz_conflicts_list(s, &f, resolve_one, &x);
-		if (rc == TZ_OK && !x.seen)
-			rc = tz_error_set(TZ_ENOTFOUND, "no conflict %lld", (long long)ids[i]);
-	}
-	if (rc < 0) {
-		sqlite3_exec(db, "ROLLBACK", NULL, NULL, NULL);
-		goto done;
-	}
-	if (sqlite3_exec(db, "COMMIT", NULL, NULL, NULL) != SQLITE_OK) {
-		rc = sql_error(db, "cannot write the resolution");
-		sqlite3_exec(db, "ROLLBACK", NULL, NULL, NULL);
-		goto done;
-	}
+	x.ids = ids;
+	x.nids = nids;
 	tz_buf_printf(&msg, "resolve conflict%s", nids > 1 ? "s" : "");
 	for (size_t i = 0; i < nids; i++)
 		tz_buf_printf(&msg, " %lld", (long long)ids[i]);
 	tz_buf_printf(&msg, ": %s%s", how_name(o->how), o->how != TZ_RESOLVE_SET && o->nset ? " and set values" : "");
-	if ((rc = tz_buf_error(&msg)) < 0 ||
-	    (rc = tz_store_commit_as(s, (const char *)msg.data, o->as, true, &cr)) < 0) {
-		/* the decision is not recorded: store.db as it was */
-		undo(db, x.u, x.nu);
+	if ((rc = tz_buf_error(&msg)) < 0)
 		goto done;
-	}
+	/* rows, head and queue in one transaction, after the commit's objects
+	 * (HQ's own pending changes are sealed first: not the administrator's
+	 * decision) */
+	hook.write = write_resolved;
+	hook.record = mark_resolved;
+	hook.ctx = &x;
+	if ((rc = tz_store_commit_with(s, (const char *)msg.data, o->as, true, &hook, &cr)) < 0)
+		goto done;
 	res->committed = cr.committed;
 	res->commit = cr.commit;
 	res->resolved = nids;
-	tz_oid_fmt(hex, &cr.commit);
-	if (sqlite3_prepare_v2(db, "UPDATE tz_conflicts SET status = 'resolved', resolved_at = ?1, resolved_by = ?2,"
-				   " resolution = ?3, resolution_commit = ?4 WHERE id = ?5", -1, &q, NULL) != SQLITE_OK) {
-		rc = sql_error(db, "the resolution is committed but the queue is not updated");
-		goto done;
-	}
-	sqlite3_exec(db, "BEGIN IMMEDIATE", NULL, NULL, NULL);
-	for (size_t i = 0; i < nids && rc == TZ_OK; i++) {
-		sqlite3_reset(q);
-		sqlite3_bind_int64(q, 1, (sqlite3_int64)time(NULL));
-		sqlite3_bind_text(q, 2, o->as ? o->as : "HQ", -1, SQLITE_STATIC);
-		sqlite3_bind_text(q, 3, how_name(o->how), -1, SQLITE_STATIC);
-		sqlite3_bind_text(q, 4, hex, -1, SQLITE_STATIC);
-		sqlite3_bind_int64(q, 5, ids[i]);
-		if (sqlite3_step(q) != SQLITE_DONE)
-			rc = sql_error(db, "the resolution is committed but the queue is not updated (resolve again)");
-	}
-	if (rc == TZ_OK && sqlite3_exec(db, "COMMIT", NULL, NULL, NULL) != SQLITE_OK)
-		rc = sql_error(db, "the resolution is committed but the queue is not updated (resolve again)");
-	if (rc < 0)
-		sqlite3_exec(db, "ROLLBACK", NULL, NULL, NULL);
 done:
-	sqlite3_finalize(q);
 	tz_buf_release(&msg);
-	undo_release(x.u, x.nu);
+	resolved_release(x.u, x.nu);
 	return rc;
 }

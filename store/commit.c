@@ -677,9 +677,10 @@ static int count_row(const char *const *comp, const size_t *len, size_t depth, c
 	return TZ_OK;
 }
 
-/* Consume log entries up to max_seq and record the new head, clock and
- * schema version (new_head NULL: no commit, the entries cancelled out). */
-static int record(commit_ctx *c, const tz_oid *expect_head, bool had_head, const tz_oid *new_head)
+/* Inside the caller's write transaction: consume log entries up to
+ * max_seq and record the new head, clock and schema version (new_head
+ * NULL: no commit, the entries cancelled out). */
+static int record_txn(commit_ctx *c, const tz_oid *expect_head, bool had_head, const tz_oid *new_head)
 {
 	tz_store *s = c->s;
 	char sql[128], hex[41];
@@ -687,30 +688,30 @@ static int record(commit_ctx *c, const tz_oid *expect_head, bool had_head, const
 	bool has;
 	int rc;
 
-	if ((rc = tz_sql__exec(s, "BEGIN IMMEDIATE")) < 0)
-		return rc;
 	if ((rc = tz_head__get(s, &has, &cur)) < 0)
-		goto fail;
-	if (has != had_head || (has && memcmp(&cur, expect_head, sizeof(cur)) != 0)) {
-		rc = tz_error_set(TZ_EBUSY, "the head moved while committing (another commit ran); try again");
-		goto fail;
-	}
+		return rc;
+	if (has != had_head || (has && memcmp(&cur, expect_head, sizeof(cur)) != 0))
+		return tz_error_set(TZ_EBUSY, "the head moved while committing (another commit ran); try again");
 	snprintf(sql, sizeof(sql), "DELETE FROM tz_changes WHERE seq <= %lld", (long long)c->max_seq);
-	if ((rc = tz_sql__exec(s, sql)) < 0)
-		goto fail;
-	if (new_head) {
-		tz_oid_fmt(hex, new_head);
-		if ((rc = tz_meta__set_text(s, "head", hex)) < 0 ||
-		    (rc = tz_meta__set_int(s, "hlc", (int64_t)c->hlc)) < 0 ||
-		    (rc = tz_meta__set_int(s, "schema_version", c->version)) < 0)
-			goto fail;
+	if ((rc = tz_sql__exec(s, sql)) < 0 || new_head == NULL)
+		return rc;
+	tz_oid_fmt(hex, new_head);
+	if ((rc = tz_meta__set_text(s, "head", hex)) < 0 || (rc = tz_meta__set_int(s, "hlc", (int64_t)c->hlc)) < 0)
+		return rc;
+	return tz_meta__set_int(s, "schema_version", c->version);
+}
+
+static int record(commit_ctx *c, const tz_oid *expect_head, bool had_head, const tz_oid *new_head)
+{
+	int rc;
+
+	if ((rc = tz_sql__exec(c->s, "BEGIN IMMEDIATE")) < 0)
+		return rc;
+	if ((rc = record_txn(c, expect_head, had_head, new_head)) < 0 || (rc = tz_sql__exec(c->s, "COMMIT")) < 0) {
+		sqlite3_exec(c->s->db, "ROLLBACK", NULL, NULL, NULL);
+		return rc;
 	}
-	if ((rc = tz_sql__exec(s, "COMMIT")) < 0)
-		goto fail;
 	return TZ_OK;
-fail:
-	sqlite3_exec(s->db, "ROLLBACK", NULL, NULL, NULL);
-	return rc;
 }
 
 static void make_message(tz_buf *m, const tz_store *s, const char *message, const commit_ctx *c,
@@ -848,7 +849,7 @@ static int stage_empty(commit_ctx *c, const tz_oid *head, tz_oid *root)
 /* Step 1 in one read snapshot of the log, the rows and the schema (the
  * application goes on writing meanwhile: WAL).  `c` is initialised here;
  * the caller releases it with ctx_release. */
-static int prepare_snapshot(tz_store *s, commit_ctx *c, bool *has_head, tz_oid *head, tz_oid *root,
+static int prepare_snapshot(tz_store *s, commit_ctx *c, bool spill, bool *has_head, tz_oid *head, tz_oid *root,
 			    tz_commit_result *r)
 {
 	int rc;
@@ -856,6 +857,7 @@ static int prepare_snapshot(tz_store *s, commit_ctx *c, bool *has_head, tz_oid *
 	memset(c, 0, sizeof(*c));
 	c->s = s;
 	tz_staging__init(&c->st);
+	c->st.spill = spill;   /* a commit that writes: big ones in chunks */
 	tz_hmap__init(&c->keys);
 	if ((rc = tz_sql__exec(s, "BEGIN")) < 0)
 		return rc;
@@ -876,7 +878,7 @@ static int commit_signed(tz_store *s, const char *message, const char *author, c
 	memset(&c, 0, sizeof(c));
 	tz_staging__init(&c.st);
 	tz_hmap__init(&c.keys);
-	if ((rc = tz_store__lock(s)) < 0 || (rc = prepare_snapshot(s, &c, &has_head, &head, &root, result)) < 0)
+	if ((rc = tz_store__lock(s)) < 0 || (rc = prepare_snapshot(s, &c, true, &has_head, &head, &root, result)) < 0)
 		goto done;
 	c.author = author;
 	c.kp = kp;
@@ -957,6 +959,82 @@ int tz_store_commit_as(tz_store *s, const char *message, const char *admin, bool
 	return rc;
 }
 
+/* Steps 1-3 of tz_store_commit_with inside its write transaction: the
+ * hook's rows, the trees and objects, the record.  No ref yet. */
+static int commit_in_txn(commit_ctx *c, const char *message, bool allow_empty, const tz_commit_hook *h,
+			 tz_commit_result *r)
+{
+	sqlite3_stmt *q = NULL;
+	tz_oid head, root;
+	bool has_head = false, pending = true;
+	int rc;
+
+	/* HQ's own pending changes are not the hook's: sealed before (and
+	 * nothing else writes while this transaction holds the lock) */
+	if ((rc = tz_sql__prepare(c->s, &q, "SELECT EXISTS (SELECT 1 FROM tz_changes)")) < 0)
+		return rc;
+	if (sqlite3_step(q) == SQLITE_ROW)
+		pending = sqlite3_column_int(q, 0) != 0;
+	sqlite3_finalize(q);
+	if (pending)
+		return tz_error_set(TZ_EBUSY, "the application wrote while committing; try again");
+	if ((rc = h->write(h->ctx, c->s)) < 0 || (rc = prepare(c, &has_head, &head, &root, r)) < 0)
+		return rc;
+	r->entries = c->entries;
+	if (!has_head)
+		return tz_error_set(TZ_EINVAL, "nothing committed yet to build on");
+	if (tz_oid_is_zero(&root) && allow_empty && (rc = stage_empty(c, &head, &root)) < 0)
+		return rc;
+	if (tz_oid_is_zero(&root))
+		return record_txn(c, &head, has_head, NULL);
+	if ((rc = make_commit(c, &root, has_head, &head, message, r)) < 0 ||
+	    (rc = record_txn(c, &head, has_head, &r->commit)) < 0)
+		return rc;
+	r->committed = true;
+	return h->record ? h->record(h->ctx, c->s, &r->commit) : TZ_OK;
+}
+
+int tz_store_commit_with(tz_store *s, const char *message, const char *admin, bool allow_empty,
+			 const tz_commit_hook *h, tz_commit_result *result)
+{
+	commit_ctx c;
+	tz_keypair kp;
+	tz_commit_result first;
+	bool has_kp = false;
+	int rc;
+
+	memset(result, 0, sizeof(*result));
+	memset(&c, 0, sizeof(c));
+	c.s = s;
+	tz_staging__init(&c.st);
+	c.st.spill = true;
+	tz_hmap__init(&c.keys);
+	if (admin && (rc = admin_key(s, admin, &kp)) < 0)
+		return rc;
+	has_kp = admin != NULL;
+	c.author = admin;
+	c.kp = has_kp ? &kp : NULL;
+	if ((rc = tz_store__lock(s)) < 0)
+		goto wipe;
+	if ((rc = commit_signed(s, NULL, NULL, NULL, false, &first)) < 0 || (rc = tz_sql__exec(s, "BEGIN IMMEDIATE")) < 0)
+		goto done;
+	if ((rc = commit_in_txn(&c, message, allow_empty, h, result)) < 0 || (rc = tz_sql__exec(s, "COMMIT")) < 0) {
+		sqlite3_exec(s->db, "ROLLBACK", NULL, NULL, NULL);
+		memset(result, 0, sizeof(*result));
+		goto done;
+	}
+	/* durable in store.db; a failed ref update is redone by the next open */
+	if (result->committed && tz_ref__set(s, &result->commit, "commit") < 0)
+		tz_error_clear();
+done:
+	tz_store__unlock(s);
+	ctx_release(&c);
+wipe:
+	if (has_kp)
+		tz_keypair_wipe(&kp);
+	return rc;
+}
+
 int tz_commit__pending(tz_store *s, tz_pending_commit *pc)
 {
 	commit_ctx c;
@@ -966,7 +1044,7 @@ int tz_commit__pending(tz_store *s, tz_pending_commit *pc)
 
 	memset(pc, 0, sizeof(*pc));
 	memset(&r, 0, sizeof(r));
-	rc = prepare_snapshot(s, &c, &has_head, &pc->parent, &pc->root, &r);
+	rc = prepare_snapshot(s, &c, true, &has_head, &pc->parent, &pc->root, &r);
 	pc->max_seq = c.max_seq;
 	if (rc < 0 || tz_oid_is_zero(&pc->root)) {
 		/* nothing to seal: entries that cancelled out stay for the next commit */
@@ -1007,7 +1085,7 @@ int tz_commit__working_tree(tz_store *s, tz_staging *st, tz_oid *root)
 	bool has_head = false;
 	int rc;
 
-	rc = prepare_snapshot(s, &c, &has_head, &head, root, &r);
+	rc = prepare_snapshot(s, &c, false, &has_head, &head, root, &r);
 	if (rc == TZ_OK && tz_oid_is_zero(root) && has_head)
 		rc = tz_commit__tree(s, &head, root);
 	if (rc == TZ_OK) {

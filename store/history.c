@@ -42,6 +42,20 @@ void tz_staging__release(tz_staging *st)
 	memset(st, 0, sizeof(*st));
 }
 
+/* The spill threshold; TZ_SPILL_BYTES=N (tests) lowers it so that small
+ * stores go through the spill too (tests/cli/t12-spill.sh). */
+static size_t spill_bytes(void)
+{
+	static size_t v;   /* every thread computes the same value */
+
+	if (v == 0) {
+		const char *e = getenv("TZ_SPILL_BYTES");
+		unsigned long long x = e ? strtoull(e, NULL, 10) : 0;
+		v = x > 0 && x < TZ_STAGING_SPILL_BYTES ? (size_t)x : TZ_STAGING_SPILL_BYTES;
+	}
+	return v;
+}
+
 int tz_staging__add(tz_store *s, tz_staging *st, tz_oid *oid_out, git_object_t type,
 		    const void *data, size_t len)
 {
@@ -57,27 +71,38 @@ int tz_staging__add(tz_store *s, tz_staging *st, tz_oid *oid_out, git_object_t t
 	if ((rc = tz_array_grow(&st->objs, &st->cap, st->n, sizeof(*st->objs))) < 0 ||
 	    (rc = tz_hmap__upsert(&st->index, oid_out->id, 20, &sl, &added)) < 0)
 		return rc;
-	if ((st->objs[st->n].data = tz_malloc(len)) == NULL)
+	if ((st->objs[st->n].data = tz_malloc(len ? len : 1)) == NULL)
 		return TZ_ENOMEM;
 	memcpy(st->objs[st->n].data, data, len);
 	st->bytes += len;
 	st->objs[st->n].len = len;
 	st->objs[st->n].type = type;
 	st->objs[st->n].oid = *oid_out;
+	st->objs[st->n].in_pack = false;
 	sl->value = ++st->n;
-	return TZ_OK;
+	if (type != GIT_OBJECT_COMMIT)
+		st->held += len;
+	return st->spill && st->held > spill_bytes() ? tz_pack__spill(s, st) : TZ_OK;
 }
 
 int tz_obj__read(tz_store *s, const tz_staging *st, const tz_oid *oid, git_object_t *type_out,
 		 uint8_t **data_out, size_t *len_out)
 {
-	const tz_hmap_slot *sl = st ? tz_hmap__get(&st->index, oid->id, 20) : NULL;
+	const tz_hmap_slot *sl = NULL;
 	git_odb_object *obj = NULL;
 	const void *src;
 	char hex[41];
 
 	*data_out = NULL;
 	*len_out = 0;
+	/* a spilled object (no bytes) is in the object database now */
+	while (st != NULL) {
+		sl = tz_hmap__get(&st->index, oid->id, 20);
+		if (sl != NULL && st->objs[sl->value - 1].data != NULL)
+			break;
+		sl = NULL;
+		st = st->also;
+	}
 	if (sl != NULL) {
 		const struct tz_obj *o = &st->objs[sl->value - 1];
 		*type_out = o->type;
@@ -321,7 +346,7 @@ int tz_tree__apply(tz_store *s, tz_staging *st, tz_oid *out, bool *empty_out, co
 {
 	tz_tree t = { NULL, 0, NULL };
 	tz_tree_entry *res = NULL;
-	size_t nres = 0, keep = 0;
+	size_t nres = 0, keep = 0, groups = 0;
 	int rc = TZ_OK;
 
 	*empty_out = false;
@@ -332,7 +357,13 @@ int tz_tree__apply(tz_store *s, tz_staging *st, tz_oid *out, bool *empty_out, co
 			return tz_error_set(TZ_EINVAL, "tree path shorter than its place");
 	if (!tz_oid_is_zero(base) && (rc = tz_tree__read(s, st, base, &t)) < 0)
 		return rc;
-	if ((res = tz_calloc(t.n + n, sizeof(*res))) == NULL) {
+	/* room for the tree's entries and one per name the changes bring at
+	 * this level (sorted, so a name's changes are adjacent): a root of
+	 * 100,000 changes takes a few entries, not 100,000 at every level */
+	for (size_t i = 0; i < n; i++)
+		groups += i == 0 || ch[i].comp_len[level] != ch[i - 1].comp_len[level] ||
+			  memcmp(ch[i].comp[level], ch[i - 1].comp[level], ch[i].comp_len[level]) != 0;
+	if ((res = tz_calloc(t.n + groups + 1, sizeof(*res))) == NULL) {
 		rc = TZ_ENOMEM;
 		goto done;
 	}
@@ -452,6 +483,30 @@ int tz_tree__diff(tz_store *s, const tz_staging *st, const tz_oid *a, const tz_o
 	return walk_rec(&w, a, b, 0);
 }
 
+/* The parsed tree `oid` at level i of a lookup: the one the previous
+ * lookup parsed when the id is the same (trees are content-addressed, so
+ * a cached tree never goes stale), else read and kept in its place. */
+static int lookup_level(tz_store *s, const tz_staging *st, size_t i, const tz_oid *oid, const tz_tree **out)
+{
+	struct tz_lookup_level *l = &s->lookup[i];
+	int rc;
+
+	if (l->t.data == NULL || memcmp(&l->oid, oid, sizeof(*oid)) != 0) {
+		tz_tree__release(&l->t);
+		if ((rc = tz_tree__read(s, st, oid, &l->t)) < 0)
+			return rc;
+		l->oid = *oid;
+	}
+	*out = &l->t;
+	return TZ_OK;
+}
+
+void tz_tree__lookup_release(tz_store *s)
+{
+	for (size_t i = 0; i < TZ_PATH_DEPTH; i++)
+		tz_tree__release(&s->lookup[i].t);
+}
+
 int tz_tree__lookup(tz_store *s, const tz_staging *st, tz_oid *out, const tz_oid *root,
 		    const char *const *comp, const size_t *len, size_t depth)
 {
@@ -459,21 +514,24 @@ int tz_tree__lookup(tz_store *s, const tz_staging *st, tz_oid *out, const tz_oid
 
 	memset(out, 0, sizeof(*out));
 	for (size_t i = 0; i < depth; i++) {
-		tz_tree t;
+		tz_tree deeper = { NULL, 0, NULL };
+		const tz_tree *t = &deeper;
 		const tz_tree_entry *e;
 		bool want_tree = i + 1 < depth;
 		int rc;
 
 		if (tz_oid_is_zero(&cur))
 			return TZ_OK;
-		if ((rc = tz_tree__read(s, st, &cur, &t)) < 0)
+		/* paths deeper than the layout (not rows: refused by the
+		 * callers) are read uncached */
+		if ((rc = i < TZ_PATH_DEPTH ? lookup_level(s, st, i, &cur, &t) : tz_tree__read(s, st, &cur, &deeper)) < 0)
 			return rc;
-		e = tz_tree__find(&t, comp[i], len[i]);
+		e = tz_tree__find(t, comp[i], len[i]);
 		if (e == NULL || (e->mode == 040000) != want_tree)
 			memset(&cur, 0, sizeof(cur));
 		else
 			cur = e->oid;
-		tz_tree__release(&t);
+		tz_tree__release(&deeper);
 	}
 	*out = cur;
 	return TZ_OK;

@@ -31,6 +31,7 @@
  * once the Ed25519 signature has verified.
  */
 #include "store/tz_keys.h"
+#include "store/store_int.h"
 
 #include <errno.h>
 #include <fcntl.h>
@@ -294,7 +295,7 @@ static int key_path(tz_buf *b, const char *dir, const char *prefix, const char *
 	return tz_buf_error(b);
 }
 
-static int write_all(int fd, const uint8_t *p, size_t n, const char *path)
+int tz_fs__write_all(int fd, const uint8_t *p, size_t n, const char *path)
 {
 	while (n > 0) {
 		ssize_t w;
@@ -316,7 +317,7 @@ static int write_all(int fd, const uint8_t *p, size_t n, const char *path)
 	return TZ_OK;
 }
 
-static int fsync_fd(int fd, const char *path)
+int tz_fs__fsync(int fd, const char *path)
 {
 	if (tz_faultsim(TZ_FAULT_FSYNC)) {
 		errno = EIO;
@@ -327,13 +328,13 @@ static int fsync_fd(int fd, const char *path)
 	return TZ_OK;
 }
 
-static int fsync_dir(const char *dir)
+int tz_fs__fsync_dir(const char *dir)
 {
 	int fd, rc;
 
 	if ((fd = open(dir, O_RDONLY | O_DIRECTORY | O_CLOEXEC)) < 0)
 		return tz_error_set(TZ_EIO, "cannot open directory '%s': %s", dir, strerror(errno));
-	rc = fsync_fd(fd, dir);
+	rc = tz_fs__fsync(fd, dir);
 	close(fd);
 	return rc;
 }
@@ -367,8 +368,8 @@ static int keyfile_write(keyfile *kf, const char *dir, const char *name,
 	if (fchmod(fd, mode) != 0)
 		rc = tz_error_set(TZ_EIO, "cannot chmod '%s': %s",
 				  (char *)kf->tmp.data, strerror(errno));
-	else if ((rc = write_all(fd, data, len, (char *)kf->tmp.data)) == TZ_OK)
-		rc = fsync_fd(fd, (char *)kf->tmp.data);
+	else if ((rc = tz_fs__write_all(fd, data, len, (char *)kf->tmp.data)) == TZ_OK)
+		rc = tz_fs__fsync(fd, (char *)kf->tmp.data);
 	if (close(fd) != 0 && rc == TZ_OK)
 		rc = tz_error_set(TZ_EIO, "cannot close '%s': %s",
 				  (char *)kf->tmp.data, strerror(errno));
@@ -459,7 +460,7 @@ int tz_keypair_save(const tz_keypair *kp, const char *dir, const char *name,
 				SECRET_FILE_LEN, 0600)) < 0 ||
 	    (rc = keyfile_write(&pub, dir, name, ".pub", pubtext.data, pubtext.len, 0600)) < 0 ||
 	    (rc = keyfile_place(&sec)) < 0 || (rc = keyfile_place(&pub)) < 0 ||
-	    (rc = fsync_dir(dir)) < 0)
+	    (rc = tz_fs__fsync_dir(dir)) < 0)
 		goto done;
 	rc = TZ_OK;
 done:

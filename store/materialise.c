@@ -24,6 +24,7 @@ typedef struct {
 
 typedef struct {
 	tz_store *s;
+	const tz_staging *st;   /* objects the import has not dropped, or NULL */
 	tz_tables ts;
 	mat_change *ch;
 	size_t n, cap;
@@ -150,7 +151,7 @@ static int bind_row(mat_ctx *m, const tz_table *t, sqlite3_stmt *ins, const tz_o
 {
 	int rc;
 
-	if ((rc = tz_obj__read_row(m->s, NULL, oid, row)) < 0)
+	if ((rc = tz_obj__read_row(m->s, m->st, oid, row)) < 0)
 		return rc;
 	if ((*row)->ncols != t->ncols)
 		return tz_error_set(TZ_EINVAL, "table '%s': the target's rows have %zu columns, the table %zu",
@@ -182,7 +183,7 @@ static int rebase_dirty(mat_ctx *m, const mat_change *c)
 
 	if (tz_oid_is_zero(&c->old) || tz_oid_is_zero(&c->oid))
 		return TZ_OK;   /* added or deleted by one side: the application's row stands */
-	if ((rc = tz_obj__read_row(m->s, NULL, &c->old, &from)) < 0 || (rc = tz_obj__read_row(m->s, NULL, &c->oid, &to)) < 0 ||
+	if ((rc = tz_obj__read_row(m->s, m->st, &c->old, &from)) < 0 || (rc = tz_obj__read_row(m->s, m->st, &c->oid, &to)) < 0 ||
 	    (rc = tz_key_decode(kv, TZ_KEY_MAX_COLUMNS, &nk, &arena, c->key, c->key_len)) < 0 ||
 	    (rc = tz_schema__select_row(m->s, t, &q)) < 0)
 		goto done;
@@ -343,7 +344,8 @@ static void ctx_release(mat_ctx *m)
 	tz_schema__release(&m->ts);
 }
 
-int tz_materialise__trees(tz_store *s, const tz_oid *from, const tz_oid *to, uint64_t *touched, uint64_t *kept)
+int tz_materialise__trees(tz_store *s, const tz_staging *st, const tz_oid *from, const tz_oid *to, uint64_t *touched,
+			  uint64_t *kept)
 {
 	mat_ctx m;
 	sqlite3_stmt *q = NULL;
@@ -353,6 +355,7 @@ int tz_materialise__trees(tz_store *s, const tz_oid *from, const tz_oid *to, uin
 
 	memset(&m, 0, sizeof(m));
 	m.s = s;
+	m.st = st;
 	m.skip_dirty = true;
 	tz_hmap__init(&m.dirty);
 	*touched = *kept = 0;
@@ -367,7 +370,7 @@ int tz_materialise__trees(tz_store *s, const tz_oid *from, const tz_oid *to, uin
 		rc = TZ_ENOMEM;
 		goto done;
 	}
-	if ((rc = tz_tree__diff(s, NULL, from, to, collect, &m)) < 0)
+	if ((rc = tz_tree__diff(s, st, from, to, collect, &m)) < 0)
 		goto done;
 	for (int pass = 0; pass < 2; pass++)
 		for (size_t i = 0; i < m.n && rc == TZ_OK; i++) {

@@ -33,7 +33,7 @@
 #define TZ_STORE_FORMAT 1
 /* libgit2's object cache: 32 MiB keeps HQ's merge well under its 64 MiB
  * RSS budget (DESIGN §10) while holding every tree a commit touches. */
-#define TZ_GIT_CACHE_BYTES (32 * 1024 * 1024)
+#define TZ_GIT_CACHE_BYTES (8 * 1024 * 1024)
 /* libgit2 caches trees only up to 4 KiB by default; a merge or a rebuild
  * looks thousands of rows up through the same root, table, partition and
  * fanout trees (leaves are ~17 KB at 100k rows), each otherwise inflated and
@@ -75,6 +75,8 @@ static void git_init_once(void)
 	if (git_libgit2_init() < 0 ||
 	    git_libgit2_opts(GIT_OPT_SET_CACHE_MAX_SIZE, (ssize_t)TZ_GIT_CACHE_BYTES) < 0 ||
 	    git_libgit2_opts(GIT_OPT_SET_CACHE_OBJECT_LIMIT, GIT_OBJECT_TREE, (size_t)TZ_GIT_CACHE_TREE_BYTES) < 0 ||
+	    git_libgit2_opts(GIT_OPT_SET_MWINDOW_MAPPED_LIMIT, (size_t)(16 * 1024 * 1024)) < 0 ||
+	    git_libgit2_opts(GIT_OPT_SET_MWINDOW_SIZE, (size_t)(4 * 1024 * 1024)) < 0 ||
 	    git_libgit2_opts(GIT_OPT_ENABLE_FSYNC_GITDIR, 1) < 0 ||
 	    git_libgit2_opts(GIT_OPT_ENABLE_STRICT_HASH_VERIFICATION, 1) < 0)
 		git_init_rc = TZ_EGIT;
@@ -745,6 +747,7 @@ void tz_store_close(tz_store *s)
 		s->lock_depth = 1;
 		tz_store__unlock(s);
 	}
+	tz_tree__lookup_release(s);
 	git_odb_free(s->odb);
 	git_repository_free(s->repo);
 	sqlite3_close(s->db);

@@ -702,6 +702,7 @@ static int rebuild(tz_store *s, const tz_incoming *in, const void *payload, size
 	int rc;
 
 	tz_staging__init(&b->st);
+	b->st.spill = true;   /* a big bundle is written in chunks as rebuilt */
 	/* [P2] every prerequisite must be here, named when missing */
 	for (size_t i = 0; i < in->nprereq; i++)
 		if (!git_odb_exists(s->odb, (const git_oid *)in->prereq[i].id)) {
@@ -771,6 +772,7 @@ typedef struct {
 	bool set_head;
 	tz_oid head;
 	const tz_oid *from_root, *to_root;   /* materialise from -> to */
+	const tz_staging *st;                /* the import's objects still held */
 } apply_state;
 
 /* [P14] rows the change log names stay as the application wrote them */
@@ -780,7 +782,7 @@ static int materialise_and_head(tz_store *s, const apply_state *a, tz_import_res
 	int rc;
 
 	if (a->from_root && memcmp(a->from_root, a->to_root, sizeof(tz_oid)) != 0 &&
-	    (rc = tz_materialise__trees(s, a->from_root, a->to_root, &res->rows_written, &res->rows_kept)) < 0)
+	    (rc = tz_materialise__trees(s, a->st, a->from_root, a->to_root, &res->rows_written, &res->rows_kept)) < 0)
 		return rc;
 	if (!a->set_head)
 		return TZ_OK;
@@ -806,7 +808,18 @@ static int change_list_add(change_list *l, const char *const *comp, const size_t
 	c = &l->ch[l->n];
 	memset(c, 0, sizeof(*c));
 	for (size_t i = 0; i < depth; i++) {
-		char *p = tz_strndup(comp[i], len[i]);
+		const tz_path_change *prev = l->n ? &l->ch[l->n - 1] : NULL;
+		char *p;
+		/* a walk gives rows in path order: the table, partition and
+		 * fanout of the previous change are shared, not copied again
+		 * (100,000 changes: 400,000 fewer allocations) */
+		if (prev && i + 1 < depth && i < tz_path_change__depth(prev) && prev->comp_len[i] == len[i] &&
+		    memcmp(prev->comp[i], comp[i], len[i]) == 0) {
+			c->comp[i] = prev->comp[i];
+			c->comp_len[i] = len[i];
+			continue;
+		}
+		p = tz_strndup(comp[i], len[i]);
 		if (p == NULL || tz_array_grow(&l->owned, &l->capowned, l->nowned, sizeof(*l->owned)) < 0) {
 			tz_free(p);
 			return TZ_ENOMEM;
@@ -909,7 +922,13 @@ static int row_matches_path(integrate_ctx *x, const tz_table *t, const tz_oid *o
 	*why = NULL;
 	if ((rc = tz_obj__read(x->s, x->st, oid, &type, &data, &n)) < 0)
 		return rc;
-	if (type != GIT_OBJECT_BLOB || tz_row_decode(&row, data, n) < 0) {
+	if (type != GIT_OBJECT_BLOB || (rc = tz_row_decode(&row, data, n)) < 0) {
+		/* out of memory fails the import; only bytes that are no row
+		 * make a refusal (t08's allocation sweep: a failed allocation
+		 * here dropped the row as "not a row" and the import exited 0) */
+		if (rc == TZ_ENOMEM)
+			goto done;
+		rc = TZ_OK;
 		tz_error_clear();
 		*why = "not a row";
 		goto done;
@@ -1332,31 +1351,25 @@ static uint64_t raw_hlc(const uint8_t *raw, size_t n)
  * next stretch (and libgit2) can read them. */
 static int integrate_segment(integrate_ctx *x, const tz_oid *from, const tz_oid *tip, uint64_t *rows)
 {
-	tz_staging seg;
 	tz_oid from_tree, tip_tree, merged_root;
 	bool empty;
 	int rc;
 
-	tz_staging__init(&seg);
 	change_list_release(&x->cl);
 	memset(&x->cl, 0, sizeof(x->cl));
-	x->mst = &seg;
 	if ((rc = tz_commit__tree(x->s, from, &from_tree)) < 0 || (rc = tz_commit__tree(x->s, tip, &tip_tree)) < 0 ||
 	    (rc = tz_tree__diff(x->s, x->st, &from_tree, &tip_tree, integrate_row, x)) < 0 || (rc = keep_moved_rows(x)) < 0)
-		goto done;
+		return rc;
 	if (x->cl.n > 0) {
 		if (x->cl.n > 1)
 			qsort(x->cl.ch, x->cl.n, sizeof(*x->cl.ch), tz_path_change__cmp);
-		if ((rc = tz_tree__apply(x->s, &seg, &merged_root, &empty, &x->ours_root, 0, x->cl.ch, x->cl.n)) < 0 ||
-		    (rc = tz_pack__write(x->s, &seg)) < 0)
-			goto done;
+		if ((rc = tz_tree__apply(x->s, x->mst, &merged_root, &empty, &x->ours_root, 0, x->cl.ch, x->cl.n)) < 0 ||
+		    (rc = tz_pack__write(x->s, x->mst)) < 0)
+			return rc;
 		x->ours_root = merged_root;
 		*rows += x->cl.n;
 	}
-done:
-	x->mst = NULL;
-	tz_staging__release(&seg);
-	return rc;
+	return TZ_OK;
 }
 
 /* [P15 at HQ] The stretches of the bundle to integrate.  A branch's merge
@@ -1478,6 +1491,10 @@ static int import_hq(tz_store *s, const tz_incoming *in, const void *payload, si
 	tz_staging__init(&mst);
 	tz_staging__init(&vst);
 	tz_staging__init(&b.st);
+	/* the merge's objects, written stretch by stretch (and in chunks when
+	 * big); what stays held is read again by materialising */
+	mst.spill = true;
+	mst.also = &b.st;
 	tz_hmap__init(&sc.ours_map);
 	tz_hmap__init(&sc.theirs_map);
 	if (m == NULL) {
@@ -1582,6 +1599,7 @@ static int import_hq(tz_store *s, const tz_incoming *in, const void *payload, si
 		goto done;
 	x.s = s;
 	x.st = &b.st;
+	x.mst = &mst;
 	x.code = in->sender;
 	x.ours_root = pc.root;
 	x.res = res;
@@ -1632,6 +1650,7 @@ static int import_hq(tz_store *s, const tz_incoming *in, const void *payload, si
 		goto done;
 	a.from_root = &pc.root;
 	a.to_root = &new_root;
+	a.st = &mst;
 	if ((rc = record_hq(s, in, &b, &a, &view, &tip, bind, &hr, res)) < 0)
 		goto done;
 	res->line = view;
@@ -2156,7 +2175,7 @@ static int init_branch_txn(tz_store *s, const enrol_payload *e, const tz_oid *v0
 	if ((rc = tz_sql__exec(s, "BEGIN IMMEDIATE")) < 0)
 		return rc;
 	if ((rc = tz_schema__install_from_tree(s, NULL, root)) < 0 ||
-	    (rc = tz_materialise__trees(s, &empty, root, rows, &kept)) < 0 ||
+	    (rc = tz_materialise__trees(s, NULL, &empty, root, rows, &kept)) < 0 ||
 	    (rc = tz_registry__add(s, "HQ", "hq", e->hq_pk, NULL)) < 0)
 		goto fail;
 	hex_of(hex, e->hq_instance, 16);

@@ -99,6 +99,24 @@ int tz_store_commit(tz_store *s, const char *message, tz_commit_result *result);
  * recorded as such: the head's rows, an empty _log). */
 int tz_store_commit_as(tz_store *s, const char *message, const char *admin, bool allow_empty,
 		       tz_commit_result *result);
+/*
+ * A commit of rows the caller writes, all or nothing: under store.lock,
+ * HQ's pending changes are sealed first (their own commit); then in one
+ * write transaction h->write(ctx, s) writes rows into store.db, the commit
+ * is built from them (objects written and synced while the transaction is
+ * still open), recorded (head, clock, log) and h->record(ctx, s, commit)
+ * (may be NULL) adds the caller's own rows; then COMMIT, then the ref.  Any
+ * failure rolls the whole transaction back: store.db is as it was (objects
+ * already written stay unreferenced).  admin and allow_empty as for
+ * tz_store_commit_as.
+ */
+typedef struct {
+	int (*write)(void *ctx, tz_store *s);
+	int (*record)(void *ctx, tz_store *s, const tz_oid *commit);
+	void *ctx;
+} tz_commit_hook;
+int tz_store_commit_with(tz_store *s, const char *message, const char *admin, bool allow_empty,
+			 const tz_commit_hook *h, tz_commit_result *result);
 /* Can administrator `admin` sign here (registered, not revoked, its key
  * file matching the registry)?  TZ_OK, or the error commit_as would give. */
 int tz_store_admin_check(tz_store *s, const char *admin);
