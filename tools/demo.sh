@@ -120,8 +120,10 @@ echo "over-filled offers (C4):"
 run sqlite3 "$HQ/store.db" "$OVERFILL_SQL"
 
 step "7. Resolve: CAS01's statuses as the branch set them (signed by administrator amina), one of RAB01's as HQ set it"
-first_rab=$(q "$HQ" "SELECT min(id) FROM tz_conflicts WHERE branch = 'RAB01' AND status = 'open'")
-run "$S" -C "$HQ" conflicts resolve --branch CAS01 --theirs --as amina
+# by id, the data entries only (other kinds come with the integrity issue)
+cas_ids=$(q "$HQ" "SELECT group_concat(id, ' ') FROM tz_conflicts WHERE branch = 'CAS01' AND kind = 'data' AND status = 'open'")
+first_rab=$(q "$HQ" "SELECT min(id) FROM tz_conflicts WHERE branch = 'RAB01' AND kind = 'data' AND status = 'open'")
+run "$S" -C "$HQ" conflicts resolve $cas_ids --theirs --as amina
 run "$S" -C "$HQ" conflicts resolve "$first_rab" --ours --as amina
 
 step "8. HQ answers every branch; the branches take the answers"
@@ -180,7 +182,7 @@ claim "C12 statuses changed on both sides: conflicts queued" \
 	"$(jget "$DEMO/day-HQ.json" '$.scenarios.c12_status_both')"
 claim "conflicts resolved (CAS01's as the branch set them, one of RAB01's)" \
 	"$(q "$HQ" "SELECT count(*) FROM tz_conflicts WHERE status = 'resolved'")" "$((C12 + 1))"
-claim "conflicts still open" "$(q "$HQ" "SELECT count(*) FROM tz_conflicts WHERE status = 'open'")" \
+claim "data conflicts still open" "$(q "$HQ" "SELECT count(*) FROM tz_conflicts WHERE kind = 'data' AND status = 'open'")" \
 	"$(($(jget "$DEMO/day-HQ.json" '$.scenarios.c12_status_both') - C12 - 1))"
 for b in $BRANCHES; do
 	lower=$(echo "$b" | tr 'A-Z' 'a-z')
