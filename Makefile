@@ -4,7 +4,7 @@
 #   make test       install missing Debian packages (as root), build, run every test
 #   make test-long  the deep campaigns: 1,000 simulation seeds, 1,000+ kills, every sweep
 #   make test SAN=1 the same under AddressSanitizer + UndefinedBehaviorSanitizer (build-san/)
-#   make demo       a short scripted scenario on a scratch directory
+#   make demo       an agency's offline day at HQ and three branches, checked (tools/demo.sh)
 #   make bench      benchmarks (bench/README.md)
 #   make fuzz       libFuzzer on every parser, FUZZ_TIME seconds each (tests/fuzz/run-libfuzzer.sh)
 
