@@ -2,10 +2,11 @@
 #
 #   make            build the library and the programs into build/
 #   make test       install missing Debian packages (as root), build, run every test
+#   make test-long  the deep campaigns: 1,000 simulation seeds, 1,000+ kills, every sweep
 #   make test SAN=1 the same under AddressSanitizer + UndefinedBehaviorSanitizer (build-san/)
-#   make test-long  the same with longer campaigns (TZ_LONG=1)
-#   make demo       a short scripted scenario on a scratch directory
+#   make demo       an agency's offline day at HQ and three branches, checked (tools/demo.sh)
 #   make bench      benchmarks (bench/README.md)
+#   make fuzz       libFuzzer on every parser, FUZZ_TIME seconds each (tests/fuzz/run-libfuzzer.sh)
 
 PREFIX  ?= /usr/local
 DESTDIR ?=
@@ -44,6 +45,9 @@ FUZZ_SRC  := $(wildcard tests/fuzz/fuzz_*.c)
 FUZZ_BIN  := $(FUZZ_SRC:tests/fuzz/%.c=$(BUILD)/tests/%)
 # helpers of the CLI tests (tests/tools/NAME.c -> BUILD/tests/NAME), not tests themselves
 TEST_TOOL_BIN := $(patsubst tests/tools/%.c,$(BUILD)/tests/%,$(wildcard tests/tools/*.c))
+# the multi-branch simulation (tests/sim/*.c -> BUILD/tests/tz-sim)
+SIM_BIN   := $(BUILD)/tests/tz-sim
+SIM_OBJ   := $(patsubst %.c,$(BUILD)/%.o,$(wildcard tests/sim/*.c))
 BENCH_SRC := $(wildcard bench/*.c)
 BENCH_BIN := $(BENCH_SRC:bench/%.c=$(BUILD)/bench/%)
 
@@ -85,6 +89,10 @@ $(BUILD)/tests/fuzz_%: $(BUILD)/tests/fuzz/fuzz_%.o $(BUILD)/tests/fuzz/driver.o
 	@mkdir -p $(dir $@)
 	$(CC) $(SANFLAGS) -o $@ $^ $(LDLIBS)
 
+$(SIM_BIN): $(SIM_OBJ)
+	@mkdir -p $(dir $@)
+	$(CC) $(SANFLAGS) -o $@ $^ $(LDLIBS)
+
 $(BUILD)/bench/%: $(BUILD)/bench/%.o $(LIB)
 	@mkdir -p $(dir $@)
 	$(CC) $(SANFLAGS) -o $@ $^ $(LDLIBS)
@@ -96,16 +104,17 @@ test: deps
 	@$(MAKE) --no-print-directory all tests-build
 	@sh tests/run.sh $(BUILD)
 
-# The same suite with the campaigns scaled up (TZ_LONG=1: e.g. 50 branches
-# syncing at once in t12-http-load, 50 SIGKILLs in t11-http).
+# the deep campaigns (docs/testing.md), same runner, TZ_LONG=1: 1,000
+# simulation seeds, 1,000+ kills, every sweep in full, 50 branches syncing
+# at once in t12-http-load
 test-long: deps
 	@$(MAKE) --no-print-directory all tests-build
-	@TZ_LONG=1 sh tests/run.sh $(BUILD)
+	@TZ_LONG=1 TEST_TIMEOUT=$${TEST_TIMEOUT:-14400} sh tests/run.sh $(BUILD)
 
 .PHONY: tests-build
 # the benchmark programs too: t11-bench checks their structure, and they
 # must build with -Werror (and under SAN=1) like everything else
-tests-build: $(UNIT_BIN) $(FUZZ_BIN) $(TEST_TOOL_BIN) $(BENCH_BIN)
+tests-build: $(UNIT_BIN) $(FUZZ_BIN) $(TEST_TOOL_BIN) $(SIM_BIN) $(BENCH_BIN)
 
 demo: deps
 	@$(MAKE) --no-print-directory all

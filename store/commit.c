@@ -960,7 +960,7 @@ static int prepare_snapshot(tz_store *s, commit_ctx *c, bool spill, bool *has_he
 	memset(c, 0, sizeof(*c));
 	c->s = s;
 	tz_staging__init(&c->st);
-	c->st.spill = spill;   /* a commit that writes: big ones in chunks */
+	c->st.spill = spill ? TZ_COMMIT_SPILL_BYTES : 0;   /* a commit that writes: big ones in chunks */
 	tz_hmap__init(&c->keys);
 	if ((rc = tz_sql__exec(s, "BEGIN")) < 0)
 		return rc;
@@ -1110,7 +1110,7 @@ int tz_store_commit_with(tz_store *s, const char *message, const char *admin, bo
 	memset(&c, 0, sizeof(c));
 	c.s = s;
 	tz_staging__init(&c.st);
-	c.st.spill = true;
+	c.st.spill = TZ_COMMIT_SPILL_BYTES;
 	tz_hmap__init(&c.keys);
 	if (admin && (rc = admin_key(s, admin, &kp)) < 0)
 		return rc;

@@ -58,20 +58,25 @@ tz_hmap_slot *tz_hmap__get(const tz_hmap *m, const void *key, size_t klen);
 /* ---- history (history.c, pack.c) ---- */
 
 /* Objects made in memory and not yet in the object database.  With
- * `spill` set, once the blobs and trees held pass TZ_STAGING_SPILL_BYTES
- * they are written as a pack and their bytes dropped (ids and types stay,
- * reads go to the object database): an import of 100,000 rows holds one
- * chunk, not the whole rebuilt bundle.  16 MiB: the agency-day import of
- * 7,821 rows stages ~10 MiB; spilling at 8 MiB read it all back from the
- * pack (+22% instructions, callgrind).  Commits are never spilled: until
- * the caller writes them, nothing references what was spilled. */
+ * `spill` set (a threshold in bytes), once the blobs and trees held pass
+ * it they are written as a pack and their bytes dropped (ids and types
+ * stay, reads go to the object database): an import of 100,000 rows holds
+ * one chunk, not the whole rebuilt bundle.  Imports: 16 MiB (the
+ * agency-day import of 7,821 rows stages ~10 MiB; spilling at 8 MiB read
+ * it all back from the pack: +22% instructions, callgrind).  Commits: 64
+ * MiB, because every pack is one more place libgit2 looks for an id the
+ * store lacks (100 extra packs: +12% CPU for the agency-day import), and a
+ * commit's staging is not the import's memory target.  Commits are never
+ * spilled: until the caller writes them, nothing references what was
+ * spilled. */
 #define TZ_STAGING_SPILL_BYTES ((size_t)16 << 20)
+#define TZ_COMMIT_SPILL_BYTES ((size_t)64 << 20)
 typedef struct tz_staging {
 	tz_hmap index;       /* oid bytes -> 1 + position in objs */
 	const struct tz_staging *also;   /* read next when an id is not here */
 	size_t bytes;        /* the objects' sizes, summed (spilled included) */
 	size_t held;         /* bytes of blobs and trees not yet written */
-	bool spill;
+	size_t spill;        /* 0: never */
 	size_t n, cap;
 	struct tz_obj {
 		tz_oid oid;

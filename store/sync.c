@@ -702,7 +702,7 @@ static int rebuild(tz_store *s, const tz_incoming *in, const void *payload, size
 	int rc;
 
 	tz_staging__init(&b->st);
-	b->st.spill = true;   /* a big bundle is written in chunks as rebuilt */
+	b->st.spill = TZ_STAGING_SPILL_BYTES;   /* a big bundle is written in chunks as rebuilt */
 	/* [P2] every prerequisite must be here, named when missing */
 	for (size_t i = 0; i < in->nprereq; i++)
 		if (!git_odb_exists(s->odb, (const git_oid *)in->prereq[i].id)) {
@@ -1406,8 +1406,13 @@ static int integrate_bundle(integrate_ctx *x, const rebuilt *b, size_t start, co
 			break;
 		if (np < 2)
 			continue;
-		/* the stretch up to the merge's first parent, then from the merge */
-		if (memcmp(&par[0], &seg_from, sizeof(tz_oid)) != 0)
+		/* the stretch up to the merge's first parent, then from the merge;
+		 * none before it when the stretch starts at the merge itself
+		 * (first_from: the bundle's first new commit is a merge), else
+		 * the diff would run backwards, from the merge to its parent,
+		 * and undo HQ's answer (tests/sim seed 105) */
+		if (memcmp(&par[0], &seg_from, sizeof(tz_oid)) != 0 &&
+		    memcmp(&b->commits[i], &seg_from, sizeof(tz_oid)) != 0)
 			rc = integrate_segment(x, &seg_from, &par[0], rows);
 		seg_from = b->commits[i];
 	}
@@ -1508,7 +1513,7 @@ static int import_hq(tz_store *s, const tz_incoming *in, const void *payload, si
 	tz_staging__init(&b.st);
 	/* the merge's objects, written stretch by stretch (and in chunks when
 	 * big); what stays held is read again by materialising */
-	mst.spill = true;
+	mst.spill = TZ_STAGING_SPILL_BYTES;
 	mst.also = &b.st;
 	tz_hmap__init(&sc.ours_map);
 	tz_hmap__init(&sc.theirs_map);
@@ -1828,6 +1833,33 @@ fail:
 	return rc;
 }
 
+/* [P15] The base of the branch's merge of an answer: git's merge base,
+ * unless that is not a descendant of the view the branch last imported
+ * (tz_meta.base).  That happens in a criss-cross: the branch merged answer
+ * A, then HQ's answer B joins the branch's older head and A; git may name
+ * the older head, and rows A brought would count as the branch's own and
+ * win over HQ's newer values in B (tests/sim seed 428; t11).  The view is
+ * then the base: what the branch knows of HQ for certain. */
+static int local_merge_base(tz_store *s, const tz_oid *head, const tz_oid *tip, tz_oid *out)
+{
+	git_oid mb;
+	tz_oid view;
+	bool has_view, newer;
+	int rc;
+
+	if (git_merge_base(&mb, s->repo, (const git_oid *)head->id, (const git_oid *)tip->id) < 0)
+		return tz_git__error("cannot find the merge base with HQ's answer");
+	memcpy(out->id, mb.id, sizeof(out->id));
+	if ((rc = oid_meta(s, "base", &view, &has_view)) < 0 || !has_view ||
+	    (rc = is_ancestor(s, &view, out, &newer)) < 0 || newer)
+		return rc;
+	if ((rc = is_ancestor(s, &view, head, &newer)) < 0 || !newer ||
+	    (rc = is_ancestor(s, &view, tip, &newer)) < 0 || !newer)
+		return rc;
+	*out = view;
+	return TZ_OK;
+}
+
 static int import_branch(tz_store *s, const tz_incoming *in, const void *payload, size_t n, tz_import_result *res)
 {
 	rebuilt b;
@@ -1840,7 +1872,6 @@ static int import_branch(tz_store *s, const tz_incoming *in, const void *payload
 	char hex[41], msg[512];
 	apply_state a;
 	int64_t ver;
-	git_oid mb;
 	int rc;
 
 	memset(&b, 0, sizeof(b));
@@ -1892,11 +1923,8 @@ static int import_branch(tz_store *s, const tz_incoming *in, const void *payload
 		 * the next push) */
 		bool empty;
 		tz_oid merged;
-		if (git_merge_base(&mb, s->repo, (const git_oid *)head.id, (const git_oid *)tip.id) < 0) {
-			rc = tz_git__error("cannot find the merge base with HQ's answer");
+		if ((rc = local_merge_base(s, &head, &tip, &mbase)) < 0)
 			goto done;
-		}
-		memcpy(mbase.id, mb.id, 20);
 		lc.s = s;
 		lc.st = &mst;
 		lc.answer = &tip_root;

@@ -1,117 +1,224 @@
 #!/bin/sh
-# make demo: a short scripted scenario of what Tazamun does today, on a
-# scratch directory: an HQ store, a schema with three tracked tables, rows
-# written by the sqlite3 shell (as any application would), signed commits,
-# the history read and verified by stock git, a diff, a check that catches a
-# write behind the triggers' back; then a branch enrolled from a file, a day
-# offline, and the cycle by USB key.  Usage: tools/demo.sh BUILD_DIR
+# make demo: a public employment agency's day, on a scratch directory.
+# HQ and three branches (CAS01 Casablanca, RAB01 Rabat, AGA01 Agadir) on the
+# agency schema (tools/agency/schema.sql) with generated data (syncctl
+# generate), an offline day at every branch and at HQ with the conflict
+# scenarios of domain.md §3 (C1 same person at two branches, C2 transfer, C3
+# HQ fixes a name while the branch edits the contact, C4 over-filled offer,
+# C12 a status changed on both sides), the sync by USB-style files, the
+# conflict queue, resolutions, the second sync, and checks of every store.
+# The summary's numbers come from queries of the stores and are compared
+# with what the generator says it did: any difference exits 1.
+#
+# Usage: tools/demo.sh BUILD_DIR
+#   TZ_DEMO_DIR      scratch directory (default: a new one under $TMPDIR)
+#   TZ_DEMO_SEEKERS  job seekers per branch (default 2000; the test uses fewer)
+#   TZ_DEMO_QUIET=1  no command echo (the test)
+#   TZ_DEMO_CHECK_ONLY=1  only the summary's checks, on the stores of an
+#                    earlier run in TZ_DEMO_DIR (the test tampers with them)
 set -eu
 BUILD=${1:-build}
 S="$(cd "$BUILD" && pwd)/syncctl"
 SRC=$(cd "$(dirname "$0")/.." && pwd)
 DEMO=${TZ_DEMO_DIR:-$(mktemp -d "${TMPDIR:-/tmp}/tazamun-demo.XXXXXX")}
+N=${TZ_DEMO_SEEKERS:-2000}
+QUIET=${TZ_DEMO_QUIET:-0}
+BRANCHES="CAS01 RAB01 AGA01"
 HQ="$DEMO/hq"
-step() { printf '\n\033[1m== %s\033[0m\n' "$*"; }
-run() { printf '$ %s\n' "$*"; "$@"; }
+USB="$DEMO/usb"
+# the scenarios of one branch's day (the generator's defaults, named here
+# because the checks below count on them)
+C1=2 C2=2 C3=3 C4=1 C12=2
+GEN="--seed 42 --branches 3 --seekers $N"
+export TZ_PASSPHRASE="demo: a passphrase told over the phone"
+mkdir -p "$DEMO" "$USB"
+START=$(date +%s)
+OVERFILL_SQL="SELECT o.offer_no, o.positions_total, count(*) FROM job_offer o JOIN placement p ON p.job_offer_id = o.id
+	AND p.status IN ('signed', 'started', 'ended') GROUP BY o.id HAVING count(*) > o.positions_total"
 
-step "1. Create a headquarters store"
+step() { printf '\n\033[1m== %s\033[0m  (%ss)\n' "$*" $(($(date +%s) - START)); }
+run() { [ "$QUIET" = 1 ] || printf '$ %s\n' "$*"; "$@"; }
+# runj FILE COMMAND...: run, keeping its JSON in FILE
+runj() { f=$1; shift; [ "$QUIET" = 1 ] || printf '$ %s > %s\n' "$*" "$f"; "$@" >"$f"; }
+q() { sqlite3 -batch -noheader "$1/store.db" "$2"; }
+FAILED=0
+# claim WHAT GOT WANT: one line of the summary; a difference fails the demo
+claim() {
+	if [ "$2" = "$3" ]; then
+		printf '  ok    %-64s %s\n' "$1" "$2"
+	else
+		printf '  FAIL  %-64s %s (expected %s)\n' "$1" "$2" "$3"
+		FAILED=$((FAILED + 1))
+	fi
+}
+# jget FILE PATH: a number from the JSON the generator printed
+jget() { sqlite3 :memory: "SELECT json_extract(CAST(readfile('$1') AS TEXT), '$2')"; }
+
+if [ "${TZ_DEMO_CHECK_ONLY:-0}" != 1 ]; then
+step "1. Headquarters: a store, the agency schema and its sync declarations"
 run "$S" init-hq "$HQ"
-
-step "2. Declare the tracked tables (owned job seekers, shared employers, HQ occupations)"
-cat >"$DEMO/schema.sql" <<'SQL'
-CREATE TABLE job_seeker(id TEXT PRIMARY KEY, owner_branch TEXT NOT NULL, id_doc_number TEXT,
-  last_name_lat TEXT NOT NULL, last_name_ar TEXT, first_name_lat TEXT, birth_date TEXT, phone TEXT);
-CREATE TABLE employer(ice TEXT PRIMARY KEY, name TEXT NOT NULL, city TEXT, employees INTEGER);
-CREATE TABLE occupation(code TEXT, scheme TEXT, label_fr TEXT, label_ar TEXT, PRIMARY KEY (scheme, code));
-INSERT INTO tz_track(tbl, scope, owner_column) VALUES
-  ('job_seeker', 'owned', 'owner_branch'), ('employer', 'shared', NULL), ('occupation', 'hq', NULL);
-SQL
-run "$S" -C "$HQ" schema apply "$DEMO/schema.sql"
-
-step "3. The application writes (here: the sqlite3 shell); triggers capture every change"
-sqlite3 "$HQ/store.db" <<'SQL'
-INSERT INTO occupation VALUES ('K2111', 'ROME', 'Formation professionnelle', 'التكوين المهني'),
-  ('N4101', 'ROME', 'Conduite de poids lourd', 'سياقة الشاحنات');
-INSERT INTO employer VALUES ('001525478000088', 'Atlas Logistique', 'Casablanca', 120);
-WITH RECURSIVE c(i) AS (SELECT 1 UNION ALL SELECT i + 1 FROM c WHERE i < 2000)
-INSERT INTO job_seeker SELECT printf('%s-%06d', b, i), b, printf('BE%06d', 100000 + i),
-  'Alaoui', 'العلوي', 'Amine', printf('19%02d-%02d-%02d', 70 + i % 30, 1 + i % 12, 1 + i % 28),
-  printf('06%08d', i * 7919 % 100000000)
-FROM c, (SELECT 'CAS01' AS b UNION ALL SELECT 'RAB02');
-SQL
-run "$S" -C "$HQ" status
-
-step "4. Seal the change log into a signed commit (one pack, SSH signature)"
-run "$S" -C "$HQ" commit -m "registrations of the day"
-
-step "5. An update; the diff shows the changed columns"
-sqlite3 "$HQ/store.db" "UPDATE job_seeker SET phone = '0661234567' WHERE id = 'CAS01-000042';
-  UPDATE employer SET employees = 135 WHERE ice = '001525478000088';"
-run "$S" -C "$HQ" diff
-run "$S" -C "$HQ" commit -m "phone and headcount"
-
-step "6. Stock git reads and verifies the history"
-echo "\$ $S -C $HQ keys allowed-signers > $DEMO/allowed_signers"
-"$S" -C "$HQ" keys allowed-signers >"$DEMO/allowed_signers"
-run git -C "$HQ/history" -c gpg.ssh.allowedSignersFile="$DEMO/allowed_signers" verify-commit HEAD
-path=$(git -C "$HQ/history" ls-tree -r --name-only HEAD job_seeker/CAS01 | grep 'CAS01-000042$')
-run git -C "$HQ/history" show "HEAD:$path"
-run git -C "$HQ/history" log --oneline
-
-step "7. verify: signatures, objects, and store.db == head + change log"
-run "$S" -C "$HQ" verify
-cp -a "$HQ" "$DEMO/tampered"
-sqlite3 "$DEMO/tampered/store.db" "DROP TRIGGER tz_u_2; UPDATE job_seeker SET phone = '0000000000' WHERE id = 'RAB02-000007';"
-printf '$ (a write behind the triggers'"'"' back, in a copy) syncctl verify\n'
-if "$S" -C "$DEMO/tampered" verify; then
-	echo "demo: verify should have failed on the tampered copy" >&2
-	exit 1
+run "$S" -C "$HQ" schema apply "$SRC/tools/agency/schema.sql"
+if [ "$(q "$HQ" "SELECT count(*) FROM sqlite_master WHERE name IN ('tz_unique', 'tz_invariant', 'tz_access')")" = 3 ]; then
+	run "$S" -C "$HQ" schema apply "$SRC/tools/agency/integrity.sql"
+else
+	echo "(this engine has no tz_unique/tz_invariant/tz_access yet: tools/agency/integrity.sql not applied)"
 fi
 
-step "8. Enrol branch CAS01 from a file (a USB key); the passphrase travels apart"
-export TZ_PASSPHRASE="demo: a passphrase told over the phone"
-mkdir -p "$DEMO/usb"
-run "$S" -C "$HQ" branch add CAS01 --out "$DEMO/usb/CAS01.tze"
-run "$S" init-branch "$DEMO/cas01" --enroll "$DEMO/usb/CAS01.tze"
-echo "(CAS01 holds its own $(sqlite3 "$DEMO/cas01/store.db" "SELECT count(*) FROM job_seeker") job seekers, the shared employers, HQ's occupations)"
+step "2. The national data: reference tables, employers, offers, 3 x $N job seekers and their history"
+runj "$DEMO/base.json" "$S" -C "$HQ" generate base $GEN --progress --json
+echo "  $(jget "$DEMO/base.json" '$.rows') rows in $(jget "$DEMO/base.json" '$.seconds') s" \
+	"($(jget "$DEMO/base.json" '$.rows_per_second') rows/s): $(jget "$DEMO/base.json" '$.inserted.job_seeker') job seekers," \
+	"$(jget "$DEMO/base.json" '$.inserted.employer') employers, $(jget "$DEMO/base.json" '$.inserted.job_offer') offers"
+run "$S" -C "$HQ" commit -m "national data as of 2025-11-02"
+"$S" -C "$HQ" keys add-admin amina >/dev/null
 
-step "9. A day offline at CAS01, then the USB key goes to HQ"
-sqlite3 "$DEMO/cas01/store.db" <<'SQL'
-INSERT INTO job_seeker VALUES ('CAS01-002001', 'CAS01', 'BE998877', 'Bennani', 'بناني', 'Salma', '1998-03-14', '0612345678');
-UPDATE job_seeker SET phone = '0699887766' WHERE id = 'CAS01-000042';
-INSERT INTO employer VALUES ('002233445000011', 'Souss Agro', 'Agadir', 45);
-UPDATE occupation SET label_fr = 'changed at a branch' WHERE code = 'K2111';
-SQL
-run "$S" -C "$DEMO/cas01" export --out "$DEMO/usb/cas01.tzb"
-run "$S" -C "$HQ" import "$DEMO/usb/cas01.tzb"
-printf '$ grep -c "Bennani" %s   # the bundle is encrypted\n' "$DEMO/usb/cas01.tzb"
-grep -c "Bennani" "$DEMO/usb/cas01.tzb" || true
-
-step "10. HQ answers; CAS01 takes the answer (its change to an HQ table is undone)"
-run "$S" -C "$HQ" export --for CAS01 --out "$DEMO/usb/hq-cas01.tzb"
-run "$S" -C "$DEMO/cas01" import "$DEMO/usb/hq-cas01.tzb"
-run sqlite3 "$DEMO/cas01/store.db" "SELECT label_fr FROM occupation WHERE code = 'K2111'"
-run "$S" -C "$DEMO/cas01" status
-"$S" -C "$HQ" keys allowed-signers >"$DEMO/allowed_signers"
-printf '$ git verify-commit every commit at HQ\n'
-n=0
-for c in $(git -C "$HQ/history" rev-list --all); do
-	git -C "$HQ/history" -c gpg.ssh.allowedSignersFile="$DEMO/allowed_signers" verify-commit "$c" 2>/dev/null ||
-		{ echo "demo: commit $c does not verify" >&2; exit 1; }
-	n=$((n + 1))
+step "3. Enrol three branches from files (a USB key each; the passphrase travels apart)"
+for b in $BRANCHES; do
+	lower=$(echo "$b" | tr 'A-Z' 'a-z')
+	run "$S" -C "$HQ" branch add "$b" --out "$USB/$b.tze"
+	run "$S" init-branch "$DEMO/$lower" --enroll "$USB/$b.tze"
 done
-echo "$n commits, all signed by keys HQ knows"
 
-step "Summary (counted from the store)"
-rows=$(sqlite3 "$HQ/store.db" "SELECT (SELECT count(*) FROM job_seeker) + (SELECT count(*) FROM employer) + (SELECT count(*) FROM occupation)")
-in_head=$(git -C "$HQ/history" ls-tree -r --name-only HEAD | grep -cv '^_')
-commits=$(git -C "$HQ/history" rev-list --count HEAD)
-echo "store:   $HQ"
-echo "rows in store.db: $rows; rows in the head commit: $in_head; commits: $commits"
-[ "$rows" = "$in_head" ] || { echo "demo: store.db and the head disagree" >&2; exit 1; }
+step "4. An offline day: every branch works without a connection, and so does HQ"
+for b in $BRANCHES; do
+	lower=$(echo "$b" | tr 'A-Z' 'a-z')
+	runj "$DEMO/day-$b.json" "$S" -C "$DEMO/$lower" generate day --branch "$b" $GEN --json
+	echo "  $b: $(jget "$DEMO/day-$b.json" '$.inserted.job_seeker') registrations," \
+		"$(jget "$DEMO/day-$b.json" '$.inserted.interview') interviews," \
+		"$(jget "$DEMO/day-$b.json" '$.inserted.application') applications," \
+		"$(jget "$DEMO/day-$b.json" '$.inserted.placement') placements," \
+		"$(jget "$DEMO/day-$b.json" '$.rows') rows written in all"
+done
+runj "$DEMO/day-HQ.json" "$S" -C "$HQ" generate day --hq $GEN --json
+echo "  HQ: $(jget "$DEMO/day-HQ.json" '$.scenarios.c3_name_fixes') names fixed," \
+	"$(jget "$DEMO/day-HQ.json" '$.scenarios.c12_status_both') statuses set (automatic deregistration)," \
+	"$(jget "$DEMO/day-HQ.json" '$.scenarios.c2_transferred') job seekers transferred," \
+	"$(jget "$DEMO/day-HQ.json" '$.inserted.job_seeker') registrations from the web portal"
+run "$S" -C "$HQ" commit -m "HQ: identity fixes, transfers, portal registrations"
+
+step "5. The USB key goes round: each branch exports, HQ imports (files for all three: syncd is not in this build yet)"
+for b in $BRANCHES; do
+	lower=$(echo "$b" | tr 'A-Z' 'a-z')
+	run "$S" -C "$DEMO/$lower" export --out "$USB/$b-to-hq.tzb"
+	run "$S" -C "$HQ" import "$USB/$b-to-hq.tzb"
+done
+
+step "6. The administrators' queues at HQ"
+run "$S" -C "$HQ" conflicts list
+run "$S" -C "$HQ" conflicts show 1
+echo "C3, merged column by column without asking (HQ's name, the branch's phone):"
+run sqlite3 "$HQ/store.db" "SELECT owner_branch, last_name_lat, first_name_lat, phone FROM job_seeker
+	WHERE last_name_lat = upper(last_name_lat) AND phone LIKE '+2127%' ORDER BY owner_branch LIMIT 4"
+if "$S" duplicates --help >/dev/null 2>&1; then
+	run "$S" -C "$HQ" duplicates list
+else
+	echo "duplicate job seekers by national ID (a query; the duplicates queue comes with the integrity issue):"
+	run sqlite3 "$HQ/store.db" "SELECT id_doc_number, group_concat(owner_branch || ' ' || first_name_lat || ' ' || last_name_lat || ' ' || phone, ' | ')
+		FROM job_seeker GROUP BY id_doc_type, id_doc_number HAVING count(*) > 1"
+fi
+echo "over-filled offers (C4):"
+run sqlite3 "$HQ/store.db" "$OVERFILL_SQL"
+
+step "7. Resolve: CAS01's statuses as the branch set them (signed by administrator amina), one of RAB01's as HQ set it"
+# by id, the data entries only (other kinds come with the integrity issue)
+cas_ids=$(q "$HQ" "SELECT group_concat(id, ' ') FROM tz_conflicts WHERE branch = 'CAS01' AND kind = 'data' AND status = 'open'")
+first_rab=$(q "$HQ" "SELECT min(id) FROM tz_conflicts WHERE branch = 'RAB01' AND kind = 'data' AND status = 'open'")
+run "$S" -C "$HQ" conflicts resolve $cas_ids --theirs --as amina
+run "$S" -C "$HQ" conflicts resolve "$first_rab" --ours --as amina
+
+step "8. HQ answers every branch; the branches take the answers"
+for b in $BRANCHES; do
+	lower=$(echo "$b" | tr 'A-Z' 'a-z')
+	run "$S" -C "$HQ" export --for "$b" --out "$USB/hq-to-$b.tzb"
+	run "$S" -C "$DEMO/$lower" import "$USB/hq-to-$b.tzb"
+done
+
+step "9. Verify every store: syncctl verify, and stock git verify-commit on every commit"
+"$S" -C "$HQ" keys allowed-signers >"$DEMO/allowed_signers"
+for st in hq cas01 rab01 aga01; do
+	run "$S" -C "$DEMO/$st" verify
+	n=0
+	for c in $(git -C "$DEMO/$st/history" rev-list --all); do
+		git -C "$DEMO/$st/history" -c gpg.ssh.allowedSignersFile="$DEMO/allowed_signers" verify-commit "$c" 2>/dev/null ||
+			{ echo "demo: commit $c of $st does not verify with git" >&2; exit 1; }
+		n=$((n + 1))
+	done
+	echo "  $st: $n commits, every one verified by git verify-commit"
+done
+fi
+
+step "10. Summary: what the stores hold, against what the generator did"
+TABLES="territory occupation programme employer job_offer job_seeker interview application placement workshop workshop_attendance"
+OWNED="job_seeker interview application placement workshop workshop_attendance"
+# sum PATH: the sum of a number over the base and the four days
+sum() {
+	t=0
+	for f in "$DEMO/base.json" "$DEMO"/day-*.json; do
+		v=$(jget "$f" "$1")
+		t=$((t + ${v:-0}))
+	done
+	echo "$t"
+}
+echo "HQ ($HQ):"
+for t in $TABLES; do
+	claim "rows of $t" "$(q "$HQ" "SELECT count(*) FROM $t")" "$(sum "\$.inserted.$t")"
+done
+total=0
+for t in $TABLES; do total=$((total + $(q "$HQ" "SELECT count(*) FROM $t"))); done
+claim "rows in the head commit = rows in store.db" "$(git -C "$HQ/history" ls-tree -r --name-only HEAD | grep -cv '^_')" "$total"
+claim "C1 persons registered at two branches (same national ID)" \
+	"$(q "$HQ" "SELECT count(*) FROM (SELECT 1 FROM job_seeker GROUP BY id_doc_type, id_doc_number HAVING count(*) > 1)")" \
+	"$(($(sum '$.scenarios.c1_persons') / 2))"
+claim "C2 job seekers transferred by HQ, now at the next branch" \
+	"$(q "$HQ" "SELECT count(*) FROM job_seeker WHERE owner_branch <> origin_branch AND origin_branch <> 'WEB'")" \
+	"$(jget "$DEMO/day-HQ.json" '$.scenarios.c2_transferred')"
+claim "C3 rows with HQ's name fix and the branch's new phone" \
+	"$(q "$HQ" "SELECT count(*) FROM job_seeker WHERE last_name_lat = upper(last_name_lat) AND phone LIKE '+2127%'")" \
+	"$(jget "$DEMO/day-HQ.json" '$.scenarios.c3_name_fixes')"
+claim "C4 offers with more placements than positions" \
+	"$(q "$HQ" "SELECT count(*) FROM ($OVERFILL_SQL)")" "$(jget "$DEMO/day-CAS01.json" '$.scenarios.c4_offers')"
+claim "C12 statuses changed on both sides: conflicts queued" \
+	"$(q "$HQ" "SELECT count(*) FROM tz_conflicts WHERE kind = 'data' AND tbl = 'job_seeker'")" \
+	"$(jget "$DEMO/day-HQ.json" '$.scenarios.c12_status_both')"
+claim "conflicts resolved (CAS01's as the branch set them, one of RAB01's)" \
+	"$(q "$HQ" "SELECT count(*) FROM tz_conflicts WHERE status = 'resolved'")" "$((C12 + 1))"
+claim "data conflicts still open" "$(q "$HQ" "SELECT count(*) FROM tz_conflicts WHERE kind = 'data' AND status = 'open'")" \
+	"$(($(jget "$DEMO/day-HQ.json" '$.scenarios.c12_status_both') - C12 - 1))"
+for b in $BRANCHES; do
+	lower=$(echo "$b" | tr 'A-Z' 'a-z')
+	echo "$b ($DEMO/$lower):"
+	same=0 differ=""
+	for t in $TABLES; do
+		w=""
+		case " $OWNED " in *" $t "*) w="WHERE owner_branch = '$b'" ;; esac
+		a=$(q "$HQ" "SELECT * FROM $t $w ORDER BY 1" | cksum)
+		c=$(q "$DEMO/$lower" "SELECT * FROM $t ORDER BY 1" | cksum)
+		if [ "$a" = "$c" ]; then same=$((same + 1)); else differ="$differ $t"; fi
+	done
+	claim "tables identical to HQ's view of $b${differ:+ (differ:$differ)}" "$same" 11
+	claim "rows of other branches it still holds" "$(q "$DEMO/$lower" "SELECT count(*) FROM job_seeker WHERE owner_branch <> '$b'")" 0
+	claim "C2 job seekers received from the previous branch" \
+		"$(q "$DEMO/$lower" "SELECT count(*) FROM job_seeker WHERE origin_branch NOT IN ('$b', 'WEB')")" "$C2"
+	claim "C3 rows with HQ's name and the branch's phone" \
+		"$(q "$DEMO/$lower" "SELECT count(*) FROM job_seeker WHERE last_name_lat = upper(last_name_lat) AND phone LIKE '+2127%'")" "$C3"
+done
+claim "CAS01 holds the statuses it set (resolved --theirs)" \
+	"$(q "$DEMO/cas01" "SELECT count(*) FROM job_seeker WHERE status_reason IN ('placé en CDI (contrat signé)', 'inscrit à la formation Taehil')")" "$C12"
+claim "RAB01 holds HQ's status on its conflicting rows (one --ours, one provisional)" \
+	"$(q "$DEMO/rab01" "SELECT count(*) FROM job_seeker WHERE status_reason LIKE 'radiation automatique%'")" "$C12"
+[ "$(q "$HQ" "SELECT count(*) FROM sqlite_master WHERE name = 'tz_unique'")" = 1 ] &&
+	echo "(integrity declarations applied: tools/agency/integrity.sql)"
+
 echo
-echo "Explore:  $S -C $HQ log"
-echo "          $S -C $HQ show HEAD"
-echo "          git -C $HQ/history log --stat"
-echo "          $S -C $DEMO/cas01 log"
-echo "Docs:     $SRC/docs/architecture.md, $SRC/docs/store-layout.md, $SRC/docs/protocol.md"
+echo "Took $(($(date +%s) - START)) s. Stores in $DEMO. Explore:"
+echo "  $S -C $HQ status                  # head, open conflicts"
+echo "  $S -C $HQ conflicts list --all    # the queue, resolved entries too"
+echo "  $S -C $HQ log -n 5                # who committed what, signatures checked"
+echo "  $S -C $DEMO/cas01 diff HEAD~1 HEAD  # what CAS01's last sync changed"
+echo "  git -C $HQ/history log --graph --oneline --all"
+echo "  sqlite3 $HQ/store.db 'SELECT owner_branch, count(*) FROM job_seeker GROUP BY 1'"
+echo "Docs: $SRC/README.md, $SRC/docs/architecture.md, $SRC/docs/merge.md, $SRC/docs/protocol.md"
+if [ "$FAILED" -gt 0 ]; then
+	echo "demo: $FAILED claim(s) of the summary do not match the stores" >&2
+	exit 1
+fi

@@ -127,6 +127,22 @@ static const cli_command commands[] = {
 	  "or, with --as NAME, by that administrator. Branches learn it at their next import.\n\n"
 	  "Examples:\n  syncctl -C hq duplicates list --json\n"
 	  "  syncctl -C hq duplicates merge P-0007 P-0192 --set phone=0612345678 --as amina\n" },
+	{ "generate", cmd_generate,
+	  "generate (base | day (--branch CODE | --hq)) [--seed N] [--branches N] [--seekers N] ...",
+	  "write deterministic agency data (tools/agency/schema.sql)",
+	  "base: the reference data and every branch's rows (employers with ICE numbers, offers,\n"
+	  "job seekers with Latin and Arabic names and CNIE numbers, interviews, applications,\n"
+	  "placements, workshops) into store.db, in one transaction; at HQ before enrolling.\n"
+	  "day --branch CODE: one offline day at that branch's store (domain.md 2.3, x --scale);\n"
+	  "day --hq: HQ's side of the same day.  The two sides set up the conflict scenarios\n"
+	  "C1 (--c1 persons registered at the first two branches), C2 (--c2 transfers by HQ),\n"
+	  "C3 (--c3 names fixed at HQ, contacts at the branch), C4 (--c4 offers of 2 positions\n"
+	  "every branch fills; give it to 'base') and C12 (--c12 statuses set on both sides).\n"
+	  "Same --seed, --branches and --seekers everywhere: the output is a function of them.\n"
+	  "Defaults: --seed 42 --branches 3 --seekers 2000 --day 1 --scale 1 --c1 2 --c2 2\n"
+	  "--c3 3 --c4 1 --c12 2.  --progress shows progress when stderr is not a terminal.\n\n"
+	  "Example:\n  syncctl -C hq generate base --seekers 2000 && syncctl -C hq commit\n"
+	  "  syncctl -C cas01 generate day --branch CAS01 --json\n" },
 	{ "keys", cmd_keys, "keys show | allowed-signers | revoke CODE | add-admin NAME",
 	  "the key registry; allowed signers for git",
 	  "'keys show' lists every key the store knows (HQ, branches, administrators) with\n"
