@@ -70,7 +70,8 @@ for site in alloc write fsync rename sql gitalloc; do
 			reset || { bad=$((bad + 1)); echo "# $site:$k: cannot reset"; break; }
 			continue
 		fi
-		if [ "$site" = gitalloc ] && [ $rc -gt 128 ]; then
+		# a crash: a signal, or under SAN=1 AddressSanitizer's SEGV report (exit 1)
+		if [ "$site" = gitalloc ] && { [ $rc -gt 128 ] || grep -q 'AddressSanitizer: SEGV' "$WORK/err"; }; then
 			crashed="$crashed $k"
 			unchanged || { bad=$((bad + 1)); echo "# $site:$k: libgit2 crashed (exit $rc) and the store changed"; }
 			continue

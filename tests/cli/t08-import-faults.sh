@@ -128,7 +128,8 @@ run() {
 			{ BAD=$((BAD + 1)); echo "# $SIDE $SITE:$k: no fault, but exit $rc or not the reference state"; }
 		return
 	fi
-	if [ -z "$FIRED" ] && [ "$SITE" = gitalloc ] && [ $rc -gt 128 ]; then
+	# a crash: a signal, or under SAN=1 AddressSanitizer's SEGV report (exit 1)
+	if [ -z "$FIRED" ] && [ "$SITE" = gitalloc ] && { [ $rc -gt 128 ] || grep -q 'AddressSanitizer: SEGV' err; }; then
 		# libgit2 1.5.1 crashes on some failed allocations of its own
 		# (docs/testing.md): like a kill, that must leave the store as it
 		# was or, past the import's commit point (the refs move after
