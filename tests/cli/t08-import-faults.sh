@@ -119,7 +119,11 @@ run() {
 	local k=$1 rc
 	RUNS=$((RUNS + 1))
 	rm -rf w f && cp -a "$SRC" w
-	TZ_FAULTSIM="$SITE:$k" TZ_FAULTSIM_REPORT="$WORK/f" "$S" -C w import "$BUNDLE" >out 2>err
+	# under SAN=1, libgit2's own leaks on its failed allocations are not
+	# ours (t03 says more)
+	local asan=${ASAN_OPTIONS:-}
+	[ "$SITE" = gitalloc ] && asan="${asan:+$asan:}detect_leaks=0"
+	ASAN_OPTIONS=$asan TZ_FAULTSIM="$SITE:$k" TZ_FAULTSIM_REPORT="$WORK/f" "$S" -C w import "$BUNDLE" >out 2>err
 	rc=$?
 	FIRED=$(cat f 2>/dev/null)
 	if [ "$FIRED" = "not fired" ]; then
