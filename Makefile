@@ -2,14 +2,16 @@
 #
 #   make            build the library and the programs into build/
 #   make test       install missing Debian packages (as root), build, run every test
+#   make test-long  the deep campaigns: 1,000 simulation seeds, 1,000+ kills, every sweep
 #   make test SAN=1 the same under AddressSanitizer + UndefinedBehaviorSanitizer (build-san/)
 #   make demo       an agency's offline day at HQ and three branches, checked (tools/demo.sh)
 #   make bench      benchmarks (bench/README.md)
+#   make fuzz       libFuzzer on every parser, FUZZ_TIME seconds each (tests/fuzz/run-libfuzzer.sh)
 
 PREFIX  ?= /usr/local
 DESTDIR ?=
 CC      ?= cc
-PKGS    := sqlite3 libgit2 libzstd libsodium zlib libcrypto
+PKGS    := sqlite3 libgit2 libzstd libsodium zlib libcrypto libmicrohttpd libcurl
 
 ifeq ($(SAN),1)
 BUILD   ?= build-san
@@ -43,10 +45,13 @@ FUZZ_SRC  := $(wildcard tests/fuzz/fuzz_*.c)
 FUZZ_BIN  := $(FUZZ_SRC:tests/fuzz/%.c=$(BUILD)/tests/%)
 # helpers of the CLI tests (tests/tools/NAME.c -> BUILD/tests/NAME), not tests themselves
 TEST_TOOL_BIN := $(patsubst tests/tools/%.c,$(BUILD)/tests/%,$(wildcard tests/tools/*.c))
+# the multi-branch simulation (tests/sim/*.c -> BUILD/tests/tz-sim)
+SIM_BIN   := $(BUILD)/tests/tz-sim
+SIM_OBJ   := $(patsubst %.c,$(BUILD)/%.o,$(wildcard tests/sim/*.c))
 BENCH_SRC := $(wildcard bench/*.c)
 BENCH_BIN := $(BENCH_SRC:bench/%.c=$(BUILD)/bench/%)
 
-.PHONY: all test demo bench bench-quick fuzz install uninstall clean deps help check-pkgs
+.PHONY: all test test-long demo bench bench-quick bench-deps fuzz install uninstall clean deps help check-pkgs
 all: check-pkgs $(PROGS)
 
 check-pkgs:
@@ -84,6 +89,10 @@ $(BUILD)/tests/fuzz_%: $(BUILD)/tests/fuzz/fuzz_%.o $(BUILD)/tests/fuzz/driver.o
 	@mkdir -p $(dir $@)
 	$(CC) $(SANFLAGS) -o $@ $^ $(LDLIBS)
 
+$(SIM_BIN): $(SIM_OBJ)
+	@mkdir -p $(dir $@)
+	$(CC) $(SANFLAGS) -o $@ $^ $(LDLIBS)
+
 $(BUILD)/bench/%: $(BUILD)/bench/%.o $(LIB)
 	@mkdir -p $(dir $@)
 	$(CC) $(SANFLAGS) -o $@ $^ $(LDLIBS)
@@ -95,18 +104,33 @@ test: deps
 	@$(MAKE) --no-print-directory all tests-build
 	@sh tests/run.sh $(BUILD)
 
+# the deep campaigns (docs/testing.md), same runner, TZ_LONG=1: 1,000
+# simulation seeds, 1,000+ kills, every sweep in full, 50 branches syncing
+# at once in t12-http-load
+test-long: deps
+	@$(MAKE) --no-print-directory all tests-build
+	@TZ_LONG=1 TEST_TIMEOUT=$${TEST_TIMEOUT:-14400} sh tests/run.sh $(BUILD)
+
 .PHONY: tests-build
-tests-build: $(UNIT_BIN) $(FUZZ_BIN) $(TEST_TOOL_BIN)
+# the benchmark programs too: t11-bench checks their structure, and they
+# must build with -Werror (and under SAN=1) like everything else
+tests-build: $(UNIT_BIN) $(FUZZ_BIN) $(TEST_TOOL_BIN) $(SIM_BIN) $(BENCH_BIN)
 
 demo: deps
 	@$(MAKE) --no-print-directory all
 	@sh tools/demo.sh $(BUILD)
 
-bench: deps
+# npm (sqlite-sync's extension is fetched at bench time): the bench's own
+# dependency, never make test's; bench/deps.sh does not fail without it
+bench-deps: deps
+	@sh bench/deps.sh
+
+bench: bench-deps
 	@$(MAKE) --no-print-directory all $(BENCH_BIN)
 	@sh bench/run.sh $(BUILD)
 
-bench-quick: deps
+# under a minute: 10,000 rows, one repetition where a program allows it
+bench-quick: bench-deps
 	@$(MAKE) --no-print-directory all $(BENCH_BIN)
 	@sh bench/run.sh $(BUILD) --quick
 
@@ -125,6 +149,6 @@ clean:
 	rm -rf build build-san build-fuzz
 
 help:
-	@sed -n '1,9p' Makefile
+	@sed -n '1,10p' Makefile
 
 -include $(shell find $(BUILD) -name '*.d' 2>/dev/null)

@@ -145,6 +145,18 @@ static inline void ad_scale_period(ad_options *o)
 		o->hot_rows = 1;
 }
 
+/* The sizes the benchmark programs take: `rows` base rows when given (not
+ * 0), else 10,000 for --quick, else DESIGN's 100,000; with --quick the
+ * period scaled to them, so that every program's quick run is the same
+ * workload. */
+static inline void ad_options_size(ad_options *o, int quick, uint32_t rows)
+{
+	if (rows != 0 || quick)
+		o->base_rows = rows ? rows : 10000;
+	if (quick)
+		ad_scale_period(o);
+}
+
 
 
 /* ---- value lists (names, the random numbers and dates: tools/agency_data.h) ---- */

@@ -20,9 +20,11 @@
 #include <limits.h>
 #include <spawn.h>
 #include <stdarg.h>
+#include <stdint.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <sys/resource.h>
 #include <sys/stat.h>
 #include <sys/wait.h>
 #include <time.h>
@@ -240,6 +242,131 @@ BENCH_FN int bench_spawn(double *secs, char *err, size_t cap,
 	return -1;
 }
 
+/*
+ * Run argv (argv[0] a path, or a name found in PATH) with stdin from `in`
+ * (NULL: /dev/null), stdout into `out` (NULL: the log) and stderr appended
+ * to `log`.  *secs: wall time from spawning to reaping; *rss_kib (may be
+ * NULL): the child's peak RSS (wait4's ru_maxrss).  0 when it exits with
+ * status 0, 1 when it exits with status 1 (a tool's "yes, but", such as
+ * git merge-tree's conflicts), otherwise -1 and in err[cap] how it ended
+ * and the last line it logged.
+ */
+BENCH_FN int bench_run(double *secs, long *rss_kib, char *err, size_t cap,
+    const char *in, const char *out, const char *log, char *const argv[])
+{
+	posix_spawn_file_actions_t fa;
+	char said[256];
+	struct rusage ru;
+	struct stat ls;
+	int rc, st = 0;
+	pid_t pid, w = -1;
+	double t0;
+
+	err[0] = '\0';
+	if (stat(log, &ls) < 0)
+		ls.st_size = 0;
+	memset(&ru, 0, sizeof(ru));
+	posix_spawn_file_actions_init(&fa);
+	posix_spawn_file_actions_addopen(&fa, 0, in ? in : "/dev/null",
+	    O_RDONLY, 0);
+	posix_spawn_file_actions_addopen(&fa, 2, log,
+	    O_WRONLY | O_CREAT | O_APPEND, 0644);
+	if (out != NULL)
+		posix_spawn_file_actions_addopen(&fa, 1, out,
+		    O_WRONLY | O_CREAT | O_TRUNC, 0644);
+	else
+		posix_spawn_file_actions_adddup2(&fa, 2, 1);
+	t0 = bench_now();
+	rc = posix_spawnp(&pid, argv[0], &fa, NULL, argv, environ);
+	if (rc == 0)
+		while ((w = wait4(pid, &st, 0, &ru)) < 0 && errno == EINTR)
+			;
+	*secs = bench_now() - t0;
+	posix_spawn_file_actions_destroy(&fa);
+	if (rss_kib != NULL)
+		*rss_kib = ru.ru_maxrss;
+	if (rc != 0) {
+		snprintf(err, cap, "cannot run '%.300s': %s", argv[0], strerror(rc));
+		return -1;
+	}
+	if (w == pid && WIFEXITED(st) && WEXITSTATUS(st) <= 1)
+		return WEXITSTATUS(st);
+	bench_log_tail(said, sizeof(said), log, (long)ls.st_size);
+	snprintf(err, cap, "'%.100s' %s %d: %.300s", argv[0], WIFEXITED(st) ?
+	    "exited with" : "killed by signal", WIFEXITED(st) ?
+	    WEXITSTATUS(st) : WTERMSIG(st), said[0] ? said : log);
+	return -1;
+}
+
+/* ---- SQLite ---- */
+
+/* Run SQL; -1 and a message in err[cap] on failure. */
+BENCH_FN int bench_db_exec(char *err, size_t cap, sqlite3 *db, const char *sql)
+{
+	if (sqlite3_exec(db, sql, NULL, NULL, NULL) == SQLITE_OK)
+		return 0;
+	snprintf(err, cap, "sqlite: %.200s: %s", sql, sqlite3_errmsg(db));
+	return -1;
+}
+
+/* One integer from a query (-1 on failure, with err[cap] set). */
+BENCH_FN long long bench_db_int(char *err, size_t cap, sqlite3 *db,
+    const char *sql)
+{
+	sqlite3_stmt *st = NULL;
+	long long v = -1;
+
+	if (sqlite3_prepare_v2(db, sql, -1, &st, NULL) == SQLITE_OK &&
+	    sqlite3_step(st) == SQLITE_ROW)
+		v = sqlite3_column_int64(st, 0);
+	else
+		snprintf(err, cap, "sqlite: %.200s: %s", sql, sqlite3_errmsg(db));
+	sqlite3_finalize(st);
+	return v;
+}
+
+/* VACUUM INTO: a clean copy of the database `db` has open as main. */
+BENCH_FN int bench_db_snapshot(char *err, size_t cap, sqlite3 *db,
+    const char *dst)
+{
+	char *sql;
+	int rc;
+
+	bench_rm_db(dst);
+	if ((sql = sqlite3_mprintf("VACUUM INTO %Q", dst)) == NULL) {
+		snprintf(err, cap, "out of memory");
+		return -1;
+	}
+	rc = bench_db_exec(err, cap, db, sql);
+	sqlite3_free(sql);
+	return rc;
+}
+
+/* Rows of `table` whose content differs between the database `db` has
+ * open as main and the one at `base_path` (inserted, deleted or changed:
+ * EXCEPT both ways, keys counted once): "per changed row" of DESIGN §10.
+ * -1 on failure. */
+BENCH_FN long long bench_changed_rows(char *err, size_t cap, sqlite3 *db,
+    const char *base_path, const char *table, const char *key)
+{
+	char *sql = sqlite3_mprintf("ATTACH %Q AS bench_base", base_path);
+	long long n = -1;
+
+	if (sql == NULL || bench_db_exec(err, cap, db, sql) < 0)
+		goto out;
+	sqlite3_free(sql);
+	sql = sqlite3_mprintf("SELECT count(*) FROM (SELECT %s FROM (SELECT * "
+	    "FROM main.%s EXCEPT SELECT * FROM bench_base.%s) UNION SELECT %s "
+	    "FROM (SELECT * FROM bench_base.%s EXCEPT SELECT * FROM main.%s))",
+	    key, table, table, key, table, table);
+	if (sql != NULL)
+		n = bench_db_int(err, cap, db, sql);
+	sqlite3_exec(db, "DETACH bench_base", NULL, NULL, NULL);
+out:
+	sqlite3_free(sql);
+	return n;
+}
+
 /* ---- the machine ---- */
 
 /* First line of a shell command's output, or "unknown". */
@@ -295,6 +422,9 @@ BENCH_FN void bench_machine_info(FILE *f, const char *scratch)
 	fprintf(f, "cpu:      %s, nproc %ld\n", cpu,
 	    sysconf(_SC_NPROCESSORS_ONLN));
 	bench_command_out(line, sizeof(line),
+	    "grep MemTotal /proc/meminfo 2>/dev/null");
+	fprintf(f, "memory:   %s\n", line);
+	bench_command_out(line, sizeof(line),
 	    "pkg-config --modversion libgit2 2>/dev/null");
 	fprintf(f, "sqlite:   %s; libgit2 %s; zstd %s\n", sqlite3_libversion(),
 	    line, ZSTD_versionString());
@@ -324,6 +454,108 @@ BENCH_FN int bench_num_arg(unsigned long long *out, const char *s,
 	*out = strtoull(s, &end, 10);
 	return errno || end == s || *end || *s == '-' || *out < lo ||
 	    *out > hi ? -1 : 0;
+}
+
+/*
+ * The options every benchmark program takes, parsed by one loop:
+ * --seed N, --reps N (1..reps_max), --quick, --syncctl PATH, --schema FILE,
+ * --dir DIR (scratch, kept), --results DIR, --summary FILE (append the
+ * figures bench/table.c gathers into one table), --rows N, --changes N,
+ * -h/--help.  A NULL target
+ * means the program does not take that option.  *reps, *rows and
+ * *changes are left alone when not given, so the caller can tell.
+ */
+typedef struct bench_args {
+	uint64_t *seed;
+	int *reps;
+	int reps_max;
+	int *quick;
+	const char **syncctl, **schema, **results_dir, **summary;
+	char *dir;                  /* PATH_MAX bytes */
+	uint32_t *rows;             /* --rows N: base rows, 4,000..990,000 */
+	uint32_t *changes;          /* --changes N: 1..999,999 */
+} bench_args;
+
+/* A program's own option: 0 when taken, -1 when unknown or bad. */
+typedef int (*bench_own_arg)(void *ctx, const char *opt, const char *val);
+
+/* Parse argv[1..argc): common options into a's targets, the others through
+ * own (NULL: none).  Returns 0, 1 after printing usage on stdout for
+ * -h/--help (the caller exits 0), -1 on a usage error (exit 2). */
+BENCH_FN int bench_parse_args(const bench_args *a, int argc, char **argv,
+    bench_own_arg own, void *ctx, void (*usage)(FILE *))
+{
+	unsigned long long v;
+	int i;
+
+	for (i = 1; i < argc; i++) {
+		const char *o = argv[i], *val = i + 1 < argc ? argv[i + 1] : NULL;
+
+		if (strcmp(o, "--quick") == 0 && a->quick != NULL) {
+			*a->quick = 1;
+			continue;
+		}
+		if (strcmp(o, "-h") == 0 || strcmp(o, "--help") == 0) {
+			usage(stdout);
+			return 1;
+		}
+		if (val == NULL)
+			return -1;
+		i++;
+		if (strcmp(o, "--seed") == 0 && a->seed != NULL) {
+			if (bench_num_arg(&v, val, 0, ~0ULL) < 0)
+				return -1;
+			*a->seed = v;
+		} else if (strcmp(o, "--reps") == 0 && a->reps != NULL) {
+			if (bench_num_arg(&v, val, 1, (unsigned)a->reps_max) < 0)
+				return -1;
+			*a->reps = (int)v;
+		} else if (strcmp(o, "--rows") == 0 && a->rows != NULL) {
+			if (bench_num_arg(&v, val, 4000, 990000) < 0)
+				return -1;
+			*a->rows = (uint32_t)v;
+		} else if (strcmp(o, "--changes") == 0 && a->changes != NULL) {
+			if (bench_num_arg(&v, val, 1, 999999) < 0)
+				return -1;
+			*a->changes = (uint32_t)v;
+		} else if (strcmp(o, "--syncctl") == 0 && a->syncctl != NULL)
+			*a->syncctl = val;
+		else if (strcmp(o, "--schema") == 0 && a->schema != NULL)
+			*a->schema = val;
+		else if (strcmp(o, "--results") == 0 && a->results_dir != NULL)
+			*a->results_dir = val;
+		else if (strcmp(o, "--summary") == 0 && a->summary != NULL)
+			*a->summary = val;
+		else if (strcmp(o, "--dir") == 0 && a->dir != NULL) {
+			/* room for the names made under it */
+			if (strlen(val) == 0 || strlen(val) >= PATH_MAX - 256)
+				return -1;
+			snprintf(a->dir, PATH_MAX, "%s", val);
+		} else if (own == NULL || own(ctx, o, val) < 0)
+			return -1;
+	}
+	return 0;
+}
+
+/* Append "KEY VALUE" to the summary file (no-op when path is NULL): the
+ * figures bench/table.c reads back.  Keys are documented there. */
+BENCH_PRINTF(3, 4)
+BENCH_FN void bench_summary(const char *path, const char *key,
+    const char *fmt, ...)
+{
+	char val[1024];
+	FILE *f;
+	va_list ap;
+
+	if (path == NULL || (f = fopen(path, "a")) == NULL)
+		return;
+	va_start(ap, fmt);
+	vsnprintf(val, sizeof(val), fmt, ap);
+	va_end(ap);
+	/* one line per key: the reader splits on lines */
+	val[strcspn(val, "\n")] = '\0';
+	fprintf(f, "%s %s\n", key, val);
+	fclose(f);
 }
 
 /* Write a report to RESULTS_DIR/NAME-<date>SUFFIX.txt with the machine's
@@ -357,6 +589,22 @@ BENCH_FN void bench_write_results(const char *results_dir, const char *name, con
 		printf("results not written: '%s': %s\n", path, strerror(errno));
 	else
 		printf("results written to %s\n", path);
+}
+
+/* The end of a program's run: its report on stdout and in
+ * RESULTS_DIR/NAME-<date>SUFFIX.txt; the scratch directory removed when
+ * the program made it (own) and nothing asks to keep it (keep). */
+BENCH_FN void bench_publish(const char *text, const char *results_dir,
+    const char *name, const char *suffix, const char *scratch,
+    const char *syncctl, int own, int keep)
+{
+	fputs(text, stdout);
+	fflush(stdout);
+	bench_write_results(results_dir, name, suffix, text, scratch, syncctl);
+	if (own && !keep)
+		bench_rm_rf(scratch);
+	else if (scratch[0] != '\0')
+		printf("scratch directory kept: %s\n", scratch);
 }
 
 #endif /* BENCH_BENCH_H */

@@ -60,6 +60,7 @@ typedef struct bench {
 	const char *syncctl;        /* NULL: no Tazamun contender */
 	const char *schema;         /* bench/agency_day.sql */
 	const char *results_dir;
+	const char *summary;        /* --summary FILE: figures for table.c */
 	char dir[PATH_MAX];         /* scratch directory */
 	int own_dir;                /* dir made by us: removed at the end */
 	char note[2048];            /* remarks for the report */
@@ -522,10 +523,24 @@ static void report(const bench *b, FILE *f)
 	fputs(b->note, f);
 }
 
-static void write_results(bench *b, const char *text)
+/* The figures bench/table.c gathers (--summary; keys in table.c). */
+static void write_summary(const bench *b)
 {
-	bench_write_results(b->results_dir, "bundle-size", b->quick ? "-quick" :
-	    b->opt.base_rows != 100000 ? "-custom" : "", text, b->dir, b->syncctl);
+	const result *tz = &b->res[C_TAZAMUN], *sql = &b->res[C_SQLTEXT];
+	double rows = b->changed;
+
+	if (rows <= 0)
+		return;
+	if (sql->done)
+		bench_summary(b->summary, "bytes.sqltext.z19", "%.2f",
+		    (double)sql->wire / rows);
+	if (tz->done)
+		bench_summary(b->summary, "bytes.tazamun", "%.2f",
+		    (double)tz->wire / rows);
+	else if (b->syncctl != NULL)
+		bench_summary(b->summary, "bytes.tazamun", "! %s", tz->error);
+	bench_summary(b->summary, "workload.bytes", "%u changed rows",
+	    b->changed);
 }
 
 /* ---- main ---- */
@@ -534,7 +549,8 @@ static void usage(FILE *f)
 {
 	fprintf(f, "usage: bundle_size [--seed N] [--rows N] [--quick] "
 	    "[--syncctl PATH]\n"
-	    "                   [--schema FILE] [--dir DIR] [--results DIR]\n"
+	    "                   [--schema FILE] [--dir DIR] [--results DIR] "
+	    "[--summary FILE]\n"
 	    "Bytes on the wire per changed row of the agency-day offline "
 	    "period:\n"
 	    "session changeset, patchset and SQL text (zstd -19) against "
@@ -546,46 +562,17 @@ static void usage(FILE *f)
 
 static int parse_args(bench *b, int argc, char **argv)
 {
-	unsigned long long v;
-	int i, rows = 0;
+	uint32_t rows = 0;
+	bench_args a = {
+		.seed = &b->opt.seed, .quick = &b->quick, .syncctl = &b->syncctl,
+		.schema = &b->schema, .results_dir = &b->results_dir,
+		.summary = &b->summary, .dir = b->dir, .rows = &rows,
+	};
+	int rc = bench_parse_args(&a, argc, argv, NULL, NULL, usage);
 
-	for (i = 1; i < argc; i++) {
-		const char *a = argv[i], *val = i + 1 < argc ? argv[i + 1] : NULL;
-
-		if (strcmp(a, "--quick") == 0) {
-			b->quick = 1;
-			continue;
-		}
-		if (strcmp(a, "-h") == 0 || strcmp(a, "--help") == 0) {
-			usage(stdout);
-			exit(0);
-		}
-		if (val == NULL)
-			return -1;
-		i++;
-		if (strcmp(a, "--seed") == 0 && bench_num_arg(&v, val, 0, ~0ULL) == 0)
-			b->opt.seed = v;
-		else if (strcmp(a, "--rows") == 0 &&
-		    bench_num_arg(&v, val, 4000, 990000) == 0)
-			b->opt.base_rows = (uint32_t)v, rows = 1;
-		else if (strcmp(a, "--syncctl") == 0)
-			b->syncctl = val;
-		else if (strcmp(a, "--schema") == 0)
-			b->schema = val;
-		else if (strcmp(a, "--dir") == 0 && strlen(val) > 0 &&
-		    strlen(val) < sizeof(b->dir) - 256)
-			/* room for the names made under it */
-			snprintf(b->dir, sizeof(b->dir), "%s", val);
-		else if (strcmp(a, "--results") == 0)
-			b->results_dir = val;
-		else
-			return -1;
-	}
-	if (b->quick) {
-		if (!rows)
-			b->opt.base_rows = 10000;
-		ad_scale_period(&b->opt);
-	}
+	if (rc != 0)
+		return rc;
+	ad_options_size(&b->opt, b->quick, rows);
 	return 0;
 }
 
@@ -623,14 +610,16 @@ int main(int argc, char **argv)
 	char base[PATH_MAX] = "", *text = NULL;
 	size_t len = 0;
 	FILE *mem;
+	int rc;
 
 	ad_options_default(&b.opt, 42);
 	b.schema = "bench/agency_day.sql";
 	b.results_dir = "bench/results";
 	b.tz_changed = b.tz_vs_peer = -1;
-	if (parse_args(&b, argc, argv) < 0) {
-		usage(stderr);
-		return 2;
+	if ((rc = parse_args(&b, argc, argv)) != 0) {
+		if (rc < 0)
+			usage(stderr);
+		return rc < 0 ? 2 : 0;
 	}
 	check_syncctl(&b);
 	if ((b.w = ad_workload_new(&b.opt)) == NULL) {
@@ -654,13 +643,10 @@ int main(int argc, char **argv)
 		return 1;
 	report(&b, mem);
 	fclose(mem);
-	fputs(text, stdout);
-	fflush(stdout);
-	write_results(&b, text);
-	if (b.own_dir)
-		bench_rm_rf(b.dir);
-	else
-		printf("scratch directory kept: %s\n", b.dir);
+	write_summary(&b);
+	bench_publish(text, b.results_dir, "bundle-size", b.quick ? "-quick" :
+	    b.opt.base_rows != 100000 ? "-custom" : "", b.dir, b.syncctl,
+	    b.own_dir, 0);
 	free(text);
 	ad_workload_free(b.w);
 	return 0;

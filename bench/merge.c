@@ -101,6 +101,7 @@ typedef struct bench {
 	const char *syncctl;
 	const char *schema;
 	const char *results_dir;
+	const char *summary;        /* --summary FILE: figures for table.c */
 	char dir[PATH_MAX];
 	int own_dir;
 	char note[8192];
@@ -959,6 +960,52 @@ static void report(const bench *b, FILE *f)
 	fputs(b->note, f);
 }
 
+/* One figure of a row for bench/table.c: "! why" when it is missing. */
+static void summary_row(const bench *b, const char *key, int row, double v)
+{
+	const result *r = &b->res[row];
+
+	if (usable(r))
+		bench_summary(b->summary, key, "%.4f", v);
+	else
+		bench_summary(b->summary, key, "! %s", r->error[0] ? r->error :
+		    r->import_error[0] ? r->import_error : b->syncctl == NULL ?
+		    "no --syncctl" : "not run");
+}
+
+/* The figures bench/table.c gathers (--summary; keys in table.c). */
+static void write_summary(const bench *b)
+{
+	const result *small = &b->res[R_SMALL], *mem = &b->res[R_MEM];
+
+	if (want(b, 1)) {
+		summary_row(b, "merge.session", R_PEER,
+		    median_secs(&b->res[R_PEER]));
+		bench_summary(b->summary, "contested.session", "the bench's "
+		    "handler: REPLACE (the branch's row) on %d DATA conflicts",
+		    b->conflicts[SQLITE_CHANGESET_DATA]);
+	}
+	if (want(b, 1) || want(b, 2))
+		summary_row(b, "merge.tazamun", R_SMALL, median_secs(small));
+	if (want(b, 2))
+		summary_row(b, "merge.tazamun.big", R_BIG,
+		    median_secs(&b->res[R_BIG]));
+	if (want(b, 3)) {
+		summary_row(b, "rss.tazamun", R_MEM, max_rss_mib(mem));
+		bench_summary(b->summary, "rss.changes", "%llu",
+		    (unsigned long long)mem->changes);
+	}
+	if (small->converged >= 0)
+		bench_summary(b->summary, "converged.tazamun", "%s",
+		    small->converged ? "yes" : "no");
+	if (usable(small) && small->said[0] != '\0')
+		bench_summary(b->summary, "contested.tazamun", "%s", small->said);
+	bench_summary(b->summary, "workload.merge", "%u base rows, HQ %zu "
+	    "concurrent updates (%u on rows the branch touched), big store %u "
+	    "rows, median of %d", b->opt.base_rows, b->w->hq.nop,
+	    b->w->opt.hq_overlap, b->big_rows, b->reps);
+}
+
 /* ---- main ---- */
 
 static void usage(FILE *f)
@@ -967,7 +1014,8 @@ static void usage(FILE *f)
 	    "[--hq-overlap N]\n"
 	    "             [--big-rows N] [--changes N] [--cases LIST] "
 	    "[--syncctl PATH]\n"
-	    "             [--schema FILE] [--dir DIR] [--results DIR]\n"
+	    "             [--schema FILE] [--dir DIR] [--results DIR] "
+	    "[--summary FILE]\n"
 	    "HQ's merge of the agency-day period (syncctl import) against the "
 	    "session\n"
 	    "extension's changeset apply; the same on a big store; the RSS of "
@@ -975,83 +1023,72 @@ static void usage(FILE *f)
 	    "many changes.  --cases 1,2,3 picks them.  See bench/README.md.\n");
 }
 
+/* merge's own options; what they set is applied by parse_args. */
+typedef struct merge_args {
+	bench *b;
+	unsigned long long edits, overlap, big;
+} merge_args;
+
+static int own_arg(void *ctx, const char *a, const char *val)
+{
+	merge_args *m = ctx;
+	unsigned long long v;
+	const char *c;
+
+	if (strcmp(a, "--cases") == 0) {
+		m->b->cases = 0;
+		for (c = val; *c; c++)
+			if (*c >= '1' && *c <= '3')
+				m->b->cases |= 1 << (*c - '1');
+			else if (*c != ',')
+				return -1;
+		return 0;
+	}
+	if (strcmp(a, "--hq-edits") == 0 && bench_num_arg(&v, val, 0, 50000) == 0)
+		m->edits = v;
+	else if (strcmp(a, "--hq-overlap") == 0 &&
+	    bench_num_arg(&v, val, 0, 50000) == 0)
+		m->overlap = v;
+	else if (strcmp(a, "--big-rows") == 0 &&
+	    bench_num_arg(&v, val, 1, 14000000) == 0)
+		m->big = v;
+	else
+		return -1;
+	return 0;
+}
+
 static int parse_args(bench *b, int argc, char **argv)
 {
-	unsigned long long v, edits = ~0ULL, overlap = ~0ULL, big = 0, chg = 0;
-	int i, reps = 0;
+	merge_args m = { b, ~0ULL, ~0ULL, 0 };
+	uint32_t chg = 0;
+	bench_args a = {
+		.seed = &b->opt.seed, .reps = &b->reps, .reps_max = MAX_REPS,
+		.quick = &b->quick, .syncctl = &b->syncctl, .schema = &b->schema,
+		.results_dir = &b->results_dir, .summary = &b->summary,
+		.dir = b->dir, .changes = &chg,
+	};
+	int rc = bench_parse_args(&a, argc, argv, own_arg, &m, usage);
 
-	for (i = 1; i < argc; i++) {
-		const char *a = argv[i], *val = i + 1 < argc ? argv[i + 1] : NULL;
-
-		if (strcmp(a, "--quick") == 0) {
-			b->quick = 1;
-			continue;
-		}
-		if (strcmp(a, "-h") == 0 || strcmp(a, "--help") == 0) {
-			usage(stdout);
-			exit(0);
-		}
-		if (val == NULL)
-			return -1;
-		i++;
-		if (strcmp(a, "--seed") == 0 && bench_num_arg(&v, val, 0, ~0ULL) == 0)
-			b->opt.seed = v;
-		else if (strcmp(a, "--reps") == 0 &&
-		    bench_num_arg(&v, val, 1, MAX_REPS) == 0)
-			reps = (int)v;
-		else if (strcmp(a, "--hq-edits") == 0 &&
-		    bench_num_arg(&v, val, 0, 50000) == 0)
-			edits = v;
-		else if (strcmp(a, "--hq-overlap") == 0 &&
-		    bench_num_arg(&v, val, 0, 50000) == 0)
-			overlap = v;
-		else if (strcmp(a, "--big-rows") == 0 &&
-		    bench_num_arg(&v, val, 1, 14000000) == 0)
-			big = v;
-		else if (strcmp(a, "--changes") == 0 &&
-		    bench_num_arg(&v, val, 1, 999999) == 0)
-			chg = v;
-		else if (strcmp(a, "--cases") == 0) {
-			const char *c;
-
-			b->cases = 0;
-			for (c = val; *c; c++)
-				if (*c >= '1' && *c <= '3')
-					b->cases |= 1 << (*c - '1');
-				else if (*c != ',')
-					return -1;
-		} else if (strcmp(a, "--syncctl") == 0)
-			b->syncctl = val;
-		else if (strcmp(a, "--schema") == 0)
-			b->schema = val;
-		else if (strcmp(a, "--dir") == 0 && strlen(val) > 0 &&
-		    strlen(val) < sizeof(b->dir) - 256)
-			snprintf(b->dir, sizeof(b->dir), "%s", val);
-		else if (strcmp(a, "--results") == 0)
-			b->results_dir = val;
-		else
-			return -1;
-	}
-	b->custom = edits != ~0ULL || overlap != ~0ULL || big || chg ||
+	if (rc != 0)
+		return rc;
+	b->custom = m.edits != ~0ULL || m.overlap != ~0ULL || m.big || chg ||
 	    b->cases != 7;
-	if (b->quick) {
-		b->opt.base_rows = 10000;
-		ad_scale_period(&b->opt);
-	}
-	b->reps = reps ? reps : 3;
-	b->big_rows = big ? (uint32_t)big : b->opt.base_rows * 15;
-	b->mem_changes = chg ? (uint32_t)chg : b->opt.base_rows;
+	ad_options_size(&b->opt, b->quick, 0);
+	if (b->reps == 0)
+		b->reps = b->quick ? 1 : 3;
+	b->big_rows = m.big ? (uint32_t)m.big : b->opt.base_rows * 15;
+	b->mem_changes = chg ? chg : b->opt.base_rows;
 	if (b->mem_changes > b->opt.base_rows)
 		b->mem_changes = b->opt.base_rows;
 	if (b->big_rows <= b->opt.base_rows || b->cases == 0)
 		return -1;
-	if (edits != ~0ULL) {
-		b->opt.hq_updates = (uint32_t)edits;
+	if (m.edits != ~0ULL) {
+		b->opt.hq_updates = (uint32_t)m.edits;
 		/* 10% on rows the branch touched, as the workload's */
-		b->opt.hq_overlap = (uint32_t)(edits / 10);
+		b->opt.hq_overlap = (uint32_t)(m.edits / 10);
 	}
-	if (overlap != ~0ULL)
-		b->opt.hq_overlap = (uint32_t)overlap;
+	if (m.overlap != ~0ULL)
+		b->opt.hq_overlap = (uint32_t)m.overlap;
 	if (b->opt.hq_overlap > b->opt.hq_updates)
 		b->opt.hq_overlap = b->opt.hq_updates;
 	return 0;
@@ -1065,15 +1102,16 @@ int main(int argc, char **argv)
 	char *text = NULL, err[512] = "";
 	size_t len = 0;
 	FILE *mem;
-	int rep, row, tz;
+	int rep, row, tz, rc;
 
 	ad_options_default(&b.opt, 42);
 	b.schema = "bench/agency_day.sql";
 	b.results_dir = "bench/results";
 	b.cases = 7;
-	if (parse_args(&b, argc, argv) < 0) {
-		usage(stderr);
-		return 2;
+	if ((rc = parse_args(&b, argc, argv)) != 0) {
+		if (rc < 0)
+			usage(stderr);
+		return rc < 0 ? 2 : 0;
 	}
 	for (row = 0; row < NROWS; row++)
 		b.res[row].verify = b.res[row].converged = -1;
@@ -1167,15 +1205,9 @@ int main(int argc, char **argv)
 		return 1;
 	report(&b, mem);
 	fclose(mem);
-	fputs(text, stdout);
-	fflush(stdout);
-	bench_write_results(b.results_dir, "merge", b.custom ? "-custom" :
-	    b.quick ? "-quick" : "", text,
-	    b.dir, b.syncctl);
-	if (b.own_dir)
-		bench_rm_rf(b.dir);
-	else
-		printf("scratch directory kept: %s\n", b.dir);
+	write_summary(&b);
+	bench_publish(text, b.results_dir, "merge", b.custom ? "-custom" :
+	    b.quick ? "-quick" : "", b.dir, b.syncctl, b.own_dir, 0);
 	free(text);
 	ad_workload_free(b.w);
 	ad_workload_free(b.w0);

@@ -64,6 +64,7 @@ typedef struct bench {
 	const char *syncctl;        /* NULL: no Tazamun contender */
 	const char *schema;         /* bench/agency_day.sql */
 	const char *results_dir;
+	const char *summary;        /* --summary FILE: figures for table.c */
 	char dir[PATH_MAX];         /* scratch directory */
 	int own_dir;                /* dir made by us: removed at the end */
 	char note[1024];            /* warnings for the report */
@@ -518,10 +519,48 @@ static void report(const bench *b, FILE *f)
 	fputs(b->note, f);
 }
 
-static void write_results(bench *b, const char *text)
+/* The figures bench/table.c gathers (--summary; keys in table.c). */
+static void write_summary(const bench *b)
 {
-	bench_write_results(b->results_dir, "write-cost", b->quick ? "-quick" :
-	    b->opt.base_rows != 100000 ? "-custom" : "", text, b->dir, b->syncctl);
+	static const char *const key[NCONTENDERS] = {
+		"plain", "session", "triglog", "tazamun"
+	};
+	static const char *const form[2] = { "changeset", "patchset" };
+	static const char *const level[3] = { "raw", "z3", "z19" };
+	const result *p = &b->res[C_PLAIN], *s = &b->res[C_SESSION];
+	const result *t = &b->res[C_TAZAMUN];
+	double ref = bench_median(p->write, p->nrep);
+	char k[64];
+	int c, i, j;
+
+	for (c = 0; c < NCONTENDERS; c++) {
+		const result *r = &b->res[c];
+		double m = bench_median(r->write, r->nrep);
+
+		if (c == C_TAZAMUN && b->syncctl == NULL)
+			continue;
+		snprintf(k, sizeof(k), "write.%s", key[c]);
+		if (r->nrep == 0 || ref <= 0) {
+			bench_summary(b->summary, k, "! %s", r->error[0] ?
+			    r->error : "plain SQLite failed");
+			continue;
+		}
+		bench_summary(b->summary, k, "%.4f", m / ref);
+	}
+	for (i = 0; s->nrep > 0 && s->changed > 0 && i < 2; i++)
+		for (j = 0; j < 3; j++) {
+			snprintf(k, sizeof(k), "bytes.%s.%s", form[i], level[j]);
+			bench_summary(b->summary, k, "%.2f",
+			    (double)s->bytes[i][j] / s->changed);
+		}
+	if (b->syncctl != NULL && t->nrep > 0)
+		bench_summary(b->summary, "commit1k.tazamun", "%.4f",
+		    bench_median(t->commit[K_1K], t->nrep));
+	else if (b->syncctl != NULL)
+		bench_summary(b->summary, "commit1k.tazamun", "! %s", t->error);
+	bench_summary(b->summary, "workload.write", "%u base rows, %u ins / %u "
+	    "upd / %u del, median of %d", b->opt.base_rows, b->opt.inserts,
+	    b->opt.updates, b->opt.deletes, b->reps);
 }
 
 /* ---- main ---- */
@@ -530,53 +569,26 @@ static void usage(FILE *f)
 {
 	fprintf(f, "usage: write_cost [--seed N] [--rows N] [--reps N] "
 	    "[--quick] [--syncctl PATH]\n"
-	    "                  [--schema FILE] [--dir DIR] [--results DIR]\n");
+	    "                  [--schema FILE] [--dir DIR] [--results DIR] "
+	    "[--summary FILE]\n");
 }
 
 static int parse_args(bench *b, int argc, char **argv)
 {
-	unsigned long long v;
-	int i, rows = 0, reps = 0;
+	uint32_t rows = 0;
+	bench_args a = {
+		.seed = &b->opt.seed, .reps = &b->reps, .reps_max = MAX_REPS,
+		.quick = &b->quick, .syncctl = &b->syncctl, .schema = &b->schema,
+		.results_dir = &b->results_dir, .summary = &b->summary,
+		.dir = b->dir, .rows = &rows,
+	};
+	int rc = bench_parse_args(&a, argc, argv, NULL, NULL, usage);
 
-	for (i = 1; i < argc; i++) {
-		const char *a = argv[i], *val = i + 1 < argc ? argv[i + 1] : NULL;
-
-		if (strcmp(a, "--quick") == 0) {
-			b->quick = 1;
-			continue;
-		}
-		if (strcmp(a, "-h") == 0 || strcmp(a, "--help") == 0) {
-			usage(stdout);
-			exit(0);
-		}
-		if (val == NULL)
-			return -1;
-		i++;
-		if (strcmp(a, "--seed") == 0 && bench_num_arg(&v, val, 0, ~0ULL) == 0)
-			b->opt.seed = v;
-		else if (strcmp(a, "--rows") == 0 &&
-		    bench_num_arg(&v, val, 4000, 990000) == 0)
-			b->opt.base_rows = (uint32_t)v, rows = 1;
-		else if (strcmp(a, "--reps") == 0 &&
-		    bench_num_arg(&v, val, 1, MAX_REPS) == 0)
-			b->reps = (int)v, reps = 1;
-		else if (strcmp(a, "--syncctl") == 0)
-			b->syncctl = val;
-		else if (strcmp(a, "--schema") == 0)
-			b->schema = val;
-		else if (strcmp(a, "--dir") == 0 && strlen(val) > 0 &&
-		    strlen(val) < sizeof(b->dir) - 256)
-			/* room for the names made under it */
-			snprintf(b->dir, sizeof(b->dir), "%s", val);
-		else if (strcmp(a, "--results") == 0)
-			b->results_dir = val;
-		else
-			return -1;
-	}
-	if (b->quick && !rows)
-		b->opt.base_rows = 10000;
-	if (b->quick && !reps)
-		b->reps = 1;
+	if (rc != 0)
+		return rc;
+	ad_options_size(&b->opt, b->quick, rows);
+	if (b->reps == 0)
+		b->reps = b->quick ? 1 : 3;
 	return 0;
 }
 
@@ -644,14 +656,15 @@ int main(int argc, char **argv)
 	char *text = NULL;
 	size_t len = 0;
 	FILE *mem;
+	int rc;
 
 	ad_options_default(&b.opt, 42);
-	b.reps = 3;
 	b.schema = "bench/agency_day.sql";
 	b.results_dir = "bench/results";
-	if (parse_args(&b, argc, argv) < 0) {
-		usage(stderr);
-		return 2;
+	if ((rc = parse_args(&b, argc, argv)) != 0) {
+		if (rc < 0)
+			usage(stderr);
+		return rc < 0 ? 2 : 0;
 	}
 	check_syncctl(&b);
 	if ((b.w = ad_workload_new(&b.opt)) == NULL) {
@@ -674,13 +687,11 @@ int main(int argc, char **argv)
 		return 1;
 	report(&b, mem);
 	fclose(mem);
-	fputs(text, stdout);
-	fflush(stdout);
-	write_results(&b, text);
-	if (b.own_dir && b.res[C_TAZAMUN].error[0] == '\0')
-		bench_rm_rf(b.dir);
-	else
-		printf("scratch directory kept: %s\n", b.dir);
+	write_summary(&b);
+	/* a failed Tazamun step keeps its store and syncctl.log */
+	bench_publish(text, b.results_dir, "write-cost", b.quick ? "-quick" :
+	    b.opt.base_rows != 100000 ? "-custom" : "", b.dir, b.syncctl,
+	    b.own_dir, b.res[C_TAZAMUN].error[0] != '\0');
 	free(text);
 	ad_workload_free(b.w);
 	return 0;

@@ -23,4 +23,15 @@ void tz_queue__pending_free(tz_pending *p, size_t n);
 int tz_queue__record(tz_store *s, const char *code, const tz_pending *p, size_t n, const tz_oid *ours_commit,
 		     const tz_oid *theirs_commit, const tz_oid *merge_commit, int64_t *first_id, int64_t *last_id);
 
+/* Inside an HQ import's transaction (integrity.c): unauthorized changes,
+ * re-pointed references, orphans, invariants, duplicates; what was queued
+ * is added to sum. */
+int tz_integrity__check(tz_store *s, const tz_merge_done *d, tz_merge_summary *sum);
+/* The primary key columns of a table, in key order (at most 8; each
+ * tz_free'd by the caller). */
+struct sqlite3;
+int tz_integrity__pk_names(struct sqlite3 *db, const char *table, char **out, size_t *n);
+/* The unique-key index brought to d->to_root; duplicates queued (duplicates.c). */
+int tz_duplicates__check(tz_store *s, const tz_merge_done *d, uint64_t *queued);
+
 #endif

@@ -11,7 +11,10 @@
 
 const char *tz_conflict_kind_name(tz_conflict_kind k)
 {
-	return k == TZ_KIND_DELETE ? "delete" : k == TZ_KIND_INSERT ? "insert" : "data";
+	static const char *const names[TZ_KIND_COUNT] = { "data", "delete", "insert", "unauthorized", "orphan",
+							   "invariant" };
+
+	return k >= 0 && k < TZ_KIND_COUNT ? names[k] : "data";
 }
 
 /* ---- declarations ---- */
@@ -465,7 +468,14 @@ static int merger_record(tz_merger *mm, tz_store *s, const char *code, const tz_
 				&m->sum.first_id, &m->sum.last_id);
 }
 
-static const tz_merger_ops merger_ops = { merger_row, merger_record };
+static int merger_check(tz_merger *mm, tz_store *s, const tz_merge_done *d)
+{
+	struct merger *m = (struct merger *)mm;
+
+	return tz_integrity__check(s, d, &m->sum);
+}
+
+static const tz_merger_ops merger_ops = { merger_row, merger_record, merger_check };
 
 int tz_merger_new(tz_store *s, tz_merger **out)
 {

@@ -550,6 +550,31 @@ static int build_target(const tz_conflict *c, const tz_row *start, const tz_row 
 	return rc;
 }
 
+/* The integrity kinds (docs/integrity.md): --ours keeps HQ's rows as they
+ * stand (*nothing); an invariant entry takes nothing else (its rows are
+ * changed by their own entries or by hand); an orphan has no other side,
+ * so --set/--null its reference; an unauthorized change takes --theirs
+ * (the administrator authorises it) on HQ's row. */
+static int integrity_how(const tz_conflict *c, const tz_resolve_opts *o, bool *nothing)
+{
+	bool inv = strcmp(c->kind, "invariant") == 0, orphan = strcmp(c->kind, "orphan") == 0;
+
+	*nothing = false;
+	if (!inv && !orphan && strcmp(c->kind, "unauthorized") != 0)
+		return TZ_OK;
+	if (o->how == TZ_RESOLVE_OURS && o->nset == 0) {
+		*nothing = true;
+		return TZ_OK;
+	}
+	if (inv)
+		return tz_error_set(TZ_EINVAL, "conflict %lld is an invariant: acknowledge it with --ours once its rows "
+				    "are put right", (long long)c->id);
+	if (o->how == TZ_RESOLVE_BASE || (orphan && o->how == TZ_RESOLVE_THEIRS))
+		return tz_error_set(TZ_EINVAL, "conflict %lld is an %s entry: --ours%s or --set/--null", (long long)c->id,
+				    c->kind, orphan ? "" : ", --theirs");
+	return TZ_OK;
+}
+
 static int resolve_one(const tz_conflict *c, void *payload)
 {
 	resolve_ctx *x = payload;
@@ -559,12 +584,14 @@ static int resolve_one(const tz_conflict *c, void *payload)
 	tz_row *target = NULL;
 	tz_buf enc = TZ_BUF_INIT;
 	resolved_rec *u;
-	bool whole = strcmp(c->kind, "delete") == 0, absent = false;
+	bool whole = strcmp(c->kind, "delete") == 0, absent = false, nothing;
 	int rc;
 
 	x->seen = true;
 	if (strcmp(c->status, "open") != 0)
 		return tz_error_set(TZ_EINVAL, "conflict %lld is %s already", (long long)c->id, c->status);
+	if ((rc = integrity_how(c, o, &nothing)) < 0 || nothing)
+		return rc;   /* decided as HQ's rows stand: nothing to write */
 	if (tz_array_grow(&x->u, &x->cap, x->nu, sizeof(*x->u)) < 0)
 		return TZ_ENOMEM;
 	u = &x->u[x->nu++];

@@ -48,7 +48,13 @@ void tz_table_policy_release(tz_table_policy *p);
 
 /* ---- one row ---- */
 
-typedef enum { TZ_KIND_DATA, TZ_KIND_DELETE, TZ_KIND_INSERT } tz_conflict_kind;
+typedef enum {
+	TZ_KIND_DATA, TZ_KIND_DELETE, TZ_KIND_INSERT,
+	TZ_KIND_UNAUTHORIZED,        /* a change outside the branch's rights, not applied */
+	TZ_KIND_ORPHAN,              /* a declared reference left dangling */
+	TZ_KIND_INVARIANT,           /* a tz_invariant query returned the row */
+	TZ_KIND_COUNT
+} tz_conflict_kind;
 const char *tz_conflict_kind_name(tz_conflict_kind k);
 
 /* What the merge of one row decided. */
@@ -90,12 +96,22 @@ void tz_merger_free(tz_merger *m);
 
 /* What the last import queued: entries by kind, and their ids. */
 typedef struct {
-	uint64_t queued[3];          /* by tz_conflict_kind */
+	uint64_t queued[TZ_KIND_COUNT];   /* by tz_conflict_kind */
+	uint64_t duplicates;         /* duplicate entries queued */
+	uint64_t repointed;          /* references to merged rows re-pointed */
 	uint64_t rows_both;          /* rows both sides changed */
 	int64_t first_id, last_id;   /* ids of the entries recorded (0: none) */
 } tz_merge_summary;
 
 void tz_merger_summary(const tz_merger *m, tz_merge_summary *out);
+
+/* ---- integrity (integrity.c, duplicates.c; docs/integrity.md) ---- */
+
+/* The normalised form of one value of a unique key (tz_unique): with
+ * `exact` its text as stored; else trimmed, inner spaces removed,
+ * upper-cased (ASCII), Arabic-Indic (U+0660-0669) and Extended
+ * Arabic-Indic (U+06F0-06F9) digits made ASCII.  Appended to out. */
+void tz_unique_normalize(const tz_value *v, bool exact, tz_buf *out);
 
 /* ---- the queue ---- */
 
@@ -158,5 +174,48 @@ int tz_conflicts_ids(tz_store *s, const tz_conflict_filter *f, int64_t **ids, si
 
 /* How many entries are open (status). */
 int tz_conflicts_open(tz_store *s, uint64_t *total);
+
+/* ---- duplicates (duplicates.c, dupmerge.c; docs/integrity.md) ---- */
+
+/* Open entries of the queues: conflicts by kind, duplicates (status). */
+int tz_integrity_open(tz_store *s, uint64_t by_kind[TZ_KIND_COUNT], uint64_t *duplicates);
+
+typedef struct {
+	int64_t id;
+	const char *name, *table, *status, *branch, *merge_commit;
+	const char *key_a, *part_a, *key_b, *part_b;   /* encoded keys; partitions by name */
+	const tz_value *a, *b;       /* decoded keys */
+	size_t na, nb;
+	int64_t created, resolved_at;
+	const char *resolved_by, *kept, *resolution_commit;
+} tz_duplicate;
+
+typedef int (*tz_duplicate_cb)(const tz_duplicate *d, void *payload);
+/* The duplicate queue, oldest first; resolved entries too with `all`. */
+int tz_duplicates_list(tz_store *s, bool all, tz_duplicate_cb cb, void *payload);
+
+typedef struct {
+	const char *table;           /* NULL: the one table holding both keys */
+	const char *keep, *drop;     /* a key's value, or a JSON array of them */
+	const tz_resolve_value *set; /* the survivor's chosen values */
+	size_t nset;
+	const char *as;              /* administrator, or NULL: HQ */
+} tz_dup_merge_opts;
+
+typedef struct {
+	char table[256];
+	uint64_t repointed;          /* references re-pointed, all tables */
+	uint64_t resolved;           /* duplicate entries closed */
+	tz_oid commit;
+} tz_dup_merge_result;
+
+/*
+ * Merge row DROP into row KEEP of one table (HQ): KEEP takes the chosen
+ * values, every declared reference to DROP in every tracked table is
+ * re-pointed to KEEP, DROP is deleted and redirected to KEEP (tz_redirect,
+ * _redirect/ in the history), the open duplicates of the pair are closed;
+ * one commit signed by `as` or HQ.
+ */
+int tz_duplicates_merge(tz_store *s, const tz_dup_merge_opts *o, tz_dup_merge_result *res);
 
 #endif

@@ -84,7 +84,7 @@ static uint64_t fault_target[TZ_FAULT__COUNT];
 static uint64_t fault_calls[TZ_FAULT__COUNT];
 static int fault_fired;
 static const char *const fault_names[TZ_FAULT__COUNT] = {
-	"alloc", "write", "fsync", "rename", "sql", "net"
+	"alloc", "write", "fsync", "rename", "sql", "net", "gitalloc"
 };
 
 static void fault_recount(void)
@@ -144,9 +144,10 @@ int tz_faultsim_from_env(void)
 		if (errno != 0 || *end != '\0' || k == 0)
 			return tz_error_set(TZ_EINVAL, "TZ_FAULTSIM '%s': K must be a positive integer", v);
 		tz_faultsim_arm((tz_fault_site)i, k);
-		return TZ_OK;
+		/* reach below SQLite and libgit2 too (store/faultsim.c) */
+		return tz_faultsim__install();
 	}
-	return tz_error_set(TZ_EINVAL, "TZ_FAULTSIM '%s': unknown site (alloc, write, fsync, rename, sql, net)", v);
+	return tz_error_set(TZ_EINVAL, "TZ_FAULTSIM '%s': unknown site (alloc, write, fsync, rename, sql, net, gitalloc)", v);
 }
 
 /* ---- allocation ---- */

@@ -522,6 +522,85 @@ done:
 	return rc;
 }
 
+/* A set of (name, text) pairs as one row blob (names sorted and unique:
+ * the SELECT orders them by a primary key). */
+static int stage_named_rows(commit_ctx *c, tz_tree_entry *e, const char *name, const char *sql, bool *present,
+			    tz_oid *oid)
+{
+	sqlite3_stmt *q = NULL;
+	decl_pair *p = NULL;
+	tz_column *cols = NULL;
+	size_t n = 0, cap = 0;
+	int rc, step;
+
+	*present = false;
+	if ((rc = tz_sql__prepare(c->s, &q, sql)) < 0)
+		return rc;
+	while ((step = sqlite3_step(q)) == SQLITE_ROW) {
+		const char *k = (const char *)sqlite3_column_text(q, 0), *v = (const char *)sqlite3_column_text(q, 1);
+		if (k == NULL || v == NULL) {
+			rc = tz_error_set(TZ_EINVAL, "%s: a declaration holds NULL", name);
+			break;
+		}
+		if (tz_array_grow(&p, &cap, n, sizeof(*p)) < 0) {
+			rc = TZ_ENOMEM;
+			break;
+		}
+		p[n].name = tz_strdup(k);
+		p[n].value = tz_strdup(v);
+		if (p[n++].name == NULL || p[n - 1].value == NULL) {
+			rc = TZ_ENOMEM;
+			break;
+		}
+	}
+	if (rc == TZ_OK && step != SQLITE_DONE)
+		rc = tz_sql__error(c->s, step, "cannot read the integrity declarations");
+	if (rc == TZ_OK && n > 0 && (cols = tz_calloc(n, sizeof(*cols))) == NULL)
+		rc = TZ_ENOMEM;
+	if (rc == TZ_OK && n > 0) {
+		for (size_t i = 0; i < n; i++)
+			cols[i] = (tz_column){ p[i].name, strlen(p[i].name),
+					       { TZ_VTEXT, 0, 0, (const uint8_t *)p[i].value, strlen(p[i].value) } };
+		tz_buf_clear(&c->scratch);
+		if ((rc = tz_row_encode(&c->scratch, cols, n)) == TZ_OK &&
+		    (rc = tz_staging__add(c->s, &c->st, oid, GIT_OBJECT_BLOB, c->scratch.data, c->scratch.len)) == TZ_OK) {
+			*e = (tz_tree_entry){ name, strlen(name), 0100644, *oid };
+			*present = true;
+		}
+	}
+	pairs_clear(p, &n);
+	tz_free(p);
+	tz_free(cols);
+	sqlite3_finalize(q);
+	return rc;
+}
+
+/* _schema/tz_unique/<table> and tz_access/<table> (one canonical row per
+ * table, like the policies: unique name -> "cols|normalize", column ->
+ * writer) and _schema/tz_invariant (name -> query); docs/integrity.md. */
+static int stage_integrity(commit_ctx *c, tz_tree_entry *e, size_t *n)
+{
+	bool has;
+	tz_oid inv;
+	int rc;
+
+	if ((rc = stage_pairs(c, e, "tz_unique",
+			      "SELECT tbl, name, cols || '|' || coalesce(normalize, '') FROM tz_unique ORDER BY tbl, name",
+			      &has)) < 0)
+		return rc;
+	e += has;
+	*n += has;
+	if ((rc = stage_pairs(c, e, "tz_access", "SELECT tbl, col, writer FROM tz_access ORDER BY tbl, col", &has)) < 0)
+		return rc;
+	e += has;
+	*n += has;
+	if ((rc = stage_named_rows(c, e, "tz_invariant", "SELECT name, sql FROM tz_invariant ORDER BY name", &has,
+				   &inv)) < 0)
+		return rc;
+	*n += has;
+	return TZ_OK;
+}
+
 /* The head's schema version: its _schema/version blob (0 when none), and
  * its _schema tree (kept in c->head_schema). */
 static int head_version(commit_ctx *c, const tz_tree *head, int64_t *out)
@@ -553,7 +632,7 @@ static int head_version(commit_ctx *c, const tz_tree *head, int64_t *out)
 static int stage_schema(commit_ctx *c, const tz_tree *head, tz_oid *out)
 {
 	tz_buf ver = TZ_BUF_INIT;
-	tz_tree_entry e[5];
+	tz_tree_entry e[8];
 	bool has_policy, has_group, same = true;
 	size_t n = 0;
 	int64_t hv;
@@ -568,7 +647,7 @@ static int stage_schema(commit_ctx *c, const tz_tree *head, tz_oid *out)
 			      &has_group)) < 0)
 		return rc;
 	n += has_group;
-	if ((rc = head_version(c, head, &hv)) < 0)
+	if ((rc = stage_integrity(c, &e[n], &n)) < 0 || (rc = head_version(c, head, &hv)) < 0)
 		return rc;
 	/* the version goes up when anything but the version differs */
 	if (c->head_schema.n != n + (tz_tree__find(&c->head_schema, "version", 7) != NULL))
@@ -598,6 +677,28 @@ static size_t lower_bound(const tz_path_change *ch, size_t n, const char *enc, s
 			hi = mid;
 	}
 	return lo;
+}
+
+/* _redirect/<table>: the rows merged into others (duplicates merge;
+ * docs/integrity.md), one row blob per table: the dropped row's key ->
+ * the key it was merged into.  HQ writes it from tz_redirect; a branch
+ * keeps what HQ's views brought (it never changes it). */
+static int stage_redirects(commit_ctx *c, const tz_tree *head, tz_tree_entry *e, size_t *n)
+{
+	const tz_tree_entry *old = head ? tz_tree__find(head, "_redirect", 9) : NULL;
+	bool present = false;
+	int rc;
+
+	if (strcmp(c->s->code, "HQ") != 0) {
+		if (old)
+			e[(*n)++] = *old;
+		return TZ_OK;
+	}
+	if ((rc = stage_pairs(c, &e[*n], "_redirect",
+			      "SELECT tbl, from_key, to_key FROM tz_redirect ORDER BY tbl, from_key", &present)) < 0)
+		return rc;
+	*n += present;
+	return TZ_OK;
 }
 
 /* Build the new root tree's entries (without _log) into e[0..*n). */
@@ -638,6 +739,8 @@ static int build_root(commit_ctx *c, const tz_tree *head, tz_tree_entry *e, size
 	}
 	if ((rc = stage_schema(c, head, &schema)) == TZ_OK)
 		e[(*n)++] = (tz_tree_entry){ "_schema", 7, 040000, schema };
+	if (rc == TZ_OK)
+		rc = stage_redirects(c, head, e, n);
 done:
 	tz_free(ch);
 	return rc;
@@ -800,7 +903,7 @@ static int prepare(commit_ctx *c, bool *has_head, tz_oid *head, tz_oid *root, tz
 	for (size_t i = 0; i < c->ts.n; i++)
 		if (c->resync[i] && (rc = read_whole(c, &c->ts.t[i])) < 0)
 			goto done;
-	if ((e = tz_calloc(c->ts.n + 2, sizeof(*e))) == NULL) {
+	if ((e = tz_calloc(c->ts.n + 3, sizeof(*e))) == NULL) {
 		rc = TZ_ENOMEM;
 		goto done;
 	}
@@ -857,7 +960,7 @@ static int prepare_snapshot(tz_store *s, commit_ctx *c, bool spill, bool *has_he
 	memset(c, 0, sizeof(*c));
 	c->s = s;
 	tz_staging__init(&c->st);
-	c->st.spill = spill;   /* a commit that writes: big ones in chunks */
+	c->st.spill = spill ? TZ_COMMIT_SPILL_BYTES : 0;   /* a commit that writes: big ones in chunks */
 	tz_hmap__init(&c->keys);
 	if ((rc = tz_sql__exec(s, "BEGIN")) < 0)
 		return rc;
@@ -1007,7 +1110,7 @@ int tz_store_commit_with(tz_store *s, const char *message, const char *admin, bo
 	memset(&c, 0, sizeof(c));
 	c.s = s;
 	tz_staging__init(&c.st);
-	c.st.spill = true;
+	c.st.spill = TZ_COMMIT_SPILL_BYTES;
 	tz_hmap__init(&c.keys);
 	if (admin && (rc = admin_key(s, admin, &kp)) < 0)
 		return rc;

@@ -42,18 +42,18 @@ void tz_staging__release(tz_staging *st)
 	memset(st, 0, sizeof(*st));
 }
 
-/* The spill threshold; TZ_SPILL_BYTES=N (tests) lowers it so that small
- * stores go through the spill too (tests/cli/t12-spill.sh). */
-static size_t spill_bytes(void)
+/* The spill threshold of st; TZ_SPILL_BYTES=N (tests) lowers it so that
+ * small stores go through the spill too (tests/cli/t12-spill.sh). */
+static size_t spill_bytes(const tz_staging *st)
 {
 	static size_t v;   /* every thread computes the same value */
 
 	if (v == 0) {
 		const char *e = getenv("TZ_SPILL_BYTES");
 		unsigned long long x = e ? strtoull(e, NULL, 10) : 0;
-		v = x > 0 && x < TZ_STAGING_SPILL_BYTES ? (size_t)x : TZ_STAGING_SPILL_BYTES;
+		v = x > 0 && x < TZ_STAGING_SPILL_BYTES ? (size_t)x : SIZE_MAX;
 	}
-	return v;
+	return v < st->spill ? v : st->spill;
 }
 
 int tz_staging__add(tz_store *s, tz_staging *st, tz_oid *oid_out, git_object_t type,
@@ -82,7 +82,7 @@ int tz_staging__add(tz_store *s, tz_staging *st, tz_oid *oid_out, git_object_t t
 	sl->value = ++st->n;
 	if (type != GIT_OBJECT_COMMIT)
 		st->held += len;
-	return st->spill && st->held > spill_bytes() ? tz_pack__spill(s, st) : TZ_OK;
+	return st->spill && st->held > spill_bytes(st) ? tz_pack__spill(s, st) : TZ_OK;
 }
 
 int tz_obj__read(tz_store *s, const tz_staging *st, const tz_oid *oid, git_object_t *type_out,

@@ -622,7 +622,8 @@ static int apply_in_txn(tz_store *s, const char *sql, const char *origin)
 		goto done;
 	if ((rc = tz_sql__exec(s, "INSERT OR IGNORE INTO tz_tid(tbl) SELECT tbl FROM tz_track")) < 0 ||
 	    (rc = tz_schema__load(s, &ts)) < 0 || (rc = tz_sql__exec(s, drop_untracked_sql)) < 0 ||
-	    (rc = validate_groups(s, &ts)) < 0 || (rc = validate_policies(s, &ts)) < 0)
+	    (rc = validate_groups(s, &ts)) < 0 || (rc = validate_policies(s, &ts)) < 0 ||
+	    (rc = tz_declare__validate(s, &ts)) < 0)
 		goto done;
 	rc = install_triggers(s, &ts);
 done:
@@ -770,8 +771,8 @@ static int schema_subtree(tz_store *s, const tz_staging *st, const tz_oid *root,
 
 /* _schema/<dir>/<table> back into its declaration table: each column of
  * the row is one (tbl, name, value) of `insert_sql`. */
-static int install_pairs(tz_store *s, const tz_staging *st, const tz_oid *root, tz_tables *ts, const char *dir,
-			 const char *insert_sql)
+int tz_schema__install_pairs(tz_store *s, const tz_staging *st, const tz_oid *root, tz_tables *ts, const char *dir,
+			     const char *insert_sql)
 {
 	tz_tree tr = { NULL, 0, NULL };
 	sqlite3_stmt *ins = NULL;
@@ -869,9 +870,10 @@ int tz_schema__install_from_tree(tz_store *s, const tz_staging *st, const tz_oid
 		goto done;
 	if ((rc = tz_sql__exec(s, "INSERT OR IGNORE INTO tz_tid(tbl) SELECT tbl FROM tz_track")) < 0 ||
 	    (rc = tz_schema__load(s, &ts)) < 0 ||
-	    (rc = install_pairs(s, st, root, &ts, "tz_group", "INSERT INTO tz_group(tbl, col, grp) VALUES (?1, ?2, ?3)")) < 0 ||
-	    (rc = install_pairs(s, st, root, &ts, "tz_policy",
-				"INSERT INTO tz_policy(tbl, col, policy) VALUES (?1, ?2, ?3)")) < 0)
+	    (rc = tz_schema__install_pairs(s, st, root, &ts, "tz_group", "INSERT INTO tz_group(tbl, col, grp) VALUES (?1, ?2, ?3)")) < 0 ||
+	    (rc = tz_schema__install_pairs(s, st, root, &ts, "tz_policy",
+				"INSERT INTO tz_policy(tbl, col, policy) VALUES (?1, ?2, ?3)")) < 0 ||
+	    (rc = tz_declare__install(s, st, root, &ts)) < 0)
 		goto done;
 	rc = install_triggers(s, &ts);
 done:

@@ -10,6 +10,9 @@
  *   tz_keys, tz_lines, tz_bundles   the sync cycle (docs/protocol.md)
  *   tz_policy, tz_group         merge declarations (docs/merge.md)
  *   tz_conflicts                HQ's conflict queue (conflict/)
+ *   tz_unique, tz_access, tz_invariant   integrity declarations (docs/integrity.md)
+ *   tz_redirect                 rows merged into others (duplicates merge)
+ *   tz_ukeys, tz_duplicates     HQ's normalised-key index and duplicate queue
  */
 #define _XOPEN_SOURCE 700   /* nftw */
 #include "store/store_int.h"
@@ -65,7 +68,23 @@ static const char *const tz_schema_sql =
 	" ours_commit TEXT NOT NULL, theirs_commit TEXT NOT NULL, merge_commit TEXT NOT NULL,"
 	" created INTEGER NOT NULL, status TEXT NOT NULL DEFAULT 'open', resolved_at INTEGER,"
 	" resolved_by TEXT, resolution TEXT, resolution_commit TEXT);\n"
-	"CREATE INDEX tz_conflicts_status ON tz_conflicts(status, tbl, branch);\n";
+	"CREATE INDEX tz_conflicts_status ON tz_conflicts(status, tbl, branch);\n"
+	/* integrity declarations (docs/integrity.md), versioned in _schema/ */
+	"CREATE TABLE tz_unique(name TEXT PRIMARY KEY, tbl TEXT NOT NULL, cols TEXT NOT NULL, normalize TEXT);\n"
+	"CREATE TABLE tz_access(tbl TEXT NOT NULL, col TEXT NOT NULL, writer TEXT NOT NULL, PRIMARY KEY (tbl, col));\n"
+	"CREATE TABLE tz_invariant(name TEXT PRIMARY KEY, sql TEXT NOT NULL);\n"
+	/* rows merged into others: key encodings; in the history as _redirect/ */
+	"CREATE TABLE tz_redirect(tbl TEXT NOT NULL, from_key TEXT NOT NULL, to_key TEXT NOT NULL,"
+	" PRIMARY KEY (tbl, from_key)) WITHOUT ROWID;\n"
+	/* HQ: the normalised unique keys of the rows (an index kept by the
+	 * checks after each merge) and the duplicate queue */
+	"CREATE TABLE tz_ukeys(name TEXT NOT NULL, nkey BLOB NOT NULL, key TEXT NOT NULL, part TEXT NOT NULL,"
+	" PRIMARY KEY (name, nkey, key)) WITHOUT ROWID;\n"
+	"CREATE INDEX tz_ukeys_key ON tz_ukeys(name, key);\n"
+	"CREATE TABLE tz_duplicates(id INTEGER PRIMARY KEY, name TEXT NOT NULL, tbl TEXT NOT NULL, nkey BLOB NOT NULL,"
+	" key_a TEXT NOT NULL, part_a TEXT NOT NULL, key_b TEXT NOT NULL, part_b TEXT NOT NULL, branch TEXT NOT NULL,"
+	" merge_commit TEXT NOT NULL, created INTEGER NOT NULL, status TEXT NOT NULL DEFAULT 'open',"
+	" resolved_at INTEGER, resolved_by TEXT, kept TEXT, resolution_commit TEXT);\n";
 
 static pthread_once_t git_once = PTHREAD_ONCE_INIT;
 static int git_init_rc;

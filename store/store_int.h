@@ -58,20 +58,25 @@ tz_hmap_slot *tz_hmap__get(const tz_hmap *m, const void *key, size_t klen);
 /* ---- history (history.c, pack.c) ---- */
 
 /* Objects made in memory and not yet in the object database.  With
- * `spill` set, once the blobs and trees held pass TZ_STAGING_SPILL_BYTES
- * they are written as a pack and their bytes dropped (ids and types stay,
- * reads go to the object database): an import of 100,000 rows holds one
- * chunk, not the whole rebuilt bundle.  16 MiB: the agency-day import of
- * 7,821 rows stages ~10 MiB; spilling at 8 MiB read it all back from the
- * pack (+22% instructions, callgrind).  Commits are never spilled: until
- * the caller writes them, nothing references what was spilled. */
+ * `spill` set (a threshold in bytes), once the blobs and trees held pass
+ * it they are written as a pack and their bytes dropped (ids and types
+ * stay, reads go to the object database): an import of 100,000 rows holds
+ * one chunk, not the whole rebuilt bundle.  Imports: 16 MiB (the
+ * agency-day import of 7,821 rows stages ~10 MiB; spilling at 8 MiB read
+ * it all back from the pack: +22% instructions, callgrind).  Commits: 64
+ * MiB, because every pack is one more place libgit2 looks for an id the
+ * store lacks (100 extra packs: +12% CPU for the agency-day import), and a
+ * commit's staging is not the import's memory target.  Commits are never
+ * spilled: until the caller writes them, nothing references what was
+ * spilled. */
 #define TZ_STAGING_SPILL_BYTES ((size_t)16 << 20)
+#define TZ_COMMIT_SPILL_BYTES ((size_t)64 << 20)
 typedef struct tz_staging {
 	tz_hmap index;       /* oid bytes -> 1 + position in objs */
 	const struct tz_staging *also;   /* read next when an id is not here */
 	size_t bytes;        /* the objects' sizes, summed (spilled included) */
 	size_t held;         /* bytes of blobs and trees not yet written */
-	bool spill;
+	size_t spill;        /* 0: never */
 	size_t n, cap;
 	struct tz_obj {
 		tz_oid oid;
@@ -310,6 +315,41 @@ int tz_schema__select_row(tz_store *s, tz_table *t, sqlite3_stmt **out);
 /* Inside a transaction: create the tables of root's _schema/tables, declare
  * _schema/tz_track and install the capture triggers (a new branch store). */
 int tz_schema__install_from_tree(tz_store *s, const tz_staging *st, const tz_oid *root);
+/* _schema/<dir>/<table> back into its declaration table: each column of the
+ * row one (tbl ?1, name ?2, value ?3) of insert_sql. */
+int tz_schema__install_pairs(tz_store *s, const tz_staging *st, const tz_oid *root, tz_tables *ts, const char *dir,
+			     const char *insert_sql);
+
+/* ---- rights beyond partitions (rights.c, docs/integrity.md) ---- */
+
+typedef struct tz_rights tz_rights;
+/* The columns only HQ updates (tz_access), read once per import. */
+int tz_rights__load(tz_store *s, tz_rights **out);
+void tz_rights__free(tz_rights *r);
+/* An update (base and theirs rows) of t changing a column only HQ
+ * changes: *why says so (else NULL). */
+int tz_rights__columns(tz_store *s, const tz_staging *st, const tz_rights *r, const tz_table *t, const tz_oid *base,
+		       const tz_oid *theirs, const char **why);
+/* The partition HQ's store.db holds key `enc` of owned table t in
+ * (*found false: none). */
+int tz_rights__partition_at_hq(tz_store *s, tz_table *t, const char *enc, size_t len, tz_buf *part, bool *found);
+/* A row added in another branch's partition (path comp) that the sending
+ * branch owns at HQ (partition `own`) and no longer holds there in
+ * theirs_root: an ownership transfer the owner may make. */
+int tz_rights__given(tz_store *s, const tz_staging *st, tz_table *t, const char *const *comp, const size_t *len,
+		     const tz_oid *base, const tz_oid *theirs, const tz_oid *theirs_root, const tz_buf *own, bool *given);
+/* A row the branch changed (base, theirs) that HQ holds no longer at this
+ * path (ours zero) but in another partition: moved away (a transfer). */
+int tz_rights__moved_away(tz_store *s, tz_table *t, const char *const *comp, const size_t *len, const tz_oid *base,
+			  const tz_oid *ours, const tz_oid *theirs, bool *moved);
+
+/* ---- integrity declarations (declare.c, docs/integrity.md) ---- */
+
+/* Inside schema apply's transaction: tz_unique, tz_access, tz_invariant,
+ * and no UNIQUE index other than the primary key on a tracked table. */
+int tz_declare__validate(tz_store *s, tz_tables *ts);
+/* A new branch: the declarations of root's _schema into store.db. */
+int tz_declare__install(tz_store *s, const tz_staging *st, const tz_oid *root, tz_tables *ts);
 
 /* ---- the store itself (store.c) ---- */
 

@@ -702,7 +702,7 @@ static int rebuild(tz_store *s, const tz_incoming *in, const void *payload, size
 	int rc;
 
 	tz_staging__init(&b->st);
-	b->st.spill = true;   /* a big bundle is written in chunks as rebuilt */
+	b->st.spill = TZ_STAGING_SPILL_BYTES;   /* a big bundle is written in chunks as rebuilt */
 	/* [P2] every prerequisite must be here, named when missing */
 	for (size_t i = 0; i < in->nprereq; i++)
 		if (!git_odb_exists(s->odb, (const git_oid *)in->prereq[i].id)) {
@@ -876,6 +876,8 @@ typedef struct {
 	tz_merger *m;
 	stamp_ctx *sc;
 	uint64_t both;              /* rows both sides changed (asked of the merger) */
+	tz_rights *rights;          /* columns only HQ changes (rights.c) */
+	tz_oid theirs_root;         /* the stretch's tip tree */
 } integrate_ctx;
 
 static int refuse(integrate_ctx *x, const char *const *comp, const size_t *len, size_t depth, const char *why)
@@ -964,30 +966,12 @@ done:
  * that created the same key: the integrity issue's duplicates.) */
 static int key_elsewhere(integrate_ctx *x, tz_table *t, const char *const *comp, const size_t *len, bool *other)
 {
-	sqlite3_stmt *q = NULL;
-	tz_value kv[TZ_KEY_MAX_COLUMNS];
-	uint8_t *arena = NULL;
-	size_t nk;
 	tz_buf part = TZ_BUF_INIT;
-	int rc;
+	bool found;
+	int rc = tz_rights__partition_at_hq(x->s, t, comp[4], len[4], &part, &found);
 
-	*other = false;
-	if ((rc = tz_key_decode(kv, TZ_KEY_MAX_COLUMNS, &nk, &arena, comp[4], len[4])) < 0)
-		return rc;
-	if (nk == t->npk && (rc = tz_schema__select_row(x->s, t, &q)) == TZ_OK) {
-		sqlite3_reset(q);
-		for (size_t k = 0; k < nk; k++)
-			tz_sql__bind_value(q, (int)k + 1, &kv[k]);
-		if (sqlite3_step(q) == SQLITE_ROW) {
-			tz_value owner;
-			tz_sql__column_value(q, t->owner_idx, &owner);
-			if ((rc = tz_schema__partition(&part, t, &owner)) == TZ_OK)
-				*other = part.len != len[1] || memcmp(part.data, comp[1], len[1]) != 0;
-		}
-		sqlite3_reset(q);
-	}
+	*other = rc == TZ_OK && found && (part.len != len[1] || memcmp(part.data, comp[1], len[1]) != 0);
 	tz_buf_release(&part);
-	tz_free(arena);
 	return rc;
 }
 
@@ -1163,15 +1147,29 @@ static int integrate_row(const char *const *comp, const size_t *len, size_t dept
 		return refuse(x, comp, len, depth, "table not tracked at HQ");
 	if (t->scope == TZ_SCOPE_HQ)
 		return refuse(x, comp, len, depth, "an hq table: only HQ writes it");
-	if (t->scope == TZ_SCOPE_OWNED && (len[1] != x->part.len || memcmp(comp[1], x->part.data, len[1]) != 0))
-		return refuse(x, comp, len, depth, "another branch's partition");
+	bool given = false, moved;
+	if (t->scope == TZ_SCOPE_OWNED && (len[1] != x->part.len || memcmp(comp[1], x->part.data, len[1]) != 0)) {
+		/* the owner may give its row to another branch (rights.c) */
+		if ((rc = tz_rights__given(x->s, x->st, t, comp, len, base, theirs, &x->theirs_root, &x->part, &given)) < 0)
+			return rc;
+		if (!given)
+			return refuse(x, comp, len, depth, "another branch's partition");
+	}
+	if ((rc = tz_rights__columns(x->s, x->st, x->rights, t, base, theirs, &why)) < 0)
+		return rc;
+	if (why && (rc = refuse(x, comp, len, depth, why)) == TZ_OK) {
+		x->res->refused[x->res->nrefused - 1].has_base = true;   /* the entry lists what the branch changed */
+		x->res->refused[x->res->nrefused - 1].base = *base;
+	}
+	if (why)
+		return rc;
 	if (!tz_oid_is_zero(theirs)) {
 		bool other;
 		if ((rc = row_matches_path(x, t, theirs, comp, len, &why)) < 0)
 			return rc;
 		if (why)
 			return refuse(x, comp, len, depth, why);
-		if (t->scope == TZ_SCOPE_OWNED && tz_oid_is_zero(base)) {
+		if (t->scope == TZ_SCOPE_OWNED && tz_oid_is_zero(base) && !given) {
 			if ((rc = key_elsewhere(x, t, comp, len, &other)) < 0)
 				return rc;
 			if (other)
@@ -1184,6 +1182,14 @@ static int integrate_row(const char *const *comp, const size_t *len, size_t dept
 		return rc;
 	if (memcmp(&ours, theirs, sizeof(ours)) == 0)
 		return TZ_OK;   /* main has it already */
+	if ((rc = tz_rights__moved_away(x->s, t, comp, len, base, &ours, theirs, &moved)) < 0)
+		return rc;
+	if (moved && (rc = refuse(x, comp, len, depth, "the row moved to another branch: this change is queued")) == TZ_OK) {
+		x->res->refused[x->res->nrefused - 1].has_base = true;
+		x->res->refused[x->res->nrefused - 1].base = *base;
+	}
+	if (moved)
+		return rc;
 	if (memcmp(&ours, base, sizeof(ours)) == 0)
 		return change_list_add(&x->cl, comp, len, depth, theirs);
 	/* changed on both sides since the base: the three-way merge */
@@ -1219,6 +1225,7 @@ static int keep_moved_rows(integrate_ctx *x)
 static void integrate_release(integrate_ctx *x)
 {
 	tz_schema__release(&x->ts);
+	tz_rights__free(x->rights);
 	change_list_release(&x->cl);
 	tz_buf_release(&x->part);
 }
@@ -1248,6 +1255,12 @@ static int record_hq(tz_store *s, const tz_incoming *in, const rebuilt *b, const
 	if (hr && hr->m &&
 	    (rc = hr->m->ops->record(hr->m, s, in->sender, &hr->ours_commit, &hr->tip, &hr->merge)) < 0)
 		goto fail;
+	if (hr && hr->m && hr->m->ops->check) {
+		tz_merge_done d = { in->sender, &hr->ours_commit, &hr->tip, &hr->merge, a->from_root, a->to_root,
+				    res->refused, res->nrefused };
+		if ((rc = hr->m->ops->check(hr->m, s, &d)) < 0)
+			goto fail;
+	}
 	tz_oid_fmt(l, line);
 	if (received)
 		tz_oid_fmt(r, received);
@@ -1357,8 +1370,10 @@ static int integrate_segment(integrate_ctx *x, const tz_oid *from, const tz_oid 
 
 	change_list_release(&x->cl);
 	memset(&x->cl, 0, sizeof(x->cl));
-	if ((rc = tz_commit__tree(x->s, from, &from_tree)) < 0 || (rc = tz_commit__tree(x->s, tip, &tip_tree)) < 0 ||
-	    (rc = tz_tree__diff(x->s, x->st, &from_tree, &tip_tree, integrate_row, x)) < 0 || (rc = keep_moved_rows(x)) < 0)
+	if ((rc = tz_commit__tree(x->s, from, &from_tree)) < 0 || (rc = tz_commit__tree(x->s, tip, &tip_tree)) < 0)
+		return rc;
+	x->theirs_root = tip_tree;
+	if ((rc = tz_tree__diff(x->s, x->st, &from_tree, &tip_tree, integrate_row, x)) < 0 || (rc = keep_moved_rows(x)) < 0)
 		return rc;
 	if (x->cl.n > 0) {
 		if (x->cl.n > 1)
@@ -1391,8 +1406,13 @@ static int integrate_bundle(integrate_ctx *x, const rebuilt *b, size_t start, co
 			break;
 		if (np < 2)
 			continue;
-		/* the stretch up to the merge's first parent, then from the merge */
-		if (memcmp(&par[0], &seg_from, sizeof(tz_oid)) != 0)
+		/* the stretch up to the merge's first parent, then from the merge;
+		 * none before it when the stretch starts at the merge itself
+		 * (first_from: the bundle's first new commit is a merge), else
+		 * the diff would run backwards, from the merge to its parent,
+		 * and undo HQ's answer (tests/sim seed 105) */
+		if (memcmp(&par[0], &seg_from, sizeof(tz_oid)) != 0 &&
+		    memcmp(&b->commits[i], &seg_from, sizeof(tz_oid)) != 0)
 			rc = integrate_segment(x, &seg_from, &par[0], rows);
 		seg_from = b->commits[i];
 	}
@@ -1493,7 +1513,7 @@ static int import_hq(tz_store *s, const tz_incoming *in, const void *payload, si
 	tz_staging__init(&b.st);
 	/* the merge's objects, written stretch by stretch (and in chunks when
 	 * big); what stays held is read again by materialising */
-	mst.spill = true;
+	mst.spill = TZ_STAGING_SPILL_BYTES;
 	mst.also = &b.st;
 	tz_hmap__init(&sc.ours_map);
 	tz_hmap__init(&sc.theirs_map);
@@ -1606,7 +1626,7 @@ static int import_hq(tz_store *s, const tz_incoming *in, const void *payload, si
 	x.m = m;
 	x.sc = &sc;
 	if ((rc = tz_schema__load(s, &x.ts)) < 0 || (rc = code_partition(&x.part, in->sender)) < 0 ||
-	    (rc = integrate_bundle(&x, &b, start, &from, &rows)) < 0)
+	    (rc = tz_rights__load(s, &x.rights)) < 0 || (rc = integrate_bundle(&x, &b, start, &from, &rows)) < 0)
 		goto done;
 	new_root = pc.root;
 	if (rows > 0 || x.both > 0) {
@@ -1813,6 +1833,33 @@ fail:
 	return rc;
 }
 
+/* [P15] The base of the branch's merge of an answer: git's merge base,
+ * unless that is not a descendant of the view the branch last imported
+ * (tz_meta.base).  That happens in a criss-cross: the branch merged answer
+ * A, then HQ's answer B joins the branch's older head and A; git may name
+ * the older head, and rows A brought would count as the branch's own and
+ * win over HQ's newer values in B (tests/sim seed 428; t11).  The view is
+ * then the base: what the branch knows of HQ for certain. */
+static int local_merge_base(tz_store *s, const tz_oid *head, const tz_oid *tip, tz_oid *out)
+{
+	git_oid mb;
+	tz_oid view;
+	bool has_view, newer;
+	int rc;
+
+	if (git_merge_base(&mb, s->repo, (const git_oid *)head->id, (const git_oid *)tip->id) < 0)
+		return tz_git__error("cannot find the merge base with HQ's answer");
+	memcpy(out->id, mb.id, sizeof(out->id));
+	if ((rc = oid_meta(s, "base", &view, &has_view)) < 0 || !has_view ||
+	    (rc = is_ancestor(s, &view, out, &newer)) < 0 || newer)
+		return rc;
+	if ((rc = is_ancestor(s, &view, head, &newer)) < 0 || !newer ||
+	    (rc = is_ancestor(s, &view, tip, &newer)) < 0 || !newer)
+		return rc;
+	*out = view;
+	return TZ_OK;
+}
+
 static int import_branch(tz_store *s, const tz_incoming *in, const void *payload, size_t n, tz_import_result *res)
 {
 	rebuilt b;
@@ -1825,7 +1872,6 @@ static int import_branch(tz_store *s, const tz_incoming *in, const void *payload
 	char hex[41], msg[512];
 	apply_state a;
 	int64_t ver;
-	git_oid mb;
 	int rc;
 
 	memset(&b, 0, sizeof(b));
@@ -1877,11 +1923,8 @@ static int import_branch(tz_store *s, const tz_incoming *in, const void *payload
 		 * the next push) */
 		bool empty;
 		tz_oid merged;
-		if (git_merge_base(&mb, s->repo, (const git_oid *)head.id, (const git_oid *)tip.id) < 0) {
-			rc = tz_git__error("cannot find the merge base with HQ's answer");
+		if ((rc = local_merge_base(s, &head, &tip, &mbase)) < 0)
 			goto done;
-		}
-		memcpy(mbase.id, mb.id, 20);
 		lc.s = s;
 		lc.st = &mst;
 		lc.answer = &tip_root;

@@ -73,6 +73,7 @@ typedef enum {
 	TZ_FAULT_RENAME,
 	TZ_FAULT_SQL,
 	TZ_FAULT_NET,
+	TZ_FAULT_GITALLOC,      /* libgit2's own allocations (store/faultsim.c) */
 	TZ_FAULT__COUNT
 } tz_fault_site;
 
@@ -89,8 +90,12 @@ uint64_t tz_faultsim_calls(tz_fault_site site);
 /* Did an armed fault fire (some site reached its k-th call)?  A sweep
  * stops when it no longer does: k is then past the last call. */
 int tz_faultsim_fired(void);
-/* Read TZ_FAULTSIM from the environment; TZ_EINVAL on a malformed value. */
+/* Read TZ_FAULTSIM from the environment; TZ_EINVAL on a malformed value.
+ * When a site is armed this also installs the shims that reach below
+ * SQLite (a VFS) and libgit2 (its allocator): store/faultsim.c. */
 int tz_faultsim_from_env(void);
+/* Install those shims (once; before the first store is opened). */
+int tz_faultsim__install(void);
 
 /* Allocation.  These set TZ_ENOMEM's message themselves on failure.
  * tz_free accepts NULL.  tz_reallocarray and tz_calloc check n * size. */

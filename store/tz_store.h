@@ -288,6 +288,35 @@ int tz_store_key_revoke(tz_store *s, const char *principal);
 /* HQ: make a key pair for administrator `name` (keys/admin-NAME, 0600). */
 int tz_store_key_add_admin(tz_store *s, const char *name);
 
+/* ---- what the integrity checks read (integrity.c; docs/integrity.md) ---- */
+
+/* One row two roots differ by. Strings valid during the callback only. */
+typedef struct {
+	const char *table;          /* the table's name */
+	const char *partition;      /* decoded: "_shared", "_hq" or a branch code */
+	const char *partition_enc;  /* as the path has it */
+	const char *key;            /* encoded key (the file name) */
+	bool present;               /* in the `to` root (else deleted there) */
+	const tz_oid *blob;         /* the row in `to`, when present */
+} tz_touched_row;
+
+typedef int (*tz_touched_cb)(const tz_touched_row *r, void *payload);
+
+/* The rows that differ between two root trees (from NULL: every row of
+ * `to`), equal subtrees skipped; a row that moved counts at both paths. */
+int tz_store_touched(tz_store *s, const tz_oid *from_root, const tz_oid *to_root, tz_touched_cb cb, void *payload);
+/* Decode a row blob of the history. */
+int tz_store_read_row(tz_store *s, const tz_oid *blob, tz_row **out);
+/* The row at <table>/<partition>/<fanout>/<key> of root (encoded names),
+ * or *out NULL when there is none. */
+int tz_store_row_at(tz_store *s, const tz_oid *root, const char *table_enc, const char *part_enc, const char *key,
+		    tz_row **out);
+/* The root tree of a commit. */
+int tz_store_root_of(tz_store *s, const tz_oid *commit, tz_oid *root);
+/* Where a merged row's key leads (tz_redirect, chains followed: A merged
+ * into B, B into C gives C); *target NULL when `key` is not redirected. */
+int tz_store_redirect_target(tz_store *s, const char *table, const char *key, char **target);
+
 /* ---- the sync cycle (sync.c; docs/protocol.md) ---- */
 
 /* What goes into a bundle, made by tz_store_export; the container
@@ -349,11 +378,13 @@ int tz_store_sender_key(tz_store *s, const char *sender, bool bind, const uint8_
 			const uint8_t bind_mac[32], const uint8_t instance[16], uint8_t pk_out[TZ_PK_BYTES]);
 
 /* A change a branch made that HQ did not apply. */
-typedef struct {
+typedef struct tz_refused_ {
 	char *table;
 	char *partition;
 	char *key;
 	const char *why;            /* static text */
+	bool has_base;              /* an update refused: the row it started from */
+	tz_oid base;
 } tz_refused;
 
 typedef struct {
@@ -397,6 +428,16 @@ typedef struct {
 	void *stamps_ctx;
 } tz_merge_request;
 
+/* What an HQ import hands the integrity checks (docs/integrity.md),
+ * inside its transaction, store.db materialised. */
+typedef struct {
+	const char *code;           /* the branch */
+	const tz_oid *ours_commit, *theirs_commit, *merge_commit;   /* merge zero: none */
+	const tz_oid *from_root, *to_root;   /* main before and after the merge */
+	const tz_refused *refused;   /* the changes not applied [P9] */
+	size_t nrefused;
+} tz_merge_done;
+
 typedef struct tz_merger tz_merger;
 typedef struct {
 	/* the merged row: its encoding appended to `out`, or *absent */
@@ -405,6 +446,8 @@ typedef struct {
 	 * (merge zero: no merge commit, the rows were main's already) */
 	int (*record)(tz_merger *m, tz_store *s, const char *code, const tz_oid *ours_commit,
 		      const tz_oid *theirs_commit, const tz_oid *merge_commit);
+	/* after record: duplicates, rights, references, invariants (may be NULL) */
+	int (*check)(tz_merger *m, tz_store *s, const tz_merge_done *d);
 } tz_merger_ops;
 
 struct tz_merger {

@@ -24,8 +24,14 @@
 #   TESTS=pattern    run only the programs whose name contains pattern
 #   TEST_TIMEOUT=S   seconds allowed per program (default 600)
 #   TEST_JOBS=N      programs run at once (default: nproc; 1 = one by one)
+#   TZ_LONG=1        the deep campaigns (`make test-long`): 1,000 simulation
+#                    seeds, hundreds of kills per crash test, every fault
+#                    sweep in full, 5,000 fuzz mutants per corpus input
 # Every program gets TZ_BUILD and TZ_SRC: absolute build dir and repo root.
 # BUILD/test-logs/times.txt records each program's run time in seconds.
+# Programs of the proof harness print "# tally: key=N ..." lines (seeds,
+# kills, sweep_steps, fuzz_execs, divergences, losses); the runner adds
+# them up into one "harness:" line before its last line.
 set -u
 
 if [ $# -ne 1 ] || [ ! -d "$1" ]; then
@@ -48,6 +54,11 @@ case $jobs in '' | *[!0-9]* | 0) jobs=1 ;; esac
 export UBSAN_OPTIONS
 
 passed=0 failed=0 programs=0 running=
+long=${TZ_LONG:-0}
+export TZ_LONG=$long
+: "${TZ_FUZZ_MUTATE:=$([ "$long" = 1 ] && echo 5000 || echo 200)}"
+export TZ_FUZZ_MUTATE
+tally_seeds=0 tally_kills=0 tally_sweep_steps=0 tally_fuzz_execs=0 tally_divergences=0 tally_losses=0
 
 # `timeout` puts each program in a process group of its own, so that a
 # timeout also kills whatever the program started; a terminal's Ctrl-C then
@@ -66,6 +77,13 @@ tap_counts() {
 	/^Bail out!/    { bail = 1; tap = 1 }
 	END { printf "%d %d %d %d %d %d\n", ok, nok, skip,
 	      hasplan ? plan : -1, tap, bail }' "$1"
+}
+
+# Add a log's "# tally: key=N ..." lines to the totals.
+add_tallies() {
+	eval "$(awk '/^# tally:/ { for (i = 3; i <= NF; i++) if ($i ~ /^[a-z_]+=[0-9]+$/) {
+		split($i, kv, "="); sum[kv[1]] += kv[2] } }
+		END { for (k in sum) printf "tally_%s=$((tally_%s + %d))\n", k, k, sum[k] }' "$1")"
 }
 
 # How a program ended, from the status `timeout` returns.
@@ -155,6 +173,7 @@ EOF
 collect() {
 	cat "$logs/$1.out"
 	read -r c_ok c_bad <"$logs/$1.res"
+	add_tallies "$logs/$1.log"
 	passed=$((passed + c_ok))
 	failed=$((failed + c_bad))
 	rm -f "$logs/$1.out" "$logs/$1.res"
@@ -211,6 +230,18 @@ for f in "$TZ_BUILD"/tests/fuzz_*; do
 	fi
 done
 
+# The multi-branch simulation with SIGKILLs (tests/sim/sim.c).
+if [ -x "$TZ_BUILD/tests/tz-sim" ]; then
+	if [ "$long" = 1 ]; then
+		run sim "$TZ_BUILD/tests/tz-sim" --seeds "${TZ_SIM_SEEDS:-1000}" --first 1000 --steps 40
+	else
+		# under the sanitizers (build-san/) every syncctl run costs ~4x:
+		# fewer seeds there; the plain run keeps the 50
+		case ${TZ_BUILD##*/} in *san*) n=12 ;; *) n=50 ;; esac
+		run sim "$TZ_BUILD/tests/tz-sim" --seeds "${TZ_SIM_SEEDS:-$n}" --steps 30
+	fi
+fi
+
 for f in tests/cli/t*.sh; do
 	[ -f "$f" ] || continue
 	name=${f##*/}
@@ -227,5 +258,7 @@ if [ "$programs" -eq 0 ]; then
 	echo "tests/run.sh: no test program to run${filter:+ (TESTS=$filter)}" >&2
 	failed=$((failed + 1))
 fi
+echo "harness: seeds run $tally_seeds, kills $tally_kills, sweep steps $tally_sweep_steps," \
+	"fuzz executions $tally_fuzz_execs, divergences $tally_divergences, losses $tally_losses"
 echo "$passed passed, $failed failed"
 [ "$failed" -eq 0 ]

@@ -70,6 +70,8 @@ int cmd_init_branch(const cli_opts *o, int argc, char **argv);
 int cmd_export(const cli_opts *o, int argc, char **argv);
 int cmd_import(const cli_opts *o, int argc, char **argv);
 int cmd_conflicts(const cli_opts *o, int argc, char **argv);
+int cmd_duplicates(const cli_opts *o, int argc, char **argv);
+int cmd_netsync(const cli_opts *o, int argc, char **argv);
 int cmd_generate(const cli_opts *o, int argc, char **argv);
 
 #endif

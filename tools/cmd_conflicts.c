@@ -145,10 +145,14 @@ static int conflict_text(const tz_conflict *c, void *payload)
 	l->n++;
 	tz_buf_printf(b, "%-5lld %-7s %-8s %s %s/%s from %s, policy %s:", (long long)c->id, c->kind, c->status, c->table,
 		      c->partition, c->key, c->branch, c->policy);
-	if (c->ncols == 0)
+	/* the integrity kinds say what they are in their note (docs/integrity.md) */
+	bool integrity = strcmp(c->kind, "data") != 0 && strcmp(c->kind, "delete") != 0 && strcmp(c->kind, "insert") != 0;
+	if (c->ncols == 0 && !integrity)
 		tz_buf_puts(b, c->theirs ? " HQ deleted the row the branch updated" : " the branch deleted the row HQ updated");
 	for (size_t i = 0; i < c->ncols; i++)
 		tz_buf_printf(b, "%s %.*s", i ? "," : "", (int)c->cols[i].name_len, c->cols[i].name);
+	if (integrity && c->note)
+		tz_buf_printf(b, "%s%s", c->ncols ? "; " : " ", c->note);
 	tz_buf_puts(b, "\n");
 	if (!l->detail)
 		return tz_buf_error(b);

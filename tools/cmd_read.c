@@ -17,14 +17,15 @@ int cmd_status(const cli_opts *o0, int argc, char **argv)
 	tz_status st;
 	tz_buf b = TZ_BUF_INIT;
 	char hex[41] = "";
-	uint64_t open = 0;
+	uint64_t open = 0, kinds[TZ_KIND_COUNT] = { 0 }, dups = 0;
 	int rc = CLI_EXIT_OK;
 
 	memset(&st, 0, sizeof(st));
 
 	if (cli_take_json(&o, &argc, argv) != 1)
 		return cli_usage("status", "unexpected argument '%s'", argv[1]);
-	if (cli_open(&o, &s) < 0 || tz_store_status(s, &st) < 0 || (!st.branch && tz_conflicts_open(s, &open) < 0)) {
+	if (cli_open(&o, &s) < 0 || tz_store_status(s, &st) < 0 || (!st.branch && tz_conflicts_open(s, &open) < 0) ||
+	    (!st.branch && tz_integrity_open(s, kinds, &dups) < 0)) {
 		tz_status_release(&st);
 		tz_store_close(s);
 		return cli_fail("status");
@@ -61,8 +62,14 @@ int cmd_status(const cli_opts *o0, int argc, char **argv)
 		if (st.branch)
 			tz_buf_printf(&b, ", \"unsent_commits\": %llu}", (unsigned long long)st.unsent);
 		else
-			tz_buf_printf(&b, ", \"branches\": %llu, \"open_conflicts\": %llu}", (unsigned long long)st.branches,
-				      (unsigned long long)open);
+		{
+			tz_buf_printf(&b, ", \"branches\": %llu, \"open_conflicts\": %llu, \"open_by_kind\": {",
+				      (unsigned long long)st.branches, (unsigned long long)open);
+			for (int k = 0; k < TZ_KIND_COUNT; k++)
+				tz_buf_printf(&b, "%s\"%s\": %llu", k ? ", " : "", tz_conflict_kind_name((tz_conflict_kind)k),
+					      (unsigned long long)kinds[k]);
+			tz_buf_printf(&b, "}, \"open_duplicates\": %llu}", (unsigned long long)dups);
+		}
 		rc = cli_emit(&b);
 	} else {
 		printf("replica  %s\nhead     %s\nschema   version %lld\n", st.code, st.has_head ? hex : "(no commit yet)",
@@ -84,8 +91,19 @@ int cmd_status(const cli_opts *o0, int argc, char **argv)
 			printf("unsent   %llu commit%s HQ has not acknowledged\n", (unsigned long long)st.unsent,
 			       st.unsent == 1 ? "" : "s");
 		else
-			printf("branches %llu enrolled\nconflicts %llu open%s\n", (unsigned long long)st.branches,
-			       (unsigned long long)open, open ? " (syncctl conflicts list)" : "");
+		{
+			printf("branches %llu enrolled\nconflicts %llu open", (unsigned long long)st.branches,
+			       (unsigned long long)open);
+			const char *sep = " (";
+			for (int k = 0; k < TZ_KIND_COUNT; k++)
+				if (kinds[k]) {
+					printf("%s%llu %s", sep, (unsigned long long)kinds[k],
+					       tz_conflict_kind_name((tz_conflict_kind)k));
+					sep = ", ";
+				}
+			printf("%s\nduplicates %llu open%s\n", open ? "; syncctl conflicts list)" : "",
+			       (unsigned long long)dups, dups ? " (syncctl duplicates list)" : "");
+		}
 		if (st.last_import) {
 			char when[32];
 			time_t t = (time_t)st.last_import;

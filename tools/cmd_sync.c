@@ -248,10 +248,12 @@ int cmd_import(const cli_opts *o0, int argc, char **argv)
 		json_oid(&j, &r.line);
 		tz_buf_puts(&j, ", \"refused\": ");
 		refused_json(&j, &r);
-		tz_buf_printf(&j, ", \"rows_both\": %llu, \"conflicts\": {\"data\": %llu, \"delete\": %llu,"
-			      " \"insert\": %llu}, \"conflict_ids\": [",
-			      (unsigned long long)ms.rows_both, (unsigned long long)ms.queued[TZ_KIND_DATA],
-			      (unsigned long long)ms.queued[TZ_KIND_DELETE], (unsigned long long)ms.queued[TZ_KIND_INSERT]);
+		tz_buf_printf(&j, ", \"rows_both\": %llu, \"conflicts\": {", (unsigned long long)ms.rows_both);
+		for (int k = 0; k < TZ_KIND_COUNT; k++)
+			tz_buf_printf(&j, "%s\"%s\": %llu", k ? ", " : "", tz_conflict_kind_name((tz_conflict_kind)k),
+				      (unsigned long long)ms.queued[k]);
+		tz_buf_printf(&j, "}, \"duplicates\": %llu, \"repointed\": %llu, \"conflict_ids\": [",
+			      (unsigned long long)ms.duplicates, (unsigned long long)ms.repointed);
 		for (int64_t id = ms.first_id; id && id <= ms.last_id; id++)
 			tz_buf_printf(&j, "%s%lld", id > ms.first_id ? ", " : "", (long long)id);
 		tz_buf_puts(&j, "]}");
@@ -270,14 +272,25 @@ int cmd_import(const cli_opts *o0, int argc, char **argv)
 		if (r.rows_kept)
 			printf("%llu rows with uncommitted local changes were left as they are\n",
 			       (unsigned long long)r.rows_kept);
-		if (ms.rows_both) {
-			uint64_t q = ms.queued[0] + ms.queued[1] + ms.queued[2];
-			printf("%llu rows changed on both sides merged by the policies", (unsigned long long)ms.rows_both);
-			if (q)
-				printf("; %llu conflict%s queued (ids %lld-%lld): syncctl conflicts list", (unsigned long long)q,
-				       q == 1 ? "" : "s", (long long)ms.first_id, (long long)ms.last_id);
-			putchar('\n');
+		uint64_t q = 0;
+		for (int k = 0; k < TZ_KIND_COUNT; k++)
+			q += ms.queued[k];
+		if (ms.rows_both)
+			printf("%llu rows changed on both sides merged by the policies\n", (unsigned long long)ms.rows_both);
+		if (q) {
+			printf("%llu conflict%s queued (ids %lld-%lld):", (unsigned long long)q, q == 1 ? "" : "s",
+			       (long long)ms.first_id, (long long)ms.last_id);
+			for (int k = 0; k < TZ_KIND_COUNT; k++)
+				if (ms.queued[k])
+					printf(" %llu %s", (unsigned long long)ms.queued[k],
+					       tz_conflict_kind_name((tz_conflict_kind)k));
+			printf(" (syncctl conflicts list)\n");
 		}
+		if (ms.repointed)
+			printf("%llu references to merged rows re-pointed\n", (unsigned long long)ms.repointed);
+		if (ms.duplicates)
+			printf("%llu duplicate%s queued (syncctl duplicates list)\n", (unsigned long long)ms.duplicates,
+			       ms.duplicates == 1 ? "" : "s");
 		for (size_t i = 0; i < r.nrefused; i++) {
 			/* names come from the branch: no byte of theirs drives the terminal */
 			fputs("not applied: table ", stdout);

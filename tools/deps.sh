@@ -9,9 +9,12 @@ set -eu
 # Libraries (headers and .pc files; libssl-dev for libcrypto's SHA-1 of
 # the packs), then the programs the tests run:
 # sqlite3 (the shell), git + ssh-keygen (`git verify-commit` on SSH-signed
-# commits), zstd, and procps (ps, pgrep: the tests watch the daemons).
+# commits), zstd, procps (ps, pgrep: the tests watch the daemons) and curl
+# (the HTTP tests read GET /metrics and send hand-made requests).
 PKGS="pkg-config libsqlite3-dev libgit2-dev libzstd-dev libsodium-dev zlib1g-dev libssl-dev"
-PKGS="$PKGS sqlite3 git openssh-client zstd procps"
+# libmicrohttpd and libcurl: syncd's HTTP server and client.
+PKGS="$PKGS libmicrohttpd-dev libcurl4-openssl-dev"
+PKGS="$PKGS sqlite3 git openssh-client zstd procps curl"
 
 if ! command -v dpkg-query >/dev/null 2>&1; then
 	echo "tools/deps.sh: not a Debian system; make sure these are installed:" \

@@ -86,21 +86,47 @@ static const cli_command commands[] = {
 	  "commits on top) and writes store.db. Uncommitted rows in store.db are kept. A\n"
 	  "bundle already imported is a no-op (exit 0).\n\n"
 	  "Example:\n  syncctl -C hq import --json /media/usb/cas01-to-hq.tzb\n" },
+	{ "sync", cmd_netsync, "sync [--json] [URL]", "one sync cycle with syncd --hq over HTTP",
+	  "A branch's export + HQ's import + HQ's reply + its import, over HTTP with\n"
+	  "'syncd --hq' at URL (default: the 'hq_url = URL' line of the store's config):\n"
+	  "commits the change log, uploads the bundle in chunks (resuming what HQ already\n"
+	  "holds), waits for HQ's import, downloads HQ's reply (resuming by range) and\n"
+	  "imports it. A progress line on a terminal; -v logs each step on stderr;\n"
+	  "--chunk BYTES sets the upload's chunk size (default 256 KiB, at most 1 MiB). Exit 1\n"
+	  "when HQ cannot be reached, refuses the requests or refuses the bundle (its\n"
+	  "commits go again in the next one). docs/operations.md.\n\n"
+	  "Example:\n  syncctl -C cas01 sync http://hq.example:8443\n" },
 	{ "conflicts", cmd_conflicts,
 	  "conflicts list [--json] [--table T] [--branch B] [--all] | show ID | resolve ID... HOW [--as NAME]",
 	  "HQ: the administrators' conflict queue",
 	  "list: the open entries (--all: resolved ones too), one line each: id, kind (data,\n"
-	  "delete, insert), table, partition/key, branch, policy and the conflicting columns;\n"
+	  "delete, insert, unauthorized, orphan, invariant), table, partition/key, branch,\n"
+	  "policy and the conflicting columns;\n"
 	  "--json gives per column its base, ours (HQ), theirs (branch) and provisional value.\n"
 	  "show ID: one entry with every value. resolve ID... (or --table T / --branch B for\n"
 	  "every open entry of a table or branch) HOW: --ours (HQ's values), --theirs (the\n"
 	  "branch's), --base, or --set COL=VALUE / --null COL (with or without a side:\n"
 	  "VALUE takes the column's type affinity). The chosen values become one HQ commit\n"
 	  "naming the entries, signed by HQ or, with --as NAME, by that administrator's key\n"
-	  "(keys add-admin); they reach the branch at its next import.\n\n"
+	  "(keys add-admin); they reach the branch at its next import. The integrity kinds:\n"
+	  "--ours leaves HQ's rows as they stand (the only way for invariant); unauthorized\n"
+	  "also takes --theirs (authorise the branch's change), orphan --set/--null.\n\n"
 	  "Examples:\n  syncctl -C hq conflicts list --json\n"
 	  "  syncctl -C hq conflicts resolve 12 --theirs --as amina\n"
 	  "  syncctl -C hq conflicts resolve --table job_seeker --ours\n" },
+	{ "duplicates", cmd_duplicates,
+	  "duplicates list [--json] [--all] | merge KEEP DROP [--table T] [--set COL=VALUE]... [--as NAME]",
+	  "HQ: rows sharing a declared unique key, and their merge",
+	  "list: the open duplicates (--all: merged ones too): two rows of one table whose\n"
+	  "unique key (tz_unique, normalised) is the same, found after a merge. merge KEEP\n"
+	  "DROP (primary keys; a composite key as a JSON array; --table T when both keys\n"
+	  "are rows of several tables): KEEP takes the --set/--null values, every declared\n"
+	  "reference to DROP in every tracked table points to KEEP, DROP is deleted and\n"
+	  "redirected to KEEP (rows arriving later that reference it are re-pointed, a\n"
+	  "branch's change to it is queued, never applied), in one HQ commit signed by HQ\n"
+	  "or, with --as NAME, by that administrator. Branches learn it at their next import.\n\n"
+	  "Examples:\n  syncctl -C hq duplicates list --json\n"
+	  "  syncctl -C hq duplicates merge P-0007 P-0192 --set phone=0612345678 --as amina\n" },
 	{ "generate", cmd_generate,
 	  "generate (base | day (--branch CODE | --hq)) [--seed N] [--branches N] [--seekers N] ...",
 	  "write deterministic agency data (tools/agency/schema.sql)",

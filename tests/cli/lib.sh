@@ -9,7 +9,7 @@ SYNCCTL="$TZ_BUILD/syncctl"
 T_N=0
 T_FAIL=0
 WORK=$(mktemp -d "${TMPDIR:-/tmp}/tz-cli.XXXXXX")
-trap 'rm -rf "$WORK"' EXIT
+trap '[ -n "${KEEP_WORK:-}" ] || rm -rf "$WORK"' EXIT
 
 # ok COND_EXIT_CODE DESCRIPTION
 ok() {

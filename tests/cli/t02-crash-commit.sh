@@ -8,7 +8,7 @@
 . "$TZ_SRC/tests/cli/lib.sh"
 
 S="$SYNCCTL"
-KILLS=${TZ_CRASH_KILLS:-50}
+KILLS=${TZ_CRASH_KILLS:-$([ "${TZ_LONG:-0}" = 1 ] && echo 300 || echo 50)}
 SEED=${TZ_CRASH_SEED:-$RANDOM}
 RANDOM=$SEED
 echo "# seed $SEED (replay: TZ_CRASH_SEED=$SEED TZ_BUILD=$TZ_BUILD TZ_SRC=$TZ_SRC bash $0)"
@@ -54,6 +54,7 @@ while [ "$kills" -lt "$KILLS" ] && [ "$round" -lt $((KILLS * 3)) ]; do
 	fi
 done
 echo "# $kills kills delivered, $landed commits finished before their kill"
+echo "# tally: kills=$kills"
 [ "$kills" -ge "$KILLS" ]; ok $? "$KILLS commits were killed at random moments ($kills in $round rounds)"
 [ "$verify_fail" -eq 0 ]; ok $? "verify passed after every kill ($verify_fail failures)"
 check "a clean commit after the campaign" "$S" -C "$HQ" commit

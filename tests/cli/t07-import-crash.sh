@@ -31,7 +31,7 @@
 # TZ_CRASH_KILLS (default 30, per side) and TZ_CRASH_SEED (default: random).
 . "$TZ_SRC/tests/cli/lib.sh"
 S=$SYNCCTL
-KILLS=${TZ_CRASH_KILLS:-30}
+KILLS=${TZ_CRASH_KILLS:-$([ "${TZ_LONG:-0}" = 1 ] && echo 200 || echo 30)}
 SEED=${TZ_CRASH_SEED:-$RANDOM}
 RANDOM=$SEED
 echo "# seed $SEED (replay: TZ_CRASH_SEED=$SEED TZ_CRASH_KILLS=$KILLS TZ_BUILD=$TZ_BUILD TZ_SRC=$TZ_SRC bash $0)"
@@ -252,6 +252,7 @@ campaign() { # SIDE: hq | br
 			echo "# $side round $round: after importing again: $st"
 		fi
 	done
+	echo "# tally: kills=$kills"
 	echo "# $side: $kills kills in $round rounds; $done_first imports finished before their kill;" \
 		"the kills left $n_old stores in the old state, $((n_new - done_first)) in the new (killed after the SQLite commit)"
 	[ "$kills" -ge "$KILLS" ]; ok $? "$side: $KILLS imports killed at random moments ($kills in $round rounds)"

@@ -128,7 +128,19 @@ run() {
 			{ BAD=$((BAD + 1)); echo "# $SIDE $SITE:$k: no fault, but exit $rc or not the reference state"; }
 		return
 	fi
-	if [ "$FIRED" != fired ]; then
+	if [ -z "$FIRED" ] && [ "$SITE" = gitalloc ] && [ $rc -gt 128 ]; then
+		# libgit2 1.5.1 crashes on some failed allocations of its own
+		# (docs/testing.md): like a kill, that must leave the store as it
+		# was or, past the import's commit point (the refs move after
+		# SQLite's transaction; the next open moves them), as an
+		# uninterrupted import leaves it; verify passes either way
+		CRASHED="$CRASHED $k" FIRED=fired
+		if ! "$S" -C w verify >/dev/null 2>&1; then
+			BAD=$((BAD + 1)); echo "# $SIDE $SITE:$k: libgit2 crashed (exit $rc) and verify fails"
+		elif { [ "$(dump_sum w)" != "$D0" ] || [ "$(refs_of w)" != "$R0" ]; } && ! imported w; then
+			BAD=$((BAD + 1)); echo "# $SIDE $SITE:$k: libgit2 crashed (exit $rc): the store is neither as before nor imported"
+		fi
+	elif [ "$FIRED" != fired ]; then
 		BAD=$((BAD + 1)); echo "# $SIDE $SITE:$k: exit $rc and no fault report (a crash?)"
 		sed 's/^/#   /' err | head -5
 	elif [ $rc -eq 0 ]; then
@@ -168,17 +180,21 @@ TAIL=${TZ_SWEEP_TAIL:-100}
 sweep() {
 	local k=0 lo hi m
 	local -A seen=()
-	SIDE=$1 SITE=$2 BAD=0 FAILED=0 SURVIVED=0 RUNS=0 LAST=0 SURVIVORS= LOST=
+	SIDE=$1 SITE=$2 BAD=0 FAILED=0 SURVIVED=0 RUNS=0 LAST=0 SURVIVORS= LOST= CRASHED=
+	# allocations: every k under TZ_LONG=1; else every k up to 200, then
+	# k grows by 30% and the end is bisected and its last TAIL k run
+	local geo=0
+	case $SITE in alloc | gitalloc) [ "${TZ_LONG:-0}" = 1 ] || geo=1 ;; esac
 	if [ "$SIDE" = hq ]; then SRC=hq0 BUNDLE=b.tzb; else SRC=cas1 BUNDLE=r.tzb; fi
 	D0=$(dump_sum "$SRC") R0=$(refs_of "$SRC")
 	while :; do
-		if [ "$SITE" = alloc ] && [ $k -ge 200 ]; then k=$((k * 13 / 10)); else k=$((k + 1)); fi
+		if [ $geo = 1 ] && [ $k -ge 200 ]; then k=$((k * 13 / 10)); else k=$((k + 1)); fi
 		run $k
 		seen[$k]=1
 		[ "$FIRED" = fired ] || break
 		[ $k -lt 1000000 ] || { BAD=$((BAD + 1)); echo "# $SIDE $SITE: still firing at k = $k"; break; }
 	done
-	if [ "$SITE" = alloc ] && [ $k -gt 200 ]; then
+	if [ $geo = 1 ] && [ $k -gt 200 ]; then
 		# the last call N lies in (k / 1.3, k): bisect, then every k of N - TAIL .. N
 		lo=$((k * 10 / 13)) hi=$k
 		while [ $((hi - lo)) -gt 1 ]; do
@@ -192,14 +208,18 @@ sweep() {
 		done
 		k=$hi
 	fi
+	echo "# tally: sweep_steps=$RUNS"
 	ok $BAD "$SIDE import, $SITE sweep: $RUNS runs, the fault fires for k up to $((k - 1)) ($FAILED clean failures up to k = $LAST, the store unchanged; $SURVIVED survived by design)"
 	[ -z "$SURVIVORS" ] || echo "# $SIDE $SITE: exit 0 despite the fault at k =$SURVIVORS"
+	[ -z "$CRASHED" ] || echo "# $SIDE $SITE: libgit2 crashed (store unchanged) at k =$CRASHED"
 	[ -z "$LOST" ]
 	ok $? "$SIDE import, $SITE sweep: P14: no import that exits 0 despite the fault leaves other rows in store.db than an uninterrupted import${LOST:+ (k =$LOST did)}"
 }
 
 for side in hq br; do
-	for site in alloc write fsync rename; do
+	# gitalloc (~1,200 libgit2 allocations per import, libgit2's own
+	# crashes among them) only in make test-long; t03 sweeps it for commit
+	for site in alloc write fsync rename sql $([ "${TZ_LONG:-0}" = 1 ] && echo gitalloc); do
 		sweep $side $site
 	done
 done

@@ -1,7 +1,8 @@
 #!/bin/bash
 # t09-integration.sh - what HQ integrates from a branch, row by row: the
 # row's own key and owner must be its path's, a key another branch holds is
-# not taken, a row moved to another branch's partition stays where it was,
+# not taken, a row written into another branch's partition is not taken
+# while its owner's transfer is,
 # HQ's pending changes are sealed as HQ's side of the merge, and the base of
 # the three-way merge is what HQ last integrated from the branch (no false
 # conflict, no lost update).  Rule ids: docs/protocol.md.
@@ -43,14 +44,23 @@ ok $? "HQ keeps RAB01's row 7"
 [ "$(q cas "SELECT count(*) FROM job_seeker WHERE id = '7'")" = 0 ]; ok $? "CAS01's view drops its row 7"
 check "HQ verifies" "$S" -C hq verify
 
-# ---- a row moved to another branch's partition ----
-q cas "UPDATE job_seeker SET owner_branch = 'RAB01' WHERE id = 'C1'"
-cycle CAS01 cas; ok $? "CAS01 moves C1 to RAB01: the import succeeds"
-like imp-cas.json '"partition": "RAB01", "key": "C1"' "P9: the addition in RAB01's partition is listed"
-like imp-cas.json '"partition": "CAS01", "key": "C1", "why": "moved to a partition' "P9: the deletion in CAS01's is listed too"
-[ "$(q hq "SELECT name || ':' || owner_branch FROM job_seeker WHERE id = 'C1'")" = "Ali:CAS01" ]
-ok $? "HQ keeps C1 where it was"
-[ "$(q cas "SELECT owner_branch FROM job_seeker WHERE id = 'C1'")" = CAS01 ]; ok $? "CAS01's view puts C1 back"
+# ---- a row written into another branch's partition; a transfer ----
+q cas "INSERT INTO job_seeker VALUES ('C9', 'Nadia', 'RAB01')"
+cycle CAS01 cas; ok $? "CAS01 creates a row in RAB01's partition: the import succeeds"
+like imp-cas.json '"partition": "RAB01", "key": "C9", "why": "another branch.s partition"' "P9: the addition is listed"
+[ "$(q hq "SELECT count(*) FROM job_seeker WHERE id = 'C9'")" = 0 ]; ok $? "HQ does not take it"
+[ "$(q cas "SELECT count(*) FROM job_seeker WHERE id = 'C9'")" = 0 ]; ok $? "CAS01's view drops it"
+# the owner gives its row to another branch (docs/integrity.md)
+q cas "INSERT INTO job_seeker VALUES ('C8', 'Karim', 'CAS01')"
+cycle CAS01 cas; ok $? "CAS01 creates C8"
+q cas "UPDATE job_seeker SET owner_branch = 'RAB01' WHERE id = 'C8'"
+cycle CAS01 cas; ok $? "CAS01 moves C8 to RAB01: the import succeeds"
+like imp-cas.json '"refused": \[\]' "the owner's transfer is not refused"
+[ "$(q hq "SELECT name || ':' || owner_branch FROM job_seeker WHERE id = 'C8'")" = "Karim:RAB01" ]
+ok $? "HQ moves C8 to RAB01"
+[ "$(q cas "SELECT count(*) FROM job_seeker WHERE id = 'C8'")" = 0 ]; ok $? "C8 leaves CAS01's view"
+cycle RAB01 rab; ok $? "RAB01's cycle"
+[ "$(q rab "SELECT name FROM job_seeker WHERE id = 'C8'")" = Karim ]; ok $? "and joins RAB01's"
 check "HQ verifies after the move" "$S" -C hq verify
 check "CAS01 verifies after the move" "$S" -C cas verify
 

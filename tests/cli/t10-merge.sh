@@ -59,7 +59,7 @@ q cas "UPDATE job_seeker SET status = 'training' WHERE id = 'C2'"
 "$S" -C hq commit >/dev/null
 "$S" -C cas export --out c1.tzb >/dev/null
 check "HQ imports: nothing blocks, exit 0" "$S" -C hq import --json c1.tzb
-like "$WORK/.out" '"rows_both": 2, "conflicts": {"data": 1, "delete": 0, "insert": 0}, "conflict_ids": \[1\]' \
+like "$WORK/.out" '"rows_both": 2, "conflicts": {"data": 1, "delete": 0, "insert": 0, "unauthorized": 0, "orphan": 0, "invariant": 0}, "duplicates": 0, "repointed": 0, "conflict_ids": \[1\]' \
 	"two rows changed on both sides, one conflict queued"
 [ "$(q hq "SELECT id_number || name_lat || phone || address || city FROM job_seeker WHERE id = 'C1'")" = "BE1XAly06999 avRabat" ]
 ok $? "C3: HQ's identity and the branch's contact columns merged cleanly"
@@ -129,7 +129,7 @@ check "HQ keeps its status for C3" "$S" -C hq conflicts resolve --branch CAS01 -
 q cas "UPDATE job_seeker SET email = 'o3@x' WHERE id = 'C3'"
 "$S" -C cas export --out c3b.tzb >/dev/null
 check "HQ imports a bundle that re-sends what it integrated" "$S" -C hq import --json c3b.tzb
-like "$WORK/.out" '"conflicts": {"data": 0, "delete": 0, "insert": 0}' "the stretch HQ had is not merged again: no new entry"
+like "$WORK/.out" '"conflicts": {"data": 0, "delete": 0, "insert": 0, "unauthorized": 0, "orphan": 0, "invariant": 0}' "the stretch HQ had is not merged again: no new entry"
 [ "$(q hq "SELECT status || ',' || email FROM job_seeker WHERE id = 'C3'")" = "placed,o3@x" ]
 ok $? "the administrator's decision stands; the new e-mail is taken"
 "$S" -C hq export --for CAS01 --out h3b.tzb >/dev/null && "$S" -C cas import h3b.tzb >/dev/null

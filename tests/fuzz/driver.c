@@ -160,7 +160,47 @@ static void free_names(char **names, size_t n)
 	free(names);
 }
 
-/* Run one file through the target; an abort ends the program. */
+static unsigned long execs;
+
+static void exec_one(const uint8_t *data, size_t len)
+{
+	execs++;
+	LLVMFuzzerTestOneInput(data, len);
+}
+
+/*
+ * TZ_FUZZ_MUTATE=N (default 0): after each corpus input, N mutants of it
+ * (a truncation, a flipped bit, a byte set to 0x00/0xff/a random value, a
+ * byte deleted or inserted), deterministic from the input's length and
+ * the mutant's number, so that `make test` exercises the targets a little
+ * beyond their seeds without libFuzzer (`make fuzz` is the real search).
+ */
+static void mutate(const uint8_t *data, size_t len)
+{
+	const char *v = getenv("TZ_FUZZ_MUTATE");
+	long n = v ? strtol(v, NULL, 10) : 0;
+	uint8_t *m = malloc(len + 1);
+	uint64_t x = len * 0x9e3779b97f4a7c15ULL + 1;
+
+	for (long i = 0; m != NULL && len > 0 && i < n; i++) {
+		size_t at, mlen = len;
+		x ^= x << 13, x ^= x >> 7, x ^= x << 17;
+		at = (size_t)(x >> 8) % len;
+		memcpy(m, data, len);
+		switch (x % 6) {
+		case 0: mlen = at; break;
+		case 1: m[at] ^= (uint8_t)(1u << ((x >> 3) % 8)); break;
+		case 2: m[at] = (x >> 5) & 1 ? 0xff : 0x00; break;
+		case 3: m[at] = (uint8_t)(x >> 40); break;
+		case 4: memmove(m + at, m + at + 1, len - at - 1), mlen = len - 1; break;
+		default: memmove(m + at + 1, m + at, len - at), m[at] = (uint8_t)(x >> 32), mlen = len + 1; break;
+		}
+		exec_one(m, mlen);
+	}
+	free(m);
+}
+
+/* Run one file (and its mutants) through the target; an abort ends the program. */
 static void replay(const char *path)
 {
 	uint8_t *data;
@@ -170,7 +210,8 @@ static void replay(const char *path)
 		tap(0, "replay %s: cannot read: %s", path, strerror(errno));
 		return;
 	}
-	LLVMFuzzerTestOneInput(data, len);
+	exec_one(data, len);
+	mutate(data, len);
 	free(data);
 	tap(1, "replay %s", path);
 }
@@ -247,7 +288,7 @@ static void reject_one(const char *path)
 		tap(0, "reject %s: cannot read: %s", path, strerror(errno));
 		return;
 	}
-	LLVMFuzzerTestOneInput(data, len);
+	exec_one(data, len);
 	rc = tz_fuzz_reject(data, len);
 	free(data);
 	if (rc != TZ_OK && strcmp(tz_error_name(rc), code) == 0 &&
@@ -322,5 +363,6 @@ int main(int argc, char **argv)
 		}
 	}
 	printf("1..%d\n", tests);
+	printf("# tally: fuzz_execs=%lu\n", execs);
 	return failures ? 1 : 0;
 }

@@ -1,0 +1,85 @@
+#!/bin/bash
+# t11-harness-regressions.sh - bugs the proof harness (tests/sim, docs/testing.md)
+# found, each as a fixed scenario and as the simulation seed that found it.
+#
+# 1. A bundle whose first new commit is the branch's merge of an answer
+#    (its first parent already integrated, the merge HQ's base's ancestor
+#    only through another view) was integrated from the merge backwards to
+#    its first parent: HQ's change that the answer had brought was undone
+#    (a shared row reverted, sim seed 105), or a phantom "branch updated a
+#    row HQ deleted" entry queued (seed 102).  store/sync.c integrate_bundle.
+# 2. A branch merging an answer in a criss-cross history (it had merged an
+#    answer A; the next answer joins its older head and A) took git's merge
+#    base, its older head: rows A had brought counted as the branch's own and
+#    kept their old values over HQ's newer ones (the branch showed stale
+#    values; a delete then queued a phantom conflict, an edit in the same
+#    group would have sent the stale value back, sim seed 428).
+#    store/sync.c local_merge_base: the view the branch last imported.
+. "$TZ_SRC/tests/cli/lib.sh"
+S=$SYNCCTL
+cd "$WORK" || exit 1
+export TZ_PASSPHRASE="t11 passphrase"
+q() { sqlite3 "$1/store.db" "$2"; }
+
+cat >schema.sql <<'SQL'
+CREATE TABLE person(id TEXT PRIMARY KEY, owner TEXT NOT NULL, a TEXT);
+CREATE TABLE place(id TEXT PRIMARY KEY, z TEXT);
+INSERT INTO tz_track VALUES ('person', 'owned', 'owner'), ('place', 'shared', NULL);
+SQL
+"$S" init-hq hq >/dev/null && "$S" -C hq schema apply schema.sql >/dev/null
+q hq "INSERT INTO person VALUES ('P1', 'B1', 'a0'); INSERT INTO place VALUES ('S', 'old')"
+"$S" -C hq commit >/dev/null
+"$S" -C hq branch add B1 --out b1.tze >/dev/null && "$S" init-branch b1 --enroll b1.tze >/dev/null
+"$S" -C b1 export --out k.tzb >/dev/null && "$S" -C hq import k.tzb >/dev/null
+check "enrolled, key bound" "$S" -C hq export --for B1 --out r0.tzb
+
+q b1 "UPDATE person SET a = 'a1' WHERE id = 'P1'"
+check "the branch exports X1 (HQ does not import it yet)" "$S" -C b1 export --out x1.tzb
+q hq "UPDATE place SET z = 'new' WHERE id = 'S'"
+check "HQ's answer R1 brings z = new" "$S" -C hq export --for B1 --out r1.tzb
+check "the branch imports R1 over its unacknowledged X1: merge M1" "$S" -C b1 import r1.tzb
+check "HQ imports X1: its view V2 joins X1's head and R1" "$S" -C hq import x1.tzb
+check "HQ's answer R2" "$S" -C hq export --for B1 --out r2.tzb
+q b1 "UPDATE person SET a = 'a2' WHERE id = 'P1'"
+check "the branch imports R2 over M1: merge M2" "$S" -C b1 import r2.tzb
+check "the branch exports X3 = M1, M2 (M1 first)" "$S" -C b1 export --out x3.tzb
+check "HQ imports X3" "$S" -C hq import x3.tzb
+[ "$(q hq "SELECT z FROM place WHERE id = 'S'")" = new ]
+ok $? "HQ's z = new survives (integrated backwards from M1 it was reverted to old)"
+[ "$(q hq "SELECT a FROM person WHERE id = 'P1'")" = a2 ]
+ok $? "the branch's last edit arrives"
+[ "$(q hq "SELECT count(*) FROM tz_conflicts")" = 0 ]
+ok $? "no entry queued: nothing conflicted"
+check "HQ verifies" "$S" -C hq verify
+
+# ---- 2 ---- (the sleeps order the commit times as in seed 428: git's
+# merge base walk prefers the newer of two candidates)
+q hq "INSERT INTO place VALUES ('R', 'old')"
+check "2: HQ's answer A brings a new row R" "$S" -C hq export --for B1 --out ra.tzb
+sleep 1
+q b1 "UPDATE person SET a = 'a3' WHERE id = 'P1'"
+check "2: the branch exports Y1 (HQ does not import it yet)" "$S" -C b1 export --out y1.tzb
+sleep 1
+q b1 "UPDATE person SET a = 'a4' WHERE id = 'P1'"
+check "2: the branch imports A over its unacknowledged Y1: merge M1" "$S" -C b1 import ra.tzb
+check "2: HQ imports Y1: its view joins Y1's head and A" "$S" -C hq import y1.tzb
+q hq "UPDATE place SET z = 'new' WHERE id = 'R'"
+check "2: HQ's answer B changes R" "$S" -C hq export --for B1 --out rb.tzb
+q b1 "UPDATE person SET a = 'a5' WHERE id = 'P1'"
+check "2: the branch imports B over M1 and a newer commit: a criss-cross merge" "$S" -C b1 import rb.tzb
+[ "$(q b1 "SELECT z FROM place WHERE id = 'R'")" = new ]
+ok $? "2: the branch holds HQ's new value of R (it never edited R)"
+q b1 "DELETE FROM place WHERE id = 'R'"
+check "2: the branch deletes R and pushes" "$S" -C b1 export --out y3.tzb
+check "2: HQ imports it" "$S" -C hq import y3.tzb
+[ "$(q hq "SELECT count(*) FROM place WHERE id = 'R'")|$(q hq "SELECT count(*) FROM tz_conflicts")" = "0|0" ]
+ok $? "2: HQ deletes R: the branch had seen HQ's value, no conflict to queue"
+
+SIM="$TZ_BUILD/tests/tz-sim"
+for seed in 102 105; do
+	check "sim seed $seed (steps 60) converges to the model" "$SIM" --seed "$seed" --steps 60
+done
+check "sim seed 428 (steps 80) converges to the model" "$SIM" --seed 428 --steps 80
+# (a seed replays the same steps; where its SIGKILLs land varies with
+# timing, so these two are a check, not the regression test: 1 and 2 are)
+done_testing
