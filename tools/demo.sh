@@ -166,6 +166,9 @@ done
 total=0
 for t in $TABLES; do total=$((total + $(q "$HQ" "SELECT count(*) FROM $t"))); done
 claim "rows in the head commit = rows in store.db" "$(git -C "$HQ/history" ls-tree -r --name-only HEAD | grep -cv '^_')" "$total"
+claim "applications and placements whose offer is missing" \
+	"$(q "$HQ" "SELECT (SELECT count(*) FROM application WHERE job_offer_id NOT IN (SELECT id FROM job_offer))
+		+ (SELECT count(*) FROM placement WHERE job_offer_id NOT IN (SELECT id FROM job_offer))")" 0
 claim "C1 persons registered at two branches (same national ID)" \
 	"$(q "$HQ" "SELECT count(*) FROM (SELECT 1 FROM job_seeker GROUP BY id_doc_type, id_doc_number HAVING count(*) > 1)")" \
 	"$(($(sum '$.scenarios.c1_persons') / 2))"
