@@ -96,7 +96,7 @@ echo "  HQ: $(jget "$DEMO/day-HQ.json" '$.scenarios.c3_name_fixes') names fixed,
 	"$(jget "$DEMO/day-HQ.json" '$.inserted.job_seeker') registrations from the web portal"
 run "$S" -C "$HQ" commit -m "HQ: identity fixes, transfers, portal registrations"
 
-step "5. The USB key goes round: each branch exports, HQ imports (files for all three: syncd is not in this build yet)"
+step "5. The USB key goes round: each branch exports, HQ imports (files for all three; syncd over HTTP is not part of the demo yet)"
 for b in $BRANCHES; do
 	lower=$(echo "$b" | tr 'A-Z' 'a-z')
 	run "$S" -C "$DEMO/$lower" export --out "$USB/$b-to-hq.tzb"
