@@ -96,7 +96,7 @@ echo "  HQ: $(jget "$DEMO/day-HQ.json" '$.scenarios.c3_name_fixes') names fixed,
 	"$(jget "$DEMO/day-HQ.json" '$.inserted.job_seeker') registrations from the web portal"
 run "$S" -C "$HQ" commit -m "HQ: identity fixes, transfers, portal registrations"
 
-step "5. The USB key goes round: each branch exports, HQ imports (files for all three: syncd is not in this build yet)"
+step "5. The USB key goes round: each branch exports, HQ imports (files for all three; syncd over HTTP is not part of the demo yet)"
 for b in $BRANCHES; do
 	lower=$(echo "$b" | tr 'A-Z' 'a-z')
 	run "$S" -C "$DEMO/$lower" export --out "$USB/$b-to-hq.tzb"
@@ -166,6 +166,9 @@ done
 total=0
 for t in $TABLES; do total=$((total + $(q "$HQ" "SELECT count(*) FROM $t"))); done
 claim "rows in the head commit = rows in store.db" "$(git -C "$HQ/history" ls-tree -r --name-only HEAD | grep -cv '^_')" "$total"
+claim "applications and placements whose offer is missing" \
+	"$(q "$HQ" "SELECT (SELECT count(*) FROM application WHERE job_offer_id NOT IN (SELECT id FROM job_offer))
+		+ (SELECT count(*) FROM placement WHERE job_offer_id NOT IN (SELECT id FROM job_offer))")" 0
 claim "C1 persons registered at two branches (same national ID)" \
 	"$(q "$HQ" "SELECT count(*) FROM (SELECT 1 FROM job_seeker GROUP BY id_doc_type, id_doc_number HAVING count(*) > 1)")" \
 	"$(($(sum '$.scenarios.c1_persons') / 2))"

@@ -469,7 +469,8 @@ int gen_offer_row(gen_ctx *g, sqlite3_stmt *st, uint32_t o, uint32_t e, uint32_t
 	occ = c4 ? 11 : ad_below(&r, NOCC);
 	prog = c4 ? 7 : ad_below(&r, 6);
 	sal = 2800 + 100 * ad_below(&r, 60);
-	gen_uuid(g, id, GS_OFFER, c4 ? 0xC4 : 0, c4 ? c4 - 1 : o, day, 39600);
+	/* the id's time is fixed so that applications find the offer by o */
+	gen_uuid(g, id, GS_OFFER, c4 ? 0xC4 : 0, c4 ? c4 - 1 : o, c4 ? GEN_DAY_OFFLINE - 2 : GEN_DAY_REG0, 39600);
 	gen_uuid(g, eid, GS_EMPLOYER, 0, e, GEN_DAY_REG0, 36000);
 	snprintf(no, sizeof(no), "%s-OFF-%07u", g->codes[b], c4 ? 9000000 + c4 : o);
 	snprintf(title_ar, sizeof(title_ar), "مطلوب: %s", occupations[occ].ar);

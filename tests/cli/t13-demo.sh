@@ -34,12 +34,15 @@ cp "$H/store.db" integ.db
 sqlite3 integ.db "CREATE TABLE IF NOT EXISTS tz_unique(name TEXT PRIMARY KEY, tbl TEXT NOT NULL, cols TEXT NOT NULL, normalize TEXT);
 	CREATE TABLE IF NOT EXISTS tz_access(tbl TEXT NOT NULL, col TEXT NOT NULL, writer TEXT NOT NULL, PRIMARY KEY (tbl, col));
 	CREATE TABLE IF NOT EXISTS tz_invariant(name TEXT PRIMARY KEY, sql TEXT NOT NULL);
-	DELETE FROM tz_unique; DELETE FROM tz_access; DELETE FROM tz_invariant;" 2>/dev/null   # HQ applied them already
+	DELETE FROM tz_unique; DELETE FROM tz_access; DELETE FROM tz_invariant;" 2>/dev/null
 sqlite3 integ.db <"$TZ_SRC/tools/agency/integrity.sql" 2>integ.err
 ok $? "integrity.sql inserts its declarations"
 inv=$(sqlite3 integ.db "SELECT sql FROM tz_invariant WHERE name = 'job_offer_not_overfilled'")
 [ "$(sqlite3 integ.db "$inv")" = "$(sqlite3 integ.db "SELECT id FROM job_offer WHERE offer_no LIKE '%-OFF-9%'")" ]
 ok $? "its invariant returns the C4 offer and nothing else"
+[ "$(q "$H" "SELECT count(*) FROM sqlite_master WHERE name = 'tz_unique'")" = 0 ] ||
+	[ "$(q "$H" "SELECT count(*) FROM tz_conflicts WHERE kind = 'invariant' AND tbl = 'job_offer_not_overfilled'")" = 1 ]
+ok $? "with the integrity tables in the engine, HQ queued the over-filled offer once as an invariant entry"
 
 # the checks catch a store that no longer matches
 sqlite3 "$WORK/demo/rab01/store.db" "DELETE FROM interview WHERE rowid = (SELECT min(rowid) FROM interview)"
@@ -76,6 +79,11 @@ ok $? "four branches own job seekers"
 [ "$(q g1 "SELECT count(*) FROM job_offer o WHERE positions_total < (SELECT count(*) FROM placement p WHERE p.job_offer_id = o.id)
 	AND o.offer_no NOT LIKE '%-OFF-9%'")" = 0 ]
 ok $? "no base offer has more placements than positions (only C4's do, later)"
+[ "$(q g1 "SELECT (SELECT count(*) FROM application WHERE job_offer_id NOT IN (SELECT id FROM job_offer))
+	+ (SELECT count(*) FROM placement WHERE job_offer_id NOT IN (SELECT id FROM job_offer))
+	+ (SELECT count(*) FROM job_offer WHERE employer_id NOT IN (SELECT id FROM employer))
+	+ (SELECT count(*) FROM interview WHERE job_seeker_id NOT IN (SELECT id FROM job_seeker))")" = 0 ]
+ok $? "every reference points to a row (applications and placements to offers, offers to employers)"
 
 before=$(q g1 "SELECT count(*) FROM job_seeker")
 fails "a second base in the same store is refused" 1 "$S" -C g1 generate base --branches 4 --seekers 100 --seed 7
