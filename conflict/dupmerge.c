@@ -135,7 +135,7 @@ static int find_row(sqlite3 *db, const char *table, const char *arg, row_key *k,
 	sqlite3_stmt *j = NULL, *q = NULL;
 	tz_buf sql = TZ_BUF_INIT;
 	size_t nv = 0;
-	int rc;
+	int rc, step;
 
 	*found = false;
 	if ((rc = tz_integrity__pk_names(db, table, k->col, &k->n)) < 0)
@@ -157,12 +157,20 @@ static int find_row(sqlite3 *db, const char *table, const char *arg, row_key *k,
 		rc = rc < 0 ? rc : sql_error(db, "cannot read a row");
 		goto done;
 	}
-	while (sqlite3_step(j) == SQLITE_ROW)
+	while ((step = sqlite3_step(j)) == SQLITE_ROW)
 		if (++nv <= k->n)
 			sqlite3_bind_value(q, (int)nv, sqlite3_column_value(j, 0));
+	if (step != SQLITE_DONE) {
+		rc = sql_error(db, "cannot read a key");
+		goto done;
+	}
 	if (nv != k->n)
 		goto done;   /* not a key of this table */
-	if (sqlite3_step(q) == SQLITE_ROW) {
+	if ((step = sqlite3_step(q)) != SQLITE_ROW && step != SQLITE_DONE) {
+		rc = sql_error(db, "cannot read a row");
+		goto done;
+	}
+	if (step == SQLITE_ROW) {
 		tz_value kv[TZ_KEY_MAX_COLUMNS];
 		for (size_t i = 0; i < k->n; i++) {
 			if ((k->v[i] = sqlite3_value_dup(sqlite3_column_value(q, (int)i))) == NULL) {
@@ -252,12 +260,18 @@ static int set_values(sqlite3 *db, const char *table, const row_key *keep, const
 	for (size_t i = 0; i < o->nset && rc == TZ_OK; i++) {
 		tz_buf sql = TZ_BUF_INIT;
 		sqlite3_stmt *q = NULL;
-		int has = 0;
+		int has = -1;
 		if (sqlite3_prepare_v2(db, "SELECT count(*) FROM pragma_table_info(?1) WHERE name = ?2", -1, &q, NULL) ==
 		    SQLITE_OK) {
 			sqlite3_bind_text(q, 1, table, -1, SQLITE_STATIC);
 			sqlite3_bind_text(q, 2, o->set[i].col, -1, SQLITE_STATIC);
-			has = sqlite3_step(q) == SQLITE_ROW && sqlite3_column_int(q, 0) > 0;
+			if (sqlite3_step(q) == SQLITE_ROW)
+				has = sqlite3_column_int(q, 0) > 0;
+		}
+		if (has < 0) {
+			rc = sql_error(db, "cannot read the table's columns");
+			sqlite3_finalize(q);
+			return rc;
 		}
 		sqlite3_finalize(q);
 		if (!has)
@@ -290,7 +304,7 @@ static int set_values(sqlite3 *db, const char *table, const row_key *keep, const
 static int repoint_all(sqlite3 *db, const char *table, const row_key *keep, const row_key *drop, uint64_t *n)
 {
 	sqlite3_stmt *q = NULL;
-	int rc = TZ_OK;
+	int rc = TZ_OK, step = SQLITE_DONE;
 
 	if (sqlite3_prepare_v2(db, "SELECT t.tbl, f.id, group_concat(f.\"from\", char(31)) FROM tz_track t,"
 				   " pragma_foreign_key_list(t.tbl) f WHERE f.\"table\" = ?1 GROUP BY t.tbl, f.id"
@@ -298,7 +312,7 @@ static int repoint_all(sqlite3 *db, const char *table, const row_key *keep, cons
 		return sql_error(db, "cannot read the references");
 	sqlite3_bind_text(q, 1, table, -1, SQLITE_STATIC);
 	sqlite3_bind_int(q, 2, (int)keep->n);
-	while (rc == TZ_OK && sqlite3_step(q) == SQLITE_ROW) {
+	while (rc == TZ_OK && (step = sqlite3_step(q)) == SQLITE_ROW) {
 		const char *child = (const char *)sqlite3_column_text(q, 0);
 		const char *from = (const char *)sqlite3_column_text(q, 2);
 		row_key fk;
@@ -325,6 +339,8 @@ static int repoint_all(sqlite3 *db, const char *table, const row_key *keep, cons
 		for (size_t i = 0; i < fk.n; i++)
 			tz_free(fk.col[i]);
 	}
+	if (rc == TZ_OK && step != SQLITE_DONE)
+		rc = sql_error(db, "cannot read the references");
 	sqlite3_finalize(q);
 	return rc;
 }

@@ -427,16 +427,18 @@ static void fks_free(fk *f, size_t n)
 int tz_integrity__pk_names(sqlite3 *db, const char *table, char **out, size_t *n)
 {
 	sqlite3_stmt *q = NULL;
-	int rc = TZ_OK;
+	int rc = TZ_OK, step = SQLITE_DONE;
 
 	*n = 0;
 	if (sqlite3_prepare_v2(db, "SELECT name FROM pragma_table_info(?1) WHERE pk > 0 ORDER BY pk", -1, &q, NULL) !=
 	    SQLITE_OK)
 		return sql_error(db, "cannot read a table's key");
 	sqlite3_bind_text(q, 1, table, -1, SQLITE_STATIC);
-	while (rc == TZ_OK && sqlite3_step(q) == SQLITE_ROW && *n < TZ_KEY_MAX_COLUMNS)
+	while (rc == TZ_OK && *n < TZ_KEY_MAX_COLUMNS && (step = sqlite3_step(q)) == SQLITE_ROW)
 		if ((out[(*n)++] = tz_strdup((const char *)sqlite3_column_text(q, 0))) == NULL)
 			rc = TZ_ENOMEM;
+	if (rc == TZ_OK && step != SQLITE_DONE && step != SQLITE_ROW)
+		rc = sql_error(db, "cannot read a table's key");
 	sqlite3_finalize(q);
 	return rc;
 }
@@ -446,7 +448,7 @@ static int fks_of(sqlite3 *db, const char *table, fk **out, size_t *n)
 	sqlite3_stmt *q = NULL;
 	size_t cap = 0;
 	int64_t id = -1;
-	int rc = TZ_OK;
+	int rc = TZ_OK, step = SQLITE_DONE;
 
 	*out = NULL;
 	*n = 0;
@@ -454,7 +456,7 @@ static int fks_of(sqlite3 *db, const char *table, fk **out, size_t *n)
 			       -1, &q, NULL) != SQLITE_OK)
 		return sql_error(db, "cannot read the references");
 	sqlite3_bind_text(q, 1, table, -1, SQLITE_STATIC);
-	while (rc == TZ_OK && sqlite3_step(q) == SQLITE_ROW) {
+	while (rc == TZ_OK && (step = sqlite3_step(q)) == SQLITE_ROW) {
 		fk *f;
 		const char *to = (const char *)sqlite3_column_text(q, 3);
 		if (sqlite3_column_int64(q, 0) != id) {
@@ -477,6 +479,8 @@ static int fks_of(sqlite3 *db, const char *table, fk **out, size_t *n)
 		if (f->from[f->n - 1] == NULL)
 			rc = TZ_ENOMEM;
 	}
+	if (rc == TZ_OK && step != SQLITE_DONE)
+		rc = sql_error(db, "cannot read the references");
 	sqlite3_finalize(q);
 	/* "to" left out: the parent's primary key */
 	for (size_t i = 0; rc == TZ_OK && i < *n; i++)
@@ -635,14 +639,18 @@ static int row_by_key(check_ctx *x, const char *table, const char *key, tz_row *
 {
 	tz_buf head = TZ_BUF_INIT, enc = TZ_BUF_INIT;
 	sqlite3_stmt *q = NULL;
-	int rc;
+	int rc, step;
 
 	*out = NULL;
 	tz_buf_puts(&head, "SELECT * FROM ");
 	tz_store_sql_ident(&head, table);
 	if ((rc = tz_buf_error(&head)) < 0 || (rc = prepare_by_key(x, &head, table, key, NULL, &q)) < 0 || q == NULL)
 		goto done;
-	if (sqlite3_step(q) == SQLITE_ROW) {
+	if ((step = sqlite3_step(q)) != SQLITE_ROW && step != SQLITE_DONE) {
+		rc = sql_error(x->db, "cannot read a row");
+		goto done;
+	}
+	if (step == SQLITE_ROW) {
 		int n = sqlite3_column_count(q);
 		tz_column *c = tz_calloc((size_t)n, sizeof(*c));
 		if (c == NULL) {
@@ -811,22 +819,23 @@ static int invariant_row(check_ctx *x, const char *name, sqlite3_stmt *q)
 static int check_invariants(check_ctx *x)
 {
 	sqlite3_stmt *q = NULL, *inv = NULL;
-	int rc = TZ_OK, step;
+	int rc = TZ_OK, step, qstep = SQLITE_DONE;
 
 	if (x->nt == 0)
 		return TZ_OK;
 	if (sqlite3_prepare_v2(x->db, "SELECT name, sql FROM tz_invariant ORDER BY name", -1, &q, NULL) != SQLITE_OK)
 		return sql_error(x->db, "cannot read tz_invariant");
-	if (sqlite3_step(q) != SQLITE_ROW) {
+	if ((step = sqlite3_step(q)) != SQLITE_ROW) {
+		rc = step == SQLITE_DONE ? TZ_OK : sql_error(x->db, "cannot read tz_invariant");
 		sqlite3_finalize(q);
-		return TZ_OK;   /* none declared: no tz_touched either */
+		return rc;   /* none declared: no tz_touched either */
 	}
 	sqlite3_reset(q);
 	if ((rc = fill_touched(x)) < 0) {
 		sqlite3_finalize(q);
 		return rc;
 	}
-	while (rc == TZ_OK && sqlite3_step(q) == SQLITE_ROW) {
+	while (rc == TZ_OK && (qstep = sqlite3_step(q)) == SQLITE_ROW) {
 		const char *name = (const char *)sqlite3_column_text(q, 0), *sql = (const char *)sqlite3_column_text(q, 1);
 		if (sqlite3_prepare_v2(x->db, sql, -1, &inv, NULL) != SQLITE_OK) {
 			rc = tz_error_set(TZ_ESQL, "invariant '%s': %s", name, sqlite3_errmsg(x->db));
@@ -839,6 +848,8 @@ static int check_invariants(check_ctx *x)
 		sqlite3_finalize(inv);
 		inv = NULL;
 	}
+	if (rc == TZ_OK && qstep != SQLITE_DONE)
+		rc = sql_error(x->db, "cannot read tz_invariant");
 	sqlite3_finalize(q);
 	return rc;
 }

@@ -61,6 +61,10 @@ cat >schema.sql <<'SQL'
 CREATE TABLE person(id TEXT PRIMARY KEY, owner TEXT NOT NULL, name TEXT, n INTEGER, photo BLOB);
 CREATE TABLE item(id INTEGER PRIMARY KEY, title TEXT, qty INTEGER, price REAL);
 INSERT INTO tz_track VALUES ('person', 'owned', 'owner'), ('item', 'shared', NULL);
+-- the integrity checks run inside the import's transaction too: the
+-- branch's two 'new' persons make a duplicate, its qty updates are checked
+INSERT INTO tz_unique VALUES ('person_name', 'person', 'name', NULL);
+INSERT INTO tz_invariant VALUES ('item_qty', 'SELECT id FROM item WHERE qty > 1000');
 SQL
 # ---- set-up: HQ, one branch, a bundle each way ----
 "$S" init-hq hq >/dev/null && "$S" -C hq schema apply schema.sql >/dev/null
@@ -224,8 +228,12 @@ sweep() {
 for side in hq br; do
 	# below the libraries (sql: ~100 calls per import; gitalloc: ~1,200
 	# libgit2 allocations, libgit2's own crashes among them) only in make
-	# test-long, to keep make test's budget; t03 sweeps both for commit
-	for site in alloc write fsync rename $([ "${TZ_LONG:-0}" = 1 ] && echo sql gitalloc); do
+	# test-long, to keep make test's budget, except HQ's sql sweep (below);
+	# t03 sweeps both for commit
+	# sql at HQ stays in make test: a failed read inside the import's
+	# transaction once passed for "no more rows" after SQLite had rolled the
+	# transaction back, and later statements ran outside it
+	for site in alloc write fsync rename $([ $side = hq ] && echo sql) $([ "${TZ_LONG:-0}" = 1 ] && echo gitalloc $([ $side = br ] && echo sql)); do
 		sweep $side $site
 	done
 done
