@@ -5,8 +5,9 @@
 # generate), an offline day at every branch and at HQ with the conflict
 # scenarios of domain.md §3 (C1 same person at two branches, C2 transfer, C3
 # HQ fixes a name while the branch edits the contact, C4 over-filled offer,
-# C12 a status changed on both sides), the sync by USB-style files, the
-# conflict queue, resolutions, the second sync, and checks of every store.
+# C12 a status changed on both sides), the sync (CAS01 by USB-style files,
+# RAB01 and AGA01 over HTTP through `syncd --hq` on loopback), the conflict
+# queue, resolutions, the second sync, and checks of every store.
 # The summary's numbers come from queries of the stores and are compared
 # with what the generator says it did: any difference exits 1.
 #
@@ -19,6 +20,7 @@
 set -eu
 BUILD=${1:-build}
 S="$(cd "$BUILD" && pwd)/syncctl"
+SYNCD="$(cd "$BUILD" && pwd)/syncd"
 SRC=$(cd "$(dirname "$0")/.." && pwd)
 DEMO=${TZ_DEMO_DIR:-$(mktemp -d "${TMPDIR:-/tmp}/tazamun-demo.XXXXXX")}
 N=${TZ_DEMO_SEEKERS:-2000}
@@ -35,6 +37,45 @@ mkdir -p "$DEMO" "$USB"
 START=$(date +%s)
 OVERFILL_SQL="SELECT o.offer_no, o.positions_total, count(*) FROM job_offer o JOIN placement p ON p.job_offer_id = o.id
 	AND p.status IN ('signed', 'started', 'ended') GROUP BY o.id HAVING count(*) > o.positions_total"
+
+# syncd --hq on a free loopback port for the branches with a link
+SYNCD_PID=
+stop_syncd() {
+	if [ -n "$SYNCD_PID" ]; then
+		kill -TERM "$SYNCD_PID" 2>/dev/null || :
+		wait "$SYNCD_PID" 2>/dev/null || :
+		SYNCD_PID=
+	fi
+}
+trap stop_syncd EXIT
+start_syncd() {
+	rm -f "$DEMO/hq.port"
+	"$SYNCD" --hq "$HQ" --listen 127.0.0.1:0 --port-file "$DEMO/hq.port" 2>"$DEMO/syncd-hq.log" &
+	SYNCD_PID=$!
+	i=0
+	while [ ! -s "$DEMO/hq.port" ] && [ $i -lt 200 ]; do sleep 0.05; i=$((i + 1)); done
+	[ -s "$DEMO/hq.port" ] || { echo "demo: syncd --hq did not start:" >&2; cat "$DEMO/syncd-hq.log" >&2; exit 1; }
+	URL="http://127.0.0.1:$(cat "$DEMO/hq.port")"
+}
+# to_hq B DIR / from_hq B DIR: CAS01 carries a USB key (export, import at
+# HQ; later HQ's answer the other way), the others sync over HTTP (one
+# cycle: push, HQ imports, pull, the branch imports HQ's answer)
+to_hq() {
+	if [ "$1" = CAS01 ]; then
+		run "$S" -C "$2" export --out "$USB/$1-to-hq.tzb"
+		run "$S" -C "$HQ" import "$USB/$1-to-hq.tzb"
+	else
+		run "$S" -C "$2" sync "$URL"
+	fi
+}
+from_hq() {
+	if [ "$1" = CAS01 ]; then
+		run "$S" -C "$HQ" export --for "$1" --out "$USB/hq-to-$1.tzb"
+		run "$S" -C "$2" import "$USB/hq-to-$1.tzb"
+	else
+		run "$S" -C "$2" sync "$URL"
+	fi
+}
 
 step() { printf '\n\033[1m== %s\033[0m  (%ss)\n' "$*" $(($(date +%s) - START)); }
 run() { [ "$QUIET" = 1 ] || printf '$ %s\n' "$*"; "$@"; }
@@ -96,11 +137,11 @@ echo "  HQ: $(jget "$DEMO/day-HQ.json" '$.scenarios.c3_name_fixes') names fixed,
 	"$(jget "$DEMO/day-HQ.json" '$.inserted.job_seeker') registrations from the web portal"
 run "$S" -C "$HQ" commit -m "HQ: identity fixes, transfers, portal registrations"
 
-step "5. The USB key goes round: each branch exports, HQ imports (files for all three; syncd over HTTP is not part of the demo yet)"
+step "5. The link comes back: CAS01's USB key goes to HQ; RAB01 and AGA01 sync over HTTP with syncd --hq"
+start_syncd
+echo "  syncd --hq listening on $URL (log: $DEMO/syncd-hq.log)"
 for b in $BRANCHES; do
-	lower=$(echo "$b" | tr 'A-Z' 'a-z')
-	run "$S" -C "$DEMO/$lower" export --out "$USB/$b-to-hq.tzb"
-	run "$S" -C "$HQ" import "$USB/$b-to-hq.tzb"
+	to_hq "$b" "$DEMO/$(echo "$b" | tr 'A-Z' 'a-z')"
 done
 
 step "6. The administrators' queues at HQ"
@@ -126,12 +167,13 @@ first_rab=$(q "$HQ" "SELECT min(id) FROM tz_conflicts WHERE branch = 'RAB01' AND
 run "$S" -C "$HQ" conflicts resolve $cas_ids --theirs --as amina
 run "$S" -C "$HQ" conflicts resolve "$first_rab" --ours --as amina
 
-step "8. HQ answers every branch; the branches take the answers"
+step "8. HQ answers every branch (a file for CAS01, the next sync for the others); the branches take the answers"
 for b in $BRANCHES; do
-	lower=$(echo "$b" | tr 'A-Z' 'a-z')
-	run "$S" -C "$HQ" export --for "$b" --out "$USB/hq-to-$b.tzb"
-	run "$S" -C "$DEMO/$lower" import "$USB/hq-to-$b.tzb"
+	from_hq "$b" "$DEMO/$(echo "$b" | tr 'A-Z' 'a-z')"
 done
+stop_syncd
+echo "  syncd --hq stopped after $(grep -c ' s)$' "$DEMO/syncd-hq.log" || :) imports over HTTP"
+
 
 step "9. Verify every store: syncctl verify, and stock git verify-commit on every commit"
 "$S" -C "$HQ" keys allowed-signers >"$DEMO/allowed_signers"
