@@ -57,14 +57,14 @@ static int decls_load(sqlite3 *db, udecl **out, size_t *n, tz_buf *print)
 {
 	sqlite3_stmt *q = NULL;
 	size_t cap = 0;
-	int rc = TZ_OK;
+	int rc = TZ_OK, step = SQLITE_DONE;
 
 	*out = NULL;
 	*n = 0;
 	if (sqlite3_prepare_v2(db, "SELECT name, tbl, cols, coalesce(normalize, '') FROM tz_unique ORDER BY name", -1, &q,
 			       NULL) != SQLITE_OK)
 		return sql_error(db, "cannot read tz_unique");
-	while (rc == TZ_OK && sqlite3_step(q) == SQLITE_ROW) {
+	while (rc == TZ_OK && (step = sqlite3_step(q)) == SQLITE_ROW) {
 		const char *cols = (const char *)sqlite3_column_text(q, 2);
 		udecl *u;
 		if (tz_array_grow(out, &cap, *n, sizeof(**out)) < 0) {
@@ -87,6 +87,8 @@ static int decls_load(sqlite3 *db, udecl **out, size_t *n, tz_buf *print)
 		if (!u->name || !u->table)
 			rc = TZ_ENOMEM;
 	}
+	if (rc == TZ_OK && step != SQLITE_DONE)
+		rc = sql_error(db, "cannot read tz_unique");
 	sqlite3_finalize(q);
 	return rc == TZ_OK ? tz_buf_error(print) : rc;
 }

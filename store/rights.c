@@ -113,10 +113,13 @@ int tz_rights__partition_at_hq(tz_store *s, tz_table *t, const char *enc, size_t
 		sqlite3_reset(q);
 		for (size_t k = 0; k < nk; k++)
 			tz_sql__bind_value(q, (int)k + 1, &kv[k]);
-		if (sqlite3_step(q) == SQLITE_ROW) {
+		int step = sqlite3_step(q);
+		if (step == SQLITE_ROW) {
 			tz_value owner;
 			tz_sql__column_value(q, t->owner_idx, &owner);
 			*found = (rc = tz_schema__partition(part, t, &owner)) == TZ_OK;
+		} else if (step != SQLITE_DONE) {
+			rc = tz_sql__error(s, step, "cannot read a row at HQ");
 		}
 		sqlite3_reset(q);
 	}
