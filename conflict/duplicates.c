@@ -87,9 +87,6 @@ static int decls_load(sqlite3 *db, udecl **out, size_t *n, tz_buf *print)
 		if (!u->name || !u->table)
 			rc = TZ_ENOMEM;
 	}
-	/* an I/O error ends the loop as the last row would: it must not pass
-	 * for "no more declarations" (SQLite may have rolled the import's
-	 * transaction back already) */
 	if (rc == TZ_OK && step != SQLITE_DONE)
 		rc = sql_error(db, "cannot read tz_unique");
 	sqlite3_finalize(q);

@@ -434,10 +434,10 @@ int tz_integrity__pk_names(sqlite3 *db, const char *table, char **out, size_t *n
 	    SQLITE_OK)
 		return sql_error(db, "cannot read a table's key");
 	sqlite3_bind_text(q, 1, table, -1, SQLITE_STATIC);
-	while (rc == TZ_OK && *n < TZ_KEY_MAX_COLUMNS && (step = sqlite3_step(q)) == SQLITE_ROW)
+	while (rc == TZ_OK && (step = sqlite3_step(q)) == SQLITE_ROW && *n < TZ_KEY_MAX_COLUMNS)
 		if ((out[(*n)++] = tz_strdup((const char *)sqlite3_column_text(q, 0))) == NULL)
 			rc = TZ_ENOMEM;
-	if (rc == TZ_OK && step != SQLITE_DONE && step != SQLITE_ROW)
+	if (rc == TZ_OK && step != SQLITE_ROW && step != SQLITE_DONE)
 		rc = sql_error(db, "cannot read a table's key");
 	sqlite3_finalize(q);
 	return rc;
@@ -639,20 +639,23 @@ static int row_by_key(check_ctx *x, const char *table, const char *key, tz_row *
 {
 	tz_buf head = TZ_BUF_INIT, enc = TZ_BUF_INIT;
 	sqlite3_stmt *q = NULL;
-	int rc, step;
+	int rc;
 
 	*out = NULL;
 	tz_buf_puts(&head, "SELECT * FROM ");
 	tz_store_sql_ident(&head, table);
 	if ((rc = tz_buf_error(&head)) < 0 || (rc = prepare_by_key(x, &head, table, key, NULL, &q)) < 0 || q == NULL)
 		goto done;
-	if ((step = sqlite3_step(q)) != SQLITE_ROW && step != SQLITE_DONE) {
+	if ((rc = sqlite3_step(q)) != SQLITE_ROW && rc != SQLITE_DONE) {
 		rc = sql_error(x->db, "cannot read a row");
 		goto done;
 	}
-	if (step == SQLITE_ROW) {
+	if (rc == SQLITE_DONE) {
+		rc = TZ_OK;
+	} else {
 		int n = sqlite3_column_count(q);
 		tz_column *c = tz_calloc((size_t)n, sizeof(*c));
+		rc = TZ_OK;
 		if (c == NULL) {
 			rc = TZ_ENOMEM;
 			goto done;
@@ -689,10 +692,12 @@ static int parent_exists(check_ctx *x, const fk *f, const tz_value *v, bool *yes
 	if ((rc = tz_buf_error(&sql)) < 0)
 		return rc;
 	if (sqlite3_prepare_v2(x->db, (const char *)sql.data, -1, &q, NULL) != SQLITE_OK) {
-		/* a reference to a table that does not exist is dangling too */
+		/* a reference to a table that does not exist is dangling too;
+		 * any other failure (I/O) fails the import */
+		rc = sqlite3_errcode(x->db) == SQLITE_ERROR ? TZ_OK : sql_error(x->db, "cannot check a reference");
 		*yes = false;
 		tz_buf_release(&sql);
-		return TZ_OK;
+		return rc;
 	}
 	for (size_t k = 0; k < f->n; k++)
 		tz_store_sql_bind(q, (int)k + 1, &v[k]);
@@ -819,7 +824,7 @@ static int invariant_row(check_ctx *x, const char *name, sqlite3_stmt *q)
 static int check_invariants(check_ctx *x)
 {
 	sqlite3_stmt *q = NULL, *inv = NULL;
-	int rc = TZ_OK, step, qstep = SQLITE_DONE;
+	int rc = TZ_OK, step;
 
 	if (x->nt == 0)
 		return TZ_OK;
@@ -835,7 +840,7 @@ static int check_invariants(check_ctx *x)
 		sqlite3_finalize(q);
 		return rc;
 	}
-	while (rc == TZ_OK && (qstep = sqlite3_step(q)) == SQLITE_ROW) {
+	while (rc == TZ_OK && (step = sqlite3_step(q)) == SQLITE_ROW) {
 		const char *name = (const char *)sqlite3_column_text(q, 0), *sql = (const char *)sqlite3_column_text(q, 1);
 		if (sqlite3_prepare_v2(x->db, sql, -1, &inv, NULL) != SQLITE_OK) {
 			rc = tz_error_set(TZ_ESQL, "invariant '%s': %s", name, sqlite3_errmsg(x->db));
@@ -848,7 +853,7 @@ static int check_invariants(check_ctx *x)
 		sqlite3_finalize(inv);
 		inv = NULL;
 	}
-	if (rc == TZ_OK && qstep != SQLITE_DONE)
+	if (rc == TZ_OK && step != SQLITE_DONE)
 		rc = sql_error(x->db, "cannot read tz_invariant");
 	sqlite3_finalize(q);
 	return rc;
@@ -906,6 +911,12 @@ int tz_integrity__check(tz_store *s, const tz_merge_done *d, tz_merge_summary *s
 	if ((rc = tz_queue__record(s, d->code, x.p, x.np, d->ours_commit, d->theirs_commit, d->merge_commit, &first,
 				   &last)) < 0)
 		goto done;
+	/* a failure SQLite answered by rolling the transaction back must not
+	 * let the import go on in autocommit */
+	if (sqlite3_get_autocommit(x.db)) {
+		rc = tz_error_set(TZ_EIO, "the import's transaction was rolled back during the integrity checks");
+		goto done;
+	}
 	if (first && !sum->first_id)
 		sum->first_id = first;
 	if (last)

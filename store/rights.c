@@ -119,7 +119,7 @@ int tz_rights__partition_at_hq(tz_store *s, tz_table *t, const char *enc, size_t
 			tz_sql__column_value(q, t->owner_idx, &owner);
 			*found = (rc = tz_schema__partition(part, t, &owner)) == TZ_OK;
 		} else if (step != SQLITE_DONE) {
-			rc = tz_sql__error(s, step, "cannot read a row's owner");
+			rc = tz_sql__error(s, step, "cannot read a row at HQ");
 		}
 		sqlite3_reset(q);
 	}
