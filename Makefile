@@ -112,7 +112,7 @@ test-long: deps
 	@TZ_LONG=1 TEST_TIMEOUT=$${TEST_TIMEOUT:-14400} sh tests/run.sh $(BUILD)
 
 .PHONY: tests-build
-# the benchmark programs too: t11-bench checks their structure, and they
+# the benchmark programs too: t14-bench checks their structure, and they
 # must build with -Werror (and under SAN=1) like everything else
 tests-build: $(UNIT_BIN) $(FUZZ_BIN) $(TEST_TOOL_BIN) $(SIM_BIN) $(BENCH_BIN)
 

@@ -43,7 +43,7 @@ void tz_staging__release(tz_staging *st)
 }
 
 /* The spill threshold of st; TZ_SPILL_BYTES=N (tests) lowers it so that
- * small stores go through the spill too (tests/cli/t12-spill.sh). */
+ * small stores go through the spill too (tests/cli/t17-spill.sh). */
 static size_t spill_bytes(const tz_staging *st)
 {
 	static size_t v;   /* every thread computes the same value */

@@ -1838,7 +1838,7 @@ fail:
  * (tz_meta.base).  That happens in a criss-cross: the branch merged answer
  * A, then HQ's answer B joins the branch's older head and A; git may name
  * the older head, and rows A brought would count as the branch's own and
- * win over HQ's newer values in B (tests/sim seed 428; t11).  The view is
+ * win over HQ's newer values in B (tests/sim seed 428; t15-harness-regressions).  The view is
  * then the base: what the branch knows of HQ for certain. */
 static int local_merge_base(tz_store *s, const tz_oid *head, const tz_oid *tip, tz_oid *out)
 {

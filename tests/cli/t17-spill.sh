@@ -1,5 +1,5 @@
 #!/usr/bin/env bash
-# t12-spill.sh - the staging's spill (store_int.h TZ_STAGING_SPILL_BYTES):
+# t17-spill.sh - the staging's spill (store_int.h TZ_STAGING_SPILL_BYTES):
 # a commit, a rebuild or a merge holding more than the threshold writes its
 # blobs and trees as a pack and drops their bytes, then reads them back from
 # the object database.  Real imports spill only past 16 MiB, which no other

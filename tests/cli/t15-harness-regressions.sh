@@ -1,5 +1,5 @@
 #!/bin/bash
-# t11-harness-regressions.sh - bugs the proof harness (tests/sim, docs/testing.md)
+# t15-harness-regressions.sh - bugs the proof harness (tests/sim, docs/testing.md)
 # found, each as a fixed scenario and as the simulation seed that found it.
 #
 # 1. A bundle whose first new commit is the branch's merge of an answer

@@ -1,5 +1,5 @@
 #!/bin/bash
-# t13-demo.sh - `make demo`'s scenario on a smaller scale (tools/demo.sh
+# t18-demo.sh - `make demo`'s scenario on a smaller scale (tools/demo.sh
 # with 300 job seekers per branch): it must exit 0 with every claim of its
 # summary matching the stores, and fail when a store no longer matches.
 # Then the generator itself: deterministic from its seed, the formats of

@@ -1,5 +1,5 @@
 #!/usr/bin/env bash
-# t11-resolve-faults.sh - fault sweep of `conflicts resolve` (docs/merge.md
+# t16-resolve-faults.sh - fault sweep of `conflicts resolve` (docs/merge.md
 # "Resolving"): the resolution is all or nothing.  Its commit's objects are
 # written first, then one SQLite transaction holds the resolved rows, the
 # new head and the queue entries marked, then the ref moves.  For each fault
