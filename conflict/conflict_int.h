@@ -31,6 +31,8 @@ int tz_integrity__check(tz_store *s, const tz_merge_done *d, tz_merge_summary *s
  * tz_free'd by the caller). */
 struct sqlite3;
 int tz_integrity__pk_names(struct sqlite3 *db, const char *table, char **out, size_t *n);
+/* TZ_ESQL with SQLite's message for db: "<what>: <message>" (queue.c). */
+int tz_conflict__sql_error(struct sqlite3 *db, const char *what);
 /* The unique-key index brought to d->to_root; duplicates queued (duplicates.c). */
 int tz_duplicates__check(tz_store *s, const tz_merge_done *d, uint64_t *queued);
 

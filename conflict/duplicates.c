@@ -11,11 +11,6 @@
 #include <string.h>
 #include <time.h>
 
-static int sql_error(sqlite3 *db, const char *what)
-{
-	return tz_error_set(TZ_ESQL, "%s: %s", what, sqlite3_errmsg(db));
-}
-
 typedef struct {
 	char *name, *table;
 	size_t ncols;
@@ -63,7 +58,7 @@ static int decls_load(sqlite3 *db, udecl **out, size_t *n, tz_buf *print)
 	*n = 0;
 	if (sqlite3_prepare_v2(db, "SELECT name, tbl, cols, coalesce(normalize, '') FROM tz_unique ORDER BY name", -1, &q,
 			       NULL) != SQLITE_OK)
-		return sql_error(db, "cannot read tz_unique");
+		return tz_conflict__sql_error(db, "cannot read tz_unique");
 	while (rc == TZ_OK && (step = sqlite3_step(q)) == SQLITE_ROW) {
 		const char *cols = (const char *)sqlite3_column_text(q, 2);
 		udecl *u;
@@ -88,7 +83,7 @@ static int decls_load(sqlite3 *db, udecl **out, size_t *n, tz_buf *print)
 			rc = TZ_ENOMEM;
 	}
 	if (rc == TZ_OK && step != SQLITE_DONE)
-		rc = sql_error(db, "cannot read tz_unique");
+		rc = tz_conflict__sql_error(db, "cannot read tz_unique");
 	sqlite3_finalize(q);
 	return rc == TZ_OK ? tz_buf_error(print) : rc;
 }
@@ -123,7 +118,7 @@ static int queue_pair(dup_ctx *x, const udecl *u, const tz_buf *nk, const char *
 	if ((step = sqlite3_step(x->open_q)) == SQLITE_ROW)
 		return TZ_OK;   /* already queued, not resolved yet */
 	if (step != SQLITE_DONE)
-		return sql_error(x->db, "cannot read the duplicate queue");
+		return tz_conflict__sql_error(x->db, "cannot read the duplicate queue");
 	tz_oid_fmt(mc, tz_oid_is_zero(x->d->merge_commit) ? x->d->ours_commit : x->d->merge_commit);
 	sqlite3_reset(x->add);
 	sqlite3_bind_text(x->add, 1, u->name, -1, SQLITE_STATIC);
@@ -137,7 +132,7 @@ static int queue_pair(dup_ctx *x, const udecl *u, const tz_buf *nk, const char *
 	sqlite3_bind_text(x->add, 9, mc, -1, SQLITE_STATIC);
 	sqlite3_bind_int64(x->add, 10, (sqlite3_int64)time(NULL));
 	if (sqlite3_step(x->add) != SQLITE_DONE)
-		return sql_error(x->db, "cannot queue a duplicate");
+		return tz_conflict__sql_error(x->db, "cannot queue a duplicate");
 	x->queued++;
 	return TZ_OK;
 }
@@ -164,7 +159,7 @@ static int index_row(dup_ctx *x, const udecl *u, const char *key, const char *pa
 		tz_free(pa);
 	}
 	if (rc == TZ_OK && step != SQLITE_DONE)
-		rc = sql_error(x->db, "cannot read the unique-key index");
+		rc = tz_conflict__sql_error(x->db, "cannot read the unique-key index");
 	if (rc < 0)
 		goto done;
 	sqlite3_reset(x->ins);
@@ -173,7 +168,7 @@ static int index_row(dup_ctx *x, const udecl *u, const char *key, const char *pa
 	sqlite3_bind_text(x->ins, 3, key, -1, SQLITE_STATIC);
 	sqlite3_bind_text(x->ins, 4, part, -1, SQLITE_STATIC);
 	if (sqlite3_step(x->ins) != SQLITE_DONE)
-		rc = sql_error(x->db, "cannot update the unique-key index");
+		rc = tz_conflict__sql_error(x->db, "cannot update the unique-key index");
 done:
 	tz_buf_release(&nk);
 	return rc;
@@ -200,7 +195,7 @@ static int unindex_touched(const tz_touched_row *r, void *payload)
 		sqlite3_bind_text(x->del, 1, x->u[i].name, -1, SQLITE_STATIC);
 		sqlite3_bind_text(x->del, 2, r->key, -1, SQLITE_STATIC);
 		if (sqlite3_step(x->del) != SQLITE_DONE)
-			return sql_error(x->db, "cannot update the unique-key index");
+			return tz_conflict__sql_error(x->db, "cannot update the unique-key index");
 	}
 	if (!any || !r->present || (rc = tz_store_redirect_target(x->s, r->table, r->key, &target)) < 0 || target) {
 		tz_free(target);
@@ -264,7 +259,7 @@ static int prepare_all(dup_ctx *x)
 	    sqlite3_prepare_v2(x->db, "INSERT INTO tz_duplicates(name, tbl, nkey, key_a, part_a, key_b, part_b, branch,"
 				      " merge_commit, created) VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8, ?9, ?10)", -1, &x->add,
 			       NULL) != SQLITE_OK)
-		return sql_error(x->db, "cannot prepare the duplicate checks");
+		return tz_conflict__sql_error(x->db, "cannot prepare the duplicate checks");
 	return TZ_OK;
 }
 
@@ -278,7 +273,7 @@ static int marker_get(sqlite3 *db, const char *print, tz_oid *root, bool *has)
 
 	*has = false;
 	if (sqlite3_prepare_v2(db, "SELECT v FROM tz_meta WHERE k = 'ukeys'", -1, &q, NULL) != SQLITE_OK)
-		return sql_error(db, "cannot read tz_meta");
+		return tz_conflict__sql_error(db, "cannot read tz_meta");
 	if ((step = sqlite3_step(q)) == SQLITE_ROW) {
 		const char *v = (const char *)sqlite3_column_text(q, 0);
 		if (v && strlen(v) > 41 && v[40] == ' ' && strcmp(v + 41, print) == 0) {
@@ -291,7 +286,7 @@ static int marker_get(sqlite3 *db, const char *print, tz_oid *root, bool *has)
 		}
 	}
 	sqlite3_finalize(q);
-	return step == SQLITE_ROW || step == SQLITE_DONE ? TZ_OK : sql_error(db, "cannot read tz_meta");
+	return step == SQLITE_ROW || step == SQLITE_DONE ? TZ_OK : tz_conflict__sql_error(db, "cannot read tz_meta");
 }
 
 static int marker_set(sqlite3 *db, const tz_oid *root, const char *print)
@@ -306,11 +301,11 @@ static int marker_set(sqlite3 *db, const tz_oid *root, const char *print)
 	tz_buf_putc(&mark, '\0');
 	if ((rc = tz_buf_error(&mark)) == TZ_OK &&
 	    sqlite3_prepare_v2(db, "INSERT OR REPLACE INTO tz_meta(k, v) VALUES ('ukeys', ?1)", -1, &q, NULL) != SQLITE_OK)
-		rc = sql_error(db, "cannot record the unique-key index");
+		rc = tz_conflict__sql_error(db, "cannot record the unique-key index");
 	if (rc == TZ_OK) {
 		sqlite3_bind_text(q, 1, (const char *)mark.data, -1, SQLITE_STATIC);
 		if (sqlite3_step(q) != SQLITE_DONE)
-			rc = sql_error(db, "cannot record the unique-key index");
+			rc = tz_conflict__sql_error(db, "cannot record the unique-key index");
 	}
 	sqlite3_finalize(q);
 	tz_buf_release(&mark);
@@ -340,7 +335,7 @@ int tz_duplicates__check(tz_store *s, const tz_merge_done *d, uint64_t *queued)
 		goto done;
 	x.rebuild = !has_from;
 	if (!has_from && sqlite3_exec(x.db, "DELETE FROM tz_ukeys", NULL, NULL, NULL) != SQLITE_OK) {
-		rc = sql_error(x.db, "cannot rebuild the unique-key index");
+		rc = tz_conflict__sql_error(x.db, "cannot rebuild the unique-key index");
 		goto done;
 	}
 	if ((rc = tz_store_touched(s, has_from ? &from : NULL, d->to_root, unindex_touched, &x)) < 0 ||

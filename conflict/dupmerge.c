@@ -11,11 +11,6 @@
 #include <string.h>
 #include <time.h>
 
-static int sql_error(sqlite3 *db, const char *what)
-{
-	return tz_error_set(TZ_ESQL, "%s: %s", what, sqlite3_errmsg(db));
-}
-
 int tz_integrity_open(tz_store *s, uint64_t by_kind[TZ_KIND_COUNT], uint64_t *duplicates)
 {
 	sqlite3 *db = tz_store_db(s);
@@ -27,7 +22,7 @@ int tz_integrity_open(tz_store *s, uint64_t by_kind[TZ_KIND_COUNT], uint64_t *du
 	if (sqlite3_prepare_v2(db, "SELECT kind, count(*) FROM tz_conflicts WHERE status = 'open' GROUP BY kind"
 				   " UNION ALL SELECT '#dup', count(*) FROM tz_duplicates WHERE status = 'open'",
 			       -1, &q, NULL) != SQLITE_OK)
-		return sql_error(db, "cannot read the queues");
+		return tz_conflict__sql_error(db, "cannot read the queues");
 	while ((step = sqlite3_step(q)) == SQLITE_ROW) {
 		const char *k = (const char *)sqlite3_column_text(q, 0);
 		uint64_t n = (uint64_t)sqlite3_column_int64(q, 1);
@@ -38,7 +33,7 @@ int tz_integrity_open(tz_store *s, uint64_t by_kind[TZ_KIND_COUNT], uint64_t *du
 				by_kind[i] = n;
 	}
 	if (step != SQLITE_DONE)
-		rc = sql_error(db, "cannot read the queues");
+		rc = tz_conflict__sql_error(db, "cannot read the queues");
 	sqlite3_finalize(q);
 	return rc;
 }
@@ -59,7 +54,7 @@ int tz_duplicates_list(tz_store *s, bool all, tz_duplicate_cb cb, void *payload)
 	if (sqlite3_prepare_v2(db, "SELECT id, name, tbl, status, branch, merge_commit, key_a, part_a, key_b, part_b,"
 				   " created, resolved_at, resolved_by, kept, resolution_commit FROM tz_duplicates"
 				   " WHERE ?1 OR status = 'open' ORDER BY id", -1, &q, NULL) != SQLITE_OK)
-		return sql_error(db, "cannot read the duplicate queue");
+		return tz_conflict__sql_error(db, "cannot read the duplicate queue");
 	sqlite3_bind_int(q, 1, all);
 	while (rc == TZ_OK && (step = sqlite3_step(q)) == SQLITE_ROW) {
 		tz_duplicate d;
@@ -93,7 +88,7 @@ int tz_duplicates_list(tz_store *s, bool all, tz_duplicate_cb cb, void *payload)
 		tz_free(ab);
 	}
 	if (rc == TZ_OK && step != SQLITE_DONE)
-		rc = sql_error(db, "cannot read the duplicate queue");
+		rc = tz_conflict__sql_error(db, "cannot read the duplicate queue");
 	sqlite3_finalize(q);
 	return rc;
 }
@@ -142,7 +137,7 @@ static int find_row(sqlite3 *db, const char *table, const char *arg, row_key *k,
 		return rc;
 	if (sqlite3_prepare_v2(db, arg[0] == '[' ? "SELECT value FROM json_each(?1)" : "SELECT ?1", -1, &j, NULL) !=
 	    SQLITE_OK)
-		return sql_error(db, "cannot read a key");
+		return tz_conflict__sql_error(db, "cannot read a key");
 	sqlite3_bind_text(j, 1, arg, -1, SQLITE_STATIC);
 	tz_buf_puts(&sql, "SELECT ");
 	for (size_t i = 0; i < k->n; i++) {
@@ -154,20 +149,20 @@ static int find_row(sqlite3 *db, const char *table, const char *arg, row_key *k,
 	put_key_cond(&sql, k, " WHERE ", 1);
 	tz_buf_putc(&sql, '\0');
 	if ((rc = tz_buf_error(&sql)) < 0 || sqlite3_prepare_v2(db, (const char *)sql.data, -1, &q, NULL) != SQLITE_OK) {
-		rc = rc < 0 ? rc : sql_error(db, "cannot read a row");
+		rc = rc < 0 ? rc : tz_conflict__sql_error(db, "cannot read a row");
 		goto done;
 	}
 	while ((step = sqlite3_step(j)) == SQLITE_ROW)
 		if (++nv <= k->n)
 			sqlite3_bind_value(q, (int)nv, sqlite3_column_value(j, 0));
 	if (step != SQLITE_DONE) {
-		rc = sql_error(db, "cannot read a key");
+		rc = tz_conflict__sql_error(db, "cannot read a key");
 		goto done;
 	}
 	if (nv != k->n)
 		goto done;   /* not a key of this table */
 	if ((step = sqlite3_step(q)) != SQLITE_ROW && step != SQLITE_DONE) {
-		rc = sql_error(db, "cannot read a row");
+		rc = tz_conflict__sql_error(db, "cannot read a row");
 		goto done;
 	}
 	if (step == SQLITE_ROW) {
@@ -201,7 +196,7 @@ static int find_pair(sqlite3 *db, const tz_dup_merge_opts *o, char *table, size_
 
 	if (sqlite3_prepare_v2(db, "SELECT tbl FROM tz_track WHERE ?1 IS NULL OR tbl = ?1 ORDER BY tbl", -1, &q, NULL) !=
 	    SQLITE_OK)
-		return sql_error(db, "cannot read tz_track");
+		return tz_conflict__sql_error(db, "cannot read tz_track");
 	if (o->table)
 		sqlite3_bind_text(q, 1, o->table, -1, SQLITE_STATIC);
 	while (rc == TZ_OK && (step = sqlite3_step(q)) == SQLITE_ROW) {
@@ -239,13 +234,13 @@ static int exec_bound(sqlite3 *db, const tz_buf *sql, const row_key *a, int abas
 	int rc = TZ_OK;
 
 	if (sqlite3_prepare_v2(db, (const char *)sql->data, -1, &q, NULL) != SQLITE_OK)
-		return sql_error(db, what);
+		return tz_conflict__sql_error(db, what);
 	for (size_t i = 0; a && i < a->n; i++)
 		sqlite3_bind_value(q, abase + (int)i, a->v[i]);
 	for (size_t i = 0; b && i < b->n; i++)
 		sqlite3_bind_value(q, bbase + (int)i, b->v[i]);
 	if (sqlite3_step(q) != SQLITE_DONE)
-		rc = sql_error(db, what);
+		rc = tz_conflict__sql_error(db, what);
 	else if (changes)
 		*changes += (uint64_t)sqlite3_changes(db);
 	sqlite3_finalize(q);
@@ -269,7 +264,7 @@ static int set_values(sqlite3 *db, const char *table, const row_key *keep, const
 				has = sqlite3_column_int(q, 0) > 0;
 		}
 		if (has < 0) {
-			rc = sql_error(db, "cannot read the table's columns");
+			rc = tz_conflict__sql_error(db, "cannot read the table's columns");
 			sqlite3_finalize(q);
 			return rc;
 		}
@@ -284,14 +279,14 @@ static int set_values(sqlite3 *db, const char *table, const row_key *keep, const
 		put_key_cond(&sql, keep, " WHERE ", 2);
 		tz_buf_putc(&sql, '\0');
 		if ((rc = tz_buf_error(&sql)) == TZ_OK && sqlite3_prepare_v2(db, (const char *)sql.data, -1, &q, NULL) != SQLITE_OK)
-			rc = sql_error(db, "cannot set the survivor's values");
+			rc = tz_conflict__sql_error(db, "cannot set the survivor's values");
 		if (rc == TZ_OK) {
 			if (o->set[i].text)
 				sqlite3_bind_text(q, 1, o->set[i].text, -1, SQLITE_STATIC);
 			for (size_t k = 0; k < keep->n; k++)
 				sqlite3_bind_value(q, 2 + (int)k, keep->v[k]);
 			if (sqlite3_step(q) != SQLITE_DONE)
-				rc = sql_error(db, "cannot set the survivor's values");
+				rc = tz_conflict__sql_error(db, "cannot set the survivor's values");
 		}
 		sqlite3_finalize(q);
 		tz_buf_release(&sql);
@@ -309,7 +304,7 @@ static int repoint_all(sqlite3 *db, const char *table, const row_key *keep, cons
 	if (sqlite3_prepare_v2(db, "SELECT t.tbl, f.id, group_concat(f.\"from\", char(31)) FROM tz_track t,"
 				   " pragma_foreign_key_list(t.tbl) f WHERE f.\"table\" = ?1 GROUP BY t.tbl, f.id"
 				   " HAVING count(*) = ?2 ORDER BY t.tbl, f.id", -1, &q, NULL) != SQLITE_OK)
-		return sql_error(db, "cannot read the references");
+		return tz_conflict__sql_error(db, "cannot read the references");
 	sqlite3_bind_text(q, 1, table, -1, SQLITE_STATIC);
 	sqlite3_bind_int(q, 2, (int)keep->n);
 	while (rc == TZ_OK && (step = sqlite3_step(q)) == SQLITE_ROW) {
@@ -340,7 +335,7 @@ static int repoint_all(sqlite3 *db, const char *table, const row_key *keep, cons
 			tz_free(fk.col[i]);
 	}
 	if (rc == TZ_OK && step != SQLITE_DONE)
-		rc = sql_error(db, "cannot read the references");
+		rc = tz_conflict__sql_error(db, "cannot read the references");
 	sqlite3_finalize(q);
 	return rc;
 }
@@ -366,12 +361,12 @@ static int merge_rows(sqlite3 *db, const char *table, const row_key *keep, const
 		return rc;
 	if (sqlite3_prepare_v2(db, "INSERT OR REPLACE INTO tz_redirect(tbl, from_key, to_key) VALUES (?1, ?2, ?3)", -1, &q,
 			       NULL) != SQLITE_OK)
-		return sql_error(db, "cannot record the redirect");
+		return tz_conflict__sql_error(db, "cannot record the redirect");
 	sqlite3_bind_text(q, 1, table, -1, SQLITE_STATIC);
 	sqlite3_bind_text(q, 2, (const char *)drop->enc.data, -1, SQLITE_STATIC);
 	sqlite3_bind_text(q, 3, (const char *)keep->enc.data, -1, SQLITE_STATIC);
 	if (sqlite3_step(q) != SQLITE_DONE)
-		rc = sql_error(db, "cannot record the redirect");
+		rc = tz_conflict__sql_error(db, "cannot record the redirect");
 	sqlite3_finalize(q);
 	return rc;
 }
@@ -387,7 +382,7 @@ static int close_entries(sqlite3 *db, const char *table, const row_key *keep, co
 	if (sqlite3_prepare_v2(db, "UPDATE tz_duplicates SET status = 'resolved', resolved_at = ?1, resolved_by = ?2,"
 				   " kept = ?3, resolution_commit = ?4 WHERE status = 'open' AND tbl = ?5"
 				   " AND (key_a = ?6 OR key_b = ?6)", -1, &q, NULL) != SQLITE_OK)
-		return sql_error(db, "cannot update the duplicate queue");
+		return tz_conflict__sql_error(db, "cannot update the duplicate queue");
 	sqlite3_bind_int64(q, 1, (sqlite3_int64)time(NULL));
 	sqlite3_bind_text(q, 2, by, -1, SQLITE_STATIC);
 	sqlite3_bind_text(q, 3, (const char *)keep->enc.data, -1, SQLITE_STATIC);
@@ -395,7 +390,7 @@ static int close_entries(sqlite3 *db, const char *table, const row_key *keep, co
 	sqlite3_bind_text(q, 5, table, -1, SQLITE_STATIC);
 	sqlite3_bind_text(q, 6, (const char *)drop->enc.data, -1, SQLITE_STATIC);
 	if (sqlite3_step(q) != SQLITE_DONE)
-		rc = sql_error(db, "cannot update the duplicate queue");
+		rc = tz_conflict__sql_error(db, "cannot update the duplicate queue");
 	else
 		*n = (uint64_t)sqlite3_changes(db);
 	sqlite3_finalize(q);
@@ -451,7 +446,7 @@ int tz_duplicates_merge(tz_store *s, const tz_dup_merge_opts *o, tz_dup_merge_re
 		return rc;
 	/* which table, and the rows' checks, before anything is written */
 	if (sqlite3_exec(db, "BEGIN", NULL, NULL, NULL) != SQLITE_OK)
-		return sql_error(db, "cannot read the rows");
+		return tz_conflict__sql_error(db, "cannot read the rows");
 	if ((rc = find_pair(db, o, res->table, sizeof(res->table), &m.keep, &m.drop)) == TZ_OK &&
 	    strcmp((const char *)m.keep.enc.data, (const char *)m.drop.enc.data) == 0)
 		rc = tz_error_set(TZ_EINVAL, "KEEP and DROP are the same row");

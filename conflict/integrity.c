@@ -53,11 +53,6 @@ typedef struct {
 
 static int fks_of(sqlite3 *db, const char *table, fk **out, size_t *n);
 
-static int sql_error(sqlite3 *db, const char *what)
-{
-	return tz_error_set(TZ_ESQL, "%s: %s", what, sqlite3_errmsg(db));
-}
-
 /* ---- normalisation ---- */
 
 static bool is_space(uint8_t c)
@@ -202,7 +197,7 @@ static int fill_touched(check_ctx *x)
 			 "DELETE FROM temp.tz_touched", NULL, NULL, NULL) != SQLITE_OK ||
 	    sqlite3_prepare_v2(x->db, "INSERT OR IGNORE INTO temp.tz_touched(tbl, pk) VALUES (?1, ?2)", -1, &q, NULL) !=
 		    SQLITE_OK)
-		return sql_error(x->db, "cannot fill tz_touched");
+		return tz_conflict__sql_error(x->db, "cannot fill tz_touched");
 	for (size_t i = 0; i < x->nt && rc == TZ_OK; i++) {
 		tz_value kv[TZ_KEY_MAX_COLUMNS];
 		uint8_t *arena = NULL;
@@ -227,7 +222,7 @@ static int fill_touched(check_ctx *x)
 			sqlite3_bind_text(q, 2, (const char *)json.data, (int)json.len, SQLITE_STATIC);
 		}
 		if ((rc = tz_buf_error(&json)) == TZ_OK && sqlite3_step(q) != SQLITE_DONE)
-			rc = sql_error(x->db, "cannot fill tz_touched");
+			rc = tz_conflict__sql_error(x->db, "cannot fill tz_touched");
 		tz_buf_release(&json);
 		tz_free(arena);
 	}
@@ -251,14 +246,14 @@ static int is_open(check_ctx *x, const char *kind, const char *table, const char
 		return TZ_OK;
 	if (sqlite3_prepare_v2(x->db, "SELECT 1 FROM tz_conflicts WHERE status = 'open' AND kind = ?1 AND tbl = ?2"
 				      " AND key = ?3", -1, &q, NULL) != SQLITE_OK)
-		return sql_error(x->db, "cannot read the conflict queue");
+		return tz_conflict__sql_error(x->db, "cannot read the conflict queue");
 	sqlite3_bind_text(q, 1, kind, -1, SQLITE_STATIC);
 	sqlite3_bind_text(q, 2, table, -1, SQLITE_STATIC);
 	sqlite3_bind_text(q, 3, key, -1, SQLITE_STATIC);
 	step = sqlite3_step(q);
 	sqlite3_finalize(q);
 	if (step != SQLITE_ROW && step != SQLITE_DONE)
-		return sql_error(x->db, "cannot read the conflict queue");
+		return tz_conflict__sql_error(x->db, "cannot read the conflict queue");
 	*open = step == SQLITE_ROW;
 	return TZ_OK;
 }
@@ -432,13 +427,13 @@ int tz_integrity__pk_names(sqlite3 *db, const char *table, char **out, size_t *n
 	*n = 0;
 	if (sqlite3_prepare_v2(db, "SELECT name FROM pragma_table_info(?1) WHERE pk > 0 ORDER BY pk", -1, &q, NULL) !=
 	    SQLITE_OK)
-		return sql_error(db, "cannot read a table's key");
+		return tz_conflict__sql_error(db, "cannot read a table's key");
 	sqlite3_bind_text(q, 1, table, -1, SQLITE_STATIC);
 	while (rc == TZ_OK && (step = sqlite3_step(q)) == SQLITE_ROW && *n < TZ_KEY_MAX_COLUMNS)
 		if ((out[(*n)++] = tz_strdup((const char *)sqlite3_column_text(q, 0))) == NULL)
 			rc = TZ_ENOMEM;
 	if (rc == TZ_OK && step != SQLITE_ROW && step != SQLITE_DONE)
-		rc = sql_error(db, "cannot read a table's key");
+		rc = tz_conflict__sql_error(db, "cannot read a table's key");
 	sqlite3_finalize(q);
 	return rc;
 }
@@ -454,7 +449,7 @@ static int fks_of(sqlite3 *db, const char *table, fk **out, size_t *n)
 	*n = 0;
 	if (sqlite3_prepare_v2(db, "SELECT id, \"table\", \"from\", \"to\" FROM pragma_foreign_key_list(?1) ORDER BY id, seq",
 			       -1, &q, NULL) != SQLITE_OK)
-		return sql_error(db, "cannot read the references");
+		return tz_conflict__sql_error(db, "cannot read the references");
 	sqlite3_bind_text(q, 1, table, -1, SQLITE_STATIC);
 	while (rc == TZ_OK && (step = sqlite3_step(q)) == SQLITE_ROW) {
 		fk *f;
@@ -480,7 +475,7 @@ static int fks_of(sqlite3 *db, const char *table, fk **out, size_t *n)
 			rc = TZ_ENOMEM;
 	}
 	if (rc == TZ_OK && step != SQLITE_DONE)
-		rc = sql_error(db, "cannot read the references");
+		rc = tz_conflict__sql_error(db, "cannot read the references");
 	sqlite3_finalize(q);
 	/* "to" left out: the parent's primary key */
 	for (size_t i = 0; rc == TZ_OK && i < *n; i++)
@@ -543,7 +538,7 @@ static int prepare_by_key(check_ctx *x, const tz_buf *head, const char *table, c
 	if ((rc = tz_buf_error(&sql)) < 0 || nk != npk || npk == 0)
 		goto done;
 	if (sqlite3_prepare_v2(x->db, (const char *)sql.data, -1, q, NULL) != SQLITE_OK) {
-		rc = sql_error(x->db, "cannot prepare a statement by key");
+		rc = tz_conflict__sql_error(x->db, "cannot prepare a statement by key");
 		goto done;
 	}
 	if (lead)
@@ -569,7 +564,7 @@ static int exec_by_key(check_ctx *x, const tz_buf *head, const char *table, cons
 	if ((rc = prepare_by_key(x, head, table, key, lead, &q)) < 0 || q == NULL)
 		return rc;
 	if (sqlite3_step(q) != SQLITE_DONE)
-		rc = sql_error(x->db, what);
+		rc = tz_conflict__sql_error(x->db, what);
 	else
 		*changed = sqlite3_changes(x->db) > 0;
 	sqlite3_finalize(q);
@@ -647,7 +642,7 @@ static int row_by_key(check_ctx *x, const char *table, const char *key, tz_row *
 	if ((rc = tz_buf_error(&head)) < 0 || (rc = prepare_by_key(x, &head, table, key, NULL, &q)) < 0 || q == NULL)
 		goto done;
 	if ((rc = sqlite3_step(q)) != SQLITE_ROW && rc != SQLITE_DONE) {
-		rc = sql_error(x->db, "cannot read a row");
+		rc = tz_conflict__sql_error(x->db, "cannot read a row");
 		goto done;
 	}
 	if (rc == SQLITE_DONE) {
@@ -694,7 +689,7 @@ static int parent_exists(check_ctx *x, const fk *f, const tz_value *v, bool *yes
 	if (sqlite3_prepare_v2(x->db, (const char *)sql.data, -1, &q, NULL) != SQLITE_OK) {
 		/* a reference to a table that does not exist is dangling too;
 		 * any other failure (I/O) fails the import */
-		rc = sqlite3_errcode(x->db) == SQLITE_ERROR ? TZ_OK : sql_error(x->db, "cannot check a reference");
+		rc = sqlite3_errcode(x->db) == SQLITE_ERROR ? TZ_OK : tz_conflict__sql_error(x->db, "cannot check a reference");
 		*yes = false;
 		tz_buf_release(&sql);
 		return rc;
@@ -702,7 +697,7 @@ static int parent_exists(check_ctx *x, const fk *f, const tz_value *v, bool *yes
 	for (size_t k = 0; k < f->n; k++)
 		tz_store_sql_bind(q, (int)k + 1, &v[k]);
 	if ((step = sqlite3_step(q)) != SQLITE_ROW && step != SQLITE_DONE)
-		rc = sql_error(x->db, "cannot check a reference");
+		rc = tz_conflict__sql_error(x->db, "cannot check a reference");
 	*yes = step == SQLITE_ROW;
 	sqlite3_finalize(q);
 	tz_buf_release(&sql);
@@ -829,9 +824,9 @@ static int check_invariants(check_ctx *x)
 	if (x->nt == 0)
 		return TZ_OK;
 	if (sqlite3_prepare_v2(x->db, "SELECT name, sql FROM tz_invariant ORDER BY name", -1, &q, NULL) != SQLITE_OK)
-		return sql_error(x->db, "cannot read tz_invariant");
+		return tz_conflict__sql_error(x->db, "cannot read tz_invariant");
 	if ((step = sqlite3_step(q)) != SQLITE_ROW) {
-		rc = step == SQLITE_DONE ? TZ_OK : sql_error(x->db, "cannot read tz_invariant");
+		rc = step == SQLITE_DONE ? TZ_OK : tz_conflict__sql_error(x->db, "cannot read tz_invariant");
 		sqlite3_finalize(q);
 		return rc;   /* none declared: no tz_touched either */
 	}
@@ -854,7 +849,7 @@ static int check_invariants(check_ctx *x)
 		inv = NULL;
 	}
 	if (rc == TZ_OK && step != SQLITE_DONE)
-		rc = sql_error(x->db, "cannot read tz_invariant");
+		rc = tz_conflict__sql_error(x->db, "cannot read tz_invariant");
 	sqlite3_finalize(q);
 	return rc;
 }
@@ -867,11 +862,11 @@ static int any_redirect(check_ctx *x)
 	int step;
 
 	if (sqlite3_prepare_v2(x->db, "SELECT 1 FROM tz_redirect LIMIT 1", -1, &q, NULL) != SQLITE_OK)
-		return sql_error(x->db, "cannot read tz_redirect");
+		return tz_conflict__sql_error(x->db, "cannot read tz_redirect");
 	step = sqlite3_step(q);
 	sqlite3_finalize(q);
 	if (step != SQLITE_ROW && step != SQLITE_DONE)
-		return sql_error(x->db, "cannot read tz_redirect");
+		return tz_conflict__sql_error(x->db, "cannot read tz_redirect");
 	x->any_redirect = step == SQLITE_ROW;
 	return TZ_OK;
 }

@@ -105,7 +105,7 @@ static void bind_buf(sqlite3_stmt *q, int i, const tz_buf *b, bool has)
 		sqlite3_bind_null(q, i);
 }
 
-static int sql_error(sqlite3 *db, const char *what)
+int tz_conflict__sql_error(sqlite3 *db, const char *what)
 {
 	return tz_error_set(TZ_ESQL, "%s: %s", what, sqlite3_errmsg(db));
 }
@@ -129,7 +129,7 @@ int tz_queue__record(tz_store *s, const char *code, const tz_pending *p, size_t 
 			       " policy, note, ours_commit, theirs_commit, merge_commit, created)"
 			       " VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8, ?9, ?10, ?11, ?12, ?13, ?14, ?15, ?16)",
 			       -1, &q, NULL) != SQLITE_OK)
-		return sql_error(db, "cannot queue a conflict");
+		return tz_conflict__sql_error(db, "cannot queue a conflict");
 	for (size_t i = 0; i < n && rc == TZ_OK; i++) {
 		sqlite3_reset(q);
 		sqlite3_bind_text(q, 1, tz_conflict_kind_name(p[i].kind), -1, SQLITE_STATIC);
@@ -150,7 +150,7 @@ int tz_queue__record(tz_store *s, const char *code, const tz_pending *p, size_t 
 		sqlite3_bind_text(q, 15, mc, -1, SQLITE_STATIC);
 		sqlite3_bind_int64(q, 16, (sqlite3_int64)time(NULL));
 		if (sqlite3_step(q) != SQLITE_DONE)
-			rc = sql_error(db, "cannot queue a conflict");
+			rc = tz_conflict__sql_error(db, "cannot queue a conflict");
 		else if (*first_id == 0)
 			*first_id = sqlite3_last_insert_rowid(db);
 		*last_id = sqlite3_last_insert_rowid(db);
@@ -201,7 +201,7 @@ int tz_conflicts_list(tz_store *s, const tz_conflict_filter *f, tz_conflict_cb c
 	int rc = TZ_OK, step;
 
 	if (sqlite3_prepare_v2(db, select_sql, -1, &q, NULL) != SQLITE_OK)
-		return sql_error(db, "cannot read the conflict queue");
+		return tz_conflict__sql_error(db, "cannot read the conflict queue");
 	bind_filter(q, f);
 	while (rc == TZ_OK && (step = sqlite3_step(q)) == SQLITE_ROW) {
 		tz_conflict c;
@@ -250,7 +250,7 @@ int tz_conflicts_list(tz_store *s, const tz_conflict_filter *f, tz_conflict_cb c
 			tz_row_free(rows[i]);
 	}
 	if (rc == TZ_OK && step != SQLITE_DONE)
-		rc = sql_error(db, "cannot read the conflict queue");
+		rc = tz_conflict__sql_error(db, "cannot read the conflict queue");
 	sqlite3_finalize(q);
 	return rc;
 }
@@ -266,7 +266,7 @@ int tz_conflicts_ids(tz_store *s, const tz_conflict_filter *f, int64_t **ids, si
 	*n = 0;
 	if (sqlite3_prepare_v2(db, "SELECT id FROM tz_conflicts WHERE status = 'open' AND (?1 IS NULL OR tbl = ?1)"
 				   " AND (?2 IS NULL OR branch = ?2) ORDER BY id", -1, &q, NULL) != SQLITE_OK)
-		return sql_error(db, "cannot read the conflict queue");
+		return tz_conflict__sql_error(db, "cannot read the conflict queue");
 	if (f->table)
 		sqlite3_bind_text(q, 1, f->table, -1, SQLITE_STATIC);
 	if (f->branch)
@@ -279,7 +279,7 @@ int tz_conflicts_ids(tz_store *s, const tz_conflict_filter *f, int64_t **ids, si
 		(*ids)[(*n)++] = sqlite3_column_int64(q, 0);
 	}
 	if (rc == TZ_OK && step != SQLITE_DONE)
-		rc = sql_error(db, "cannot read the conflict queue");
+		rc = tz_conflict__sql_error(db, "cannot read the conflict queue");
 	sqlite3_finalize(q);
 	if (rc < 0) {
 		tz_free(*ids);
@@ -297,11 +297,11 @@ int tz_conflicts_open(tz_store *s, uint64_t *total)
 
 	*total = 0;
 	if (sqlite3_prepare_v2(db, "SELECT count(*) FROM tz_conflicts WHERE status = 'open'", -1, &q, NULL) != SQLITE_OK)
-		return sql_error(db, "cannot read the conflict queue");
+		return tz_conflict__sql_error(db, "cannot read the conflict queue");
 	if (sqlite3_step(q) == SQLITE_ROW)
 		*total = (uint64_t)sqlite3_column_int64(q, 0);
 	else
-		rc = sql_error(db, "cannot read the conflict queue");
+		rc = tz_conflict__sql_error(db, "cannot read the conflict queue");
 	sqlite3_finalize(q);
 	return rc;
 }
@@ -329,13 +329,13 @@ static int pk_of(sqlite3 *db, const char *table, pk_cols *k)
 	memset(k, 0, sizeof(*k));
 	if (sqlite3_prepare_v2(db, "SELECT name FROM pragma_table_info(?1) WHERE pk > 0 ORDER BY pk", -1, &q, NULL) !=
 	    SQLITE_OK)
-		return sql_error(db, "cannot read the primary key");
+		return tz_conflict__sql_error(db, "cannot read the primary key");
 	sqlite3_bind_text(q, 1, table, -1, SQLITE_STATIC);
 	while (rc == TZ_OK && k->n < TZ_KEY_MAX_COLUMNS && (step = sqlite3_step(q)) == SQLITE_ROW)
 		if ((k->name[k->n++] = tz_strdup((const char *)sqlite3_column_text(q, 0))) == NULL)
 			rc = TZ_ENOMEM;
 	if (rc == TZ_OK && step != SQLITE_DONE && step != SQLITE_ROW)
-		rc = sql_error(db, "cannot read the primary key");
+		rc = tz_conflict__sql_error(db, "cannot read the primary key");
 	sqlite3_finalize(q);
 	if (rc == TZ_OK && k->n == 0)
 		rc = tz_error_set(TZ_ENOTFOUND, "table '%s' has no primary key here", table);
@@ -367,7 +367,7 @@ static int current_row(sqlite3 *db, const char *table, const pk_cols *k, const t
 	if ((rc = tz_buf_error(&sql)) < 0)
 		goto done;
 	if (sqlite3_prepare_v2(db, (const char *)sql.data, -1, &q, NULL) != SQLITE_OK) {
-		rc = sql_error(db, "cannot read the row");
+		rc = tz_conflict__sql_error(db, "cannot read the row");
 		goto done;
 	}
 	for (size_t i = 0; i < k->n; i++)
@@ -388,7 +388,7 @@ static int current_row(sqlite3 *db, const char *table, const pk_cols *k, const t
 			rc = tz_row_decode(out, enc.data, enc.len);
 		tz_free(cols);
 	} else if (step != SQLITE_DONE) {
-		rc = sql_error(db, "cannot read the row");
+		rc = tz_conflict__sql_error(db, "cannot read the row");
 	}
 done:
 	sqlite3_finalize(q);
@@ -460,7 +460,7 @@ static int write_row(sqlite3 *db, const char *table, const pk_cols *k, const tz_
 	if ((rc = tz_buf_error(&sql)) < 0)
 		goto done;
 	if (sqlite3_prepare_v2(db, (const char *)sql.data, -1, &q, NULL) != SQLITE_OK) {
-		rc = sql_error(db, "cannot write the resolved row");
+		rc = tz_conflict__sql_error(db, "cannot write the resolved row");
 		goto done;
 	}
 	for (int i = 0; i < nb; i++)
@@ -469,7 +469,7 @@ static int write_row(sqlite3 *db, const char *table, const pk_cols *k, const tz_
 		for (size_t i = 0; i < k->n; i++)
 			tz_store_sql_bind(q, nb + (int)i + 1, &kv[i]);
 	if (sqlite3_step(q) != SQLITE_DONE)
-		rc = sql_error(db, "cannot write the resolved row");
+		rc = tz_conflict__sql_error(db, "cannot write the resolved row");
 done:
 	sqlite3_finalize(q);
 	tz_buf_release(&sql);
@@ -683,7 +683,7 @@ static int mark_resolved(void *ctx, tz_store *s, const tz_oid *commit)
 	tz_oid_fmt(hex, commit);
 	if (sqlite3_prepare_v2(db, "UPDATE tz_conflicts SET status = 'resolved', resolved_at = ?1, resolved_by = ?2,"
 				   " resolution = ?3, resolution_commit = ?4 WHERE id = ?5", -1, &q, NULL) != SQLITE_OK)
-		return sql_error(db, "cannot update the conflict queue");
+		return tz_conflict__sql_error(db, "cannot update the conflict queue");
 	for (size_t i = 0; i < x->nids && rc == TZ_OK; i++) {
 		sqlite3_reset(q);
 		sqlite3_bind_int64(q, 1, (sqlite3_int64)time(NULL));
@@ -692,7 +692,7 @@ static int mark_resolved(void *ctx, tz_store *s, const tz_oid *commit)
 		sqlite3_bind_text(q, 4, hex, -1, SQLITE_STATIC);
 		sqlite3_bind_int64(q, 5, x->ids[i]);
 		if (tz_faultsim(TZ_FAULT_SQL) || sqlite3_step(q) != SQLITE_DONE)
-			rc = sql_error(db, "cannot update the conflict queue");
+			rc = tz_conflict__sql_error(db, "cannot update the conflict queue");
 	}
 	sqlite3_finalize(q);
 	return rc;
