@@ -353,10 +353,18 @@ static void report(FILE *f, int quick_mode)
 	contested(f);
 	bench_command_out(load, sizeof(load),
 	    "cut -d ' ' -f 1-3 /proc/loadavg 2>/dev/null");
-	fprintf(f, "load average (1, 5, 15 min) at the start: %s, at the end: "
-	    "%s, on %ld cores: above the cores, other work shared the machine "
-	    "and the times (not the bytes) are inflated\n", get("load.start") ?
-	    get("load.start") : "unknown", load, sysconf(_SC_NPROCESSORS_ONLN));
+	{
+		const char *start = get("load.start") ? get("load.start") : "unknown";
+		long cores = sysconf(_SC_NPROCESSORS_ONLN);
+		/* the 1-minute figures: above the cores, other work competed */
+		int busy = strtod(start, NULL) > (double)cores ||
+		    strtod(load, NULL) > (double)cores;
+
+		fprintf(f, "load average (1, 5, 15 min) at the start: %s, at the "
+		    "end: %s, on %ld cores%s\n", start, load, cores, busy ?
+		    ": above the cores, other work shared the machine and the "
+		    "times (not the bytes) are inflated" : "");
+	}
 	fprintf(f, "versions: %s; sqlite-sync %s\n", get("version.git") ?
 	    get("version.git") : "git: -", get("version.sqlitesync") ?
 	    get("version.sqlitesync") : "-");
