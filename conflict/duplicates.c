@@ -101,7 +101,14 @@ static void nkey_of(const udecl *u, const tz_row *row, tz_buf *out, bool *comple
 		}
 		if (k)
 			tz_buf_putc(out, 0x1f);   /* unit separator: no normalised text holds it */
+		size_t before = out->len;
 		tz_unique_normalize(&c->v, u->exact, out);
+		/* a blank value is nobody's key, like NULL: else every row with
+		 * an empty ID would pair with every other (k rows, k(k-1)/2 pairs) */
+		if (out->len == before) {
+			*complete = false;
+			return;
+		}
 	}
 }
 

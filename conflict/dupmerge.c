@@ -219,6 +219,8 @@ static int find_pair(sqlite3 *db, const tz_dup_merge_opts *o, char *table, size_
 		key_release(&a);
 		key_release(&b);
 	}
+	if (rc == TZ_OK && step != SQLITE_DONE)
+		rc = tz_conflict__sql_error(db, "cannot read tz_track");
 	sqlite3_finalize(q);
 	if (rc == TZ_OK && hits == 0)
 		rc = o->table ? tz_error_set(TZ_ENOTFOUND, "table '%s' is not tracked or does not hold both %s and %s",
@@ -359,6 +361,17 @@ static int merge_rows(sqlite3 *db, const char *table, const row_key *keep, const
 	tz_buf_release(&sql);
 	if (rc < 0)
 		return rc;
+	/* KEEP is a live row: a redirect of it left from an earlier merge (the
+	 * row came back since) is stale, and with DROP -> KEEP it would loop */
+	if (sqlite3_prepare_v2(db, "DELETE FROM tz_redirect WHERE tbl = ?1 AND from_key = ?2", -1, &q, NULL) != SQLITE_OK)
+		return tz_conflict__sql_error(db, "cannot record the redirect");
+	sqlite3_bind_text(q, 1, table, -1, SQLITE_STATIC);
+	sqlite3_bind_text(q, 2, (const char *)keep->enc.data, -1, SQLITE_STATIC);
+	rc = sqlite3_step(q) == SQLITE_DONE ? TZ_OK : tz_conflict__sql_error(db, "cannot record the redirect");
+	sqlite3_finalize(q);
+	q = NULL;
+	if (rc < 0)
+		return rc;
 	if (sqlite3_prepare_v2(db, "INSERT OR REPLACE INTO tz_redirect(tbl, from_key, to_key) VALUES (?1, ?2, ?3)", -1, &q,
 			       NULL) != SQLITE_OK)
 		return tz_conflict__sql_error(db, "cannot record the redirect");
@@ -416,9 +429,14 @@ static int merge_write(void *ctx, tz_store *s)
 	key_release(&m->drop);
 	o.table = m->res->table;
 	m->res->repointed = 0;
-	if ((rc = find_pair(db, &o, m->res->table, sizeof(m->res->table), &m->keep, &m->drop)) < 0)
+	if ((rc = find_pair(db, &o, m->res->table, sizeof(m->res->table), &m->keep, &m->drop)) < 0 ||
+	    (rc = merge_rows(db, m->res->table, &m->keep, &m->drop, m->o, m->res)) < 0)
 		return rc;
-	return merge_rows(db, m->res->table, &m->keep, &m->drop, m->o, m->res);
+	/* an error SQLite answered by rolling the transaction back must not
+	 * leave the statements after it committed on their own */
+	if (sqlite3_get_autocommit(db))
+		return tz_error_set(TZ_EIO, "the merge's transaction was rolled back");
+	return TZ_OK;
 }
 
 static int merge_record(void *ctx, tz_store *s, const tz_oid *commit)

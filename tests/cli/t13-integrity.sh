@@ -226,4 +226,21 @@ check "status shows the open entries by kind" "$S" -C hq status --json
 like "$WORK/.out" '"open_by_kind": \{"data": 0, "delete": 1, "insert": 0, "unauthorized": 2, "orphan": 0, "invariant": 0\}, "open_duplicates": 0' \
 	"status --json"
 
+# ---- a blank ID is nobody's key (like NULL): no duplicate among blanks ----
+q cas "INSERT INTO job_seeker VALUES ('B1', 'CNIE', '  ', 'Blank', '0601', 'CASA', 'CAS01'), ('B3', 'CNIE', '', 'Blank', '0603', 'CASA', 'CAS01')"
+q rab "INSERT INTO job_seeker VALUES ('B2', 'CNIE', '', 'Blank', '0602', 'RBT', 'RAB01')"
+push CAS01 cas && push RAB01 rab; ok $? "two branches push job seekers with blank ID numbers"
+[ "$(q hq "SELECT count(*) FROM tz_duplicates WHERE status = 'open'")" = 0 ]; ok $? "no duplicate among blank keys"
+
+# ---- a row merged away comes back, and is kept over its survivor: no loop ----
+q hq "INSERT INTO job_seeker VALUES ('J2', 'CNIE', 'be 123456', 'Youssef', '0644', 'RBT', 'RAB01')"
+"$S" -C hq commit -m "J2 registered again" >/dev/null
+check "duplicates merge J2 J1 (J1 kept J2 before)" "$S" -C hq duplicates merge J2 J1
+[ "$(q hq "SELECT count(*) FROM tz_redirect a JOIN tz_redirect b ON a.tbl = b.tbl AND a.to_key = b.from_key AND b.to_key = a.from_key")" = 0 ]
+ok $? "no redirect loop (J2's old redirect to J1 is gone)"
+q rab "INSERT INTO interview VALUES ('I4', 'J1', 'thu', 'RAB01')"
+push RAB01 rab; ok $? "an import referencing J1 is not stuck on the redirects"
+[ "$(q hq "SELECT job_seeker_id FROM interview WHERE id = 'I4'")" = J2 ]; ok $? "I4 is re-pointed to J2"
+check "HQ verifies after both merges" "$S" -C hq verify
+
 done_testing
