@@ -322,7 +322,10 @@ static int reply_make(cycle *c, char *digest, size_t cap, uint64_t *size)
 		return rc;
 	if (status != 200)
 		return http_error(c, status, "reply");
+	uint8_t raw[32];
+	/* the digest names a file and a URL: lower-case hex only */
 	if (tz_http_kv_get(digest, cap, c->answer.data, c->answer.len, "digest") < 0 || strlen(digest) != 64 ||
+	    tz_unhex(raw, sizeof(raw), digest, 64) < 0 ||
 	    tz_http_kv_u64(size, c->answer.data, c->answer.len, "size") < 0 || *size > TZ_BUNDLE_MAX_BYTES)
 		return tz_error_set(TZ_EPROTO, "reply: HQ's answer is malformed");
 	return TZ_OK;

@@ -179,12 +179,14 @@ static enum MHD_Result upload_state(tz_hq *h, struct MHD_Connection *c, const re
 
 	if (tz_hq__path(&p, h, "up", rq->auth.code, rq->route.digest_hex, ".state") == TZ_OK &&
 	    tz_file_read(&st, (const char *)p.data, 4096) == TZ_OK) {
-		char *nl = memchr(st.data, '\n', st.len);
-		const char *word = (const char *)st.data;
+		/* the NUL first: it may move the buffer, and the pointers below
+		 * point into it */
+		tz_buf_putc(&st, '\0');
+		char *nl = tz_buf_error(&st) == TZ_OK ? memchr(st.data, '\n', st.len) : NULL;
+		const char *word = tz_buf_error(&st) == TZ_OK ? (const char *)st.data : "unknown";
 		const char *msg = nl ? nl + 1 : "";
 		if (nl)
 			*nl = '\0';
-		tz_buf_putc(&st, '\0');
 		char *end = strchr(msg, '\n');
 		if (end)
 			*end = '\0';

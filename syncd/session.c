@@ -131,6 +131,11 @@ static size_t on_write(char *p, size_t size, size_t nmemb, void *payload)
 			h->faulted = true;
 			return 0;
 		}
+		/* never more than the reply HQ announced: a body that runs on
+		 * (a broken proxy, a hostile peer on plain HTTP) is cut here,
+		 * before it fills the disk */
+		if (h->down_total > 0 && h->down_from + h->down_bytes + n > h->down_total)
+			return 0;
 		for (size_t off = 0; off < n;) {
 			ssize_t w = write(h->down_fd, p + off, n - off);
 			if (w < 0 && errno == EINTR)
@@ -302,9 +307,9 @@ static int signed_request(tz_session *h, const char *method, const char *path, c
 		if (*status != 401 || replay || tz_http_kv_get(why, sizeof(why), answer->data, answer->len, "error") < 0 ||
 		    strstr(why, "challenge") == NULL)
 			return TZ_OK;
+		/* a 401's body went to the answer, not the file: the download
+		 * resumes from the same Range with a fresh challenge */
 		h->have_nonce = false;
-		if (down_fd >= 0 && (ftruncate(down_fd, 0) != 0 || lseek(down_fd, 0, SEEK_SET) != 0))
-			return tz_error_set(TZ_EIO, "cannot rewind the download: %s", strerror(errno));
 	}
 	return TZ_OK;
 }

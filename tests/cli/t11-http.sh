@@ -110,6 +110,20 @@ check "a request, then the same signed request again" "$PROBE" cas01 "$URL" repl
 like .out '^200 401$' "the replay is refused (401, H2)"
 like .out '^error replayed request' "... as a replay"
 [ $(($(metric 'tazamun_auth_failures_total{reason="replay"}') - r0)) -eq 1 ]; ok $? "metrics: one replay refused"
+# an upload's recorded outcome read back, at the lengths where adding its
+# NUL grows the buffer (63, 127, 255 bytes: it once moved under the
+# pointers the answer was made from; SAN=1 saw the use after free)
+z=0000000000000000000000000000000000000000000000000000000000000000
+for len in 63 127 255; do
+	m=$(printf '%*s' $((len - 9)) '' | tr ' ' m)
+	printf 'imported\n%s' "$m" >"hq/syncd/up/CAS01/$z.state"
+	[ "$(wc -c <"hq/syncd/up/CAS01/$z.state")" -eq "$len" ] && "$PROBE" cas01 "$URL" state >.out 2>&1 &&
+		grep -q '^state imported$' .out && grep -qx "message $m" .out
+	r=$?
+	ok $r "an upload's state of $len bytes is answered whole"
+	[ $r -eq 0 ] || sed 's/^/# /' .out | head -5
+done
+rm -f "hq/syncd/up/CAS01/$z.state"
 rab_reply=$(basename "$(ls hq/syncd/reply/RAB01/*.tzb | head -1)" .tzb)
 check "RAB01 reads its own reply" "$PROBE" rab01 "$URL" reply "$rab_reply"
 like .out '^200$' "200 for RAB01"

@@ -2,6 +2,8 @@
  * http_probe - signed requests to `syncd --hq` as a branch, for the CLI
  * tests of the HTTP transport (tests/cli/t11-http.sh):
  *
+ *   http_probe STORE URL state           GET the state of upload 00...0 of
+ *                                        100 bytes
  *   http_probe STORE URL replay          GET an upload's state, then send
  *                                        the very same signed request again
  *   http_probe STORE URL reply DIGEST    GET /v1/reply/DIGEST (another
@@ -24,10 +26,12 @@ static int probe(tz_session *h, const char *what, const char *arg, long st[2], t
 	uint8_t body[2048], d[32];
 	int rc;
 
-	if (strcmp(what, "replay") == 0) {
+	if (strcmp(what, "replay") == 0 || strcmp(what, "state") == 0) {
 		memset(hex, '0', 64);
 		hex[64] = '\0';
 		snprintf(path, sizeof(path), "/v1/upload/%s/100", hex);
+		if (what[0] == 's')
+			return tz_session_request(h, "GET", path, NULL, 0, false, &st[0], ans);
 		if ((rc = tz_session_request(h, "GET", path, NULL, 0, false, &st[0], ans)) < 0)
 			return rc;
 		return tz_session_request(h, "GET", path, NULL, 0, true, &st[1], ans);
@@ -58,7 +62,7 @@ int main(int argc, char **argv)
 	int rc;
 
 	if (argc < 4) {
-		fprintf(stderr, "usage: http_probe STORE URL replay|reply DIGEST|dup-chunk\n");
+		fprintf(stderr, "usage: http_probe STORE URL state|replay|reply DIGEST|dup-chunk\n");
 		return 2;
 	}
 	memset(&o, 0, sizeof(o));
