@@ -323,21 +323,10 @@ static void pk_release(pk_cols *k)
 
 static int pk_of(sqlite3 *db, const char *table, pk_cols *k)
 {
-	sqlite3_stmt *q = NULL;
-	int rc = TZ_OK, step = SQLITE_DONE;
+	int rc;
 
 	memset(k, 0, sizeof(*k));
-	if (sqlite3_prepare_v2(db, "SELECT name FROM pragma_table_info(?1) WHERE pk > 0 ORDER BY pk", -1, &q, NULL) !=
-	    SQLITE_OK)
-		return tz_conflict__sql_error(db, "cannot read the primary key");
-	sqlite3_bind_text(q, 1, table, -1, SQLITE_STATIC);
-	while (rc == TZ_OK && k->n < TZ_KEY_MAX_COLUMNS && (step = sqlite3_step(q)) == SQLITE_ROW)
-		if ((k->name[k->n++] = tz_strdup((const char *)sqlite3_column_text(q, 0))) == NULL)
-			rc = TZ_ENOMEM;
-	if (rc == TZ_OK && step != SQLITE_DONE && step != SQLITE_ROW)
-		rc = tz_conflict__sql_error(db, "cannot read the primary key");
-	sqlite3_finalize(q);
-	if (rc == TZ_OK && k->n == 0)
+	if ((rc = tz_integrity__pk_names(db, table, k->name, &k->n)) == TZ_OK && k->n == 0)
 		rc = tz_error_set(TZ_ENOTFOUND, "table '%s' has no primary key here", table);
 	return rc;
 }
