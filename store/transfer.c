@@ -667,6 +667,12 @@ static int split_path(tz_path_change *c, char fan[2], const char *path, size_t l
 	return TZ_OK;
 }
 
+/* qsort of pointers to changes, in tree order */
+static int change_ptr_cmp(const void *a, const void *b)
+{
+	return tz_path_change__cmp(*(tz_path_change *const *)a, *(tz_path_change *const *)b);
+}
+
 /* One row's columns while a commit is decoded. */
 typedef struct {
 	size_t nset, nrem;
@@ -674,16 +680,15 @@ typedef struct {
 	tz_value *vals;         /* per set column */
 } in_shape;
 
-static int get_indexes(tz_reader *r, size_t **out, size_t *n, size_t nnames)
+/* A shape's column indexes into out (room for nnames): strictly
+ * increasing, so never more than nnames of them. */
+static int get_indexes(tz_reader *r, size_t *out, size_t *n, size_t nnames)
 {
 	uint64_t cnt, prev = 0;
 
-	*out = NULL;
 	*n = 0;
 	if (tz_reader_varint(r, &cnt, nnames) < 0)
 		return corrupt("bad column count");
-	if ((*out = tz_calloc(cnt + 1, sizeof(**out))) == NULL)
-		return TZ_ENOMEM;
 	for (uint64_t i = 0; i < cnt; i++) {
 		uint64_t d;
 		if (tz_reader_varint(r, &d, nnames) < 0)
@@ -691,7 +696,7 @@ static int get_indexes(tz_reader *r, size_t **out, size_t *n, size_t nnames)
 		prev = i == 0 ? d : prev + d + 1;
 		if (prev >= nnames)
 			return corrupt("column index past the names");
-		(*out)[i] = prev;
+		out[i] = prev;
 	}
 	*n = cnt;
 	return TZ_OK;
@@ -732,26 +737,20 @@ static int get_value(tz_reader *r, tz_value *v)
 	}
 }
 
-/* A row from its shape: the parent's row (patch) with columns removed and
- * set, or (whole) just the columns; re-encoded canonically. */
-static int build_row(unpack_ctx *u, tz_buf *out, const tz_oid *base_tree, const tz_path_change *c, bool patch,
-		     const in_shape *sh, const tz_column *names)
+/* A row from its shape: the parent's row old_oid (a patch) with columns
+ * removed and set, or (NULL: whole) just the columns; re-encoded
+ * canonically. */
+static int build_row(unpack_ctx *u, tz_buf *out, const tz_oid *old_oid, const in_shape *sh, const tz_column *names)
 {
-	tz_oid old_oid;
 	uint8_t *od = NULL;
 	size_t ol, ncols = 0;
 	tz_row *old = NULL;
 	tz_column *cols = NULL;
 	int rc = TZ_OK;
 
-	if (patch) {
-		if ((rc = tz_tree__lookup(u->s, u->st, &old_oid, base_tree, c->comp, c->comp_len, TZ_PATH_DEPTH)) < 0)
-			return rc;
-		if (tz_oid_is_zero(&old_oid))
-			return corrupt("a column patch to a row the parent does not have");
-		if ((rc = read_blob(u->s, u->st, &old_oid, &od, &ol)) < 0 || (rc = tz_row_decode(&old, od, ol)) < 0)
-			goto done;
-	}
+	if (old_oid != NULL &&
+	    ((rc = read_blob(u->s, u->st, old_oid, &od, &ol)) < 0 || (rc = tz_row_decode(&old, od, ol)) < 0))
+		goto done;
 	if ((cols = tz_calloc((old ? old->ncols : 0) + sh->nset + 1, sizeof(*cols))) == NULL) {
 		rc = TZ_ENOMEM;
 		goto done;
@@ -922,8 +921,11 @@ static int unpack_one(unpack_ctx *u, tz_oid *out)
 	const char *prev = "";
 	char hex[41], hex2[41];
 	tz_column *names = NULL;
-	in_shape *shapes = NULL;
-	size_t *count = NULL;
+	tz_reader shapes, *cur = NULL;
+	size_t *count = NULL, *set = NULL, *rem = NULL;
+	tz_value *vals = NULL;
+	tz_path_change **order = NULL;
+	tz_oid *old = NULL;
 	bool empty;
 	int rc = TZ_OK;
 
@@ -961,8 +963,7 @@ static int unpack_one(unpack_ctx *u, tz_oid *out)
 		return corrupt("bad change count");
 	release_paths(u);
 	if ((u->fan = tz_calloc(nch + 1, sizeof(*u->fan))) == NULL ||
-	    (u->paths = tz_calloc(nch + 1, sizeof(*u->paths))) == NULL || (u->ops = tz_calloc(nch + 1, 1)) == NULL ||
-	    (shapes = tz_calloc(nch + 1, sizeof(*shapes))) == NULL)
+	    (u->paths = tz_calloc(nch + 1, sizeof(*u->paths))) == NULL || (u->ops = tz_calloc(nch + 1, 1)) == NULL)
 		return TZ_ENOMEM;
 	u->npaths = nch;
 	tz_free(u->ch);
@@ -1054,51 +1055,56 @@ static int unpack_one(unpack_ctx *u, tz_oid *out)
 			}
 		}
 	}
-	/* shapes */
+	/* Shapes and values are checked here in full, then read a second
+	 * time, change by change, as the rows are built: a commit's values
+	 * never sit decoded in memory all at once (they took ~30 MB of an
+	 * import of 100,000 changed rows).  Shapes come in change order;
+	 * values column by column, each column's in change order, so each
+	 * column gets a cursor at the start of its run. */
+	if ((set = tz_calloc(nnames + 1, sizeof(*set))) == NULL || (rem = tz_calloc(nnames + 1, sizeof(*rem))) == NULL ||
+	    (vals = tz_calloc(nnames + 1, sizeof(*vals))) == NULL || (cur = tz_calloc(nnames + 1, sizeof(*cur))) == NULL) {
+		rc = TZ_ENOMEM;
+		goto done;
+	}
+	shapes = *r;
 	for (uint64_t i = 0; i < nch; i++) {
-		in_shape *sh = &shapes[i];
+		size_t nset, nrem;
 		if (u->ops[i] != OP_ROW && u->ops[i] != OP_PATCH)
 			continue;
-		if ((rc = get_indexes(r, &sh->set, &sh->nset, nnames)) < 0 ||
-		    (u->ops[i] == OP_PATCH && (rc = get_indexes(r, &sh->rem, &sh->nrem, nnames)) < 0))
+		if ((rc = get_indexes(r, set, &nset, nnames)) < 0 ||
+		    (u->ops[i] == OP_PATCH && (rc = get_indexes(r, rem, &nrem, nnames)) < 0))
 			goto done;
-		if ((sh->vals = tz_calloc(sh->nset + 1, sizeof(*sh->vals))) == NULL) {
-			rc = TZ_ENOMEM;
+		for (size_t j = 0; j < nset; j++)
+			count[set[j]]++;
+	}
+	for (uint64_t x = 0; x < nnames; x++) {
+		cur[x] = *r;
+		for (size_t k = 0; k < count[x]; k++)
+			if ((rc = get_value(r, &vals[0])) < 0)
+				goto done;
+	}
+	/* The rows patched need their parent's row.  Looked up in tree
+	 * order (the payload's is by key, which scatters over the fanout),
+	 * so that consecutive lookups read the same leaf. */
+	if ((order = tz_calloc(nch + 1, sizeof(*order))) == NULL || (old = tz_calloc(nch + 1, sizeof(*old))) == NULL) {
+		rc = TZ_ENOMEM;
+		goto done;
+	}
+	for (uint64_t i = 0; i < nch; i++)
+		order[i] = &u->ch[i];
+	qsort(order, nch, sizeof(*order), change_ptr_cmp);
+	for (uint64_t k = 0; k < nch; k++) {
+		size_t i = (size_t)(order[k] - u->ch);
+		if (u->ops[i] != OP_PATCH)
+			continue;
+		if ((rc = tz_tree__lookup(u->s, u->st, &old[i], &base, u->ch[i].comp, u->ch[i].comp_len, TZ_PATH_DEPTH)) < 0)
+			goto done;
+		if (tz_oid_is_zero(&old[i])) {
+			rc = corrupt("a column patch to a row the parent does not have");
 			goto done;
 		}
-		for (size_t j = 0; j < sh->nset; j++)
-			count[sh->set[j]]++;
 	}
-	/* values, column by column, in change order */
-	{
-		/* bucket the (change, column) slots by name, in change order */
-		size_t total = 0, *start = tz_calloc(nnames + 2, sizeof(*start)), *fill = NULL;
-		tz_value **slot = NULL;
-		for (uint64_t x = 0; x < nnames; x++)
-			total += count[x];
-		if (start == NULL || (fill = tz_calloc(nnames + 1, sizeof(*fill))) == NULL ||
-		    (slot = tz_calloc(total + 1, sizeof(*slot))) == NULL) {
-			tz_free(start);
-			tz_free(fill);
-			rc = TZ_ENOMEM;
-			goto done;
-		}
-		for (uint64_t x = 0; x < nnames; x++)
-			start[x + 1] = start[x] + count[x];
-		for (uint64_t i = 0; i < nch; i++)
-			for (size_t j = 0; j < shapes[i].nset; j++) {
-				size_t x = shapes[i].set[j];
-				slot[start[x] + fill[x]++] = &shapes[i].vals[j];
-			}
-		for (size_t k = 0; k < total && rc == TZ_OK; k++)
-			rc = get_value(r, slot[k]);
-		tz_free(start);
-		tz_free(fill);
-		tz_free(slot);
-		if (rc < 0)
-			goto done;
-	}
-	/* blobs: stage every new blob */
+	/* blobs: stage every new blob, in change order */
 	for (uint64_t i = 0; i < nch; i++) {
 		tz_path_change *c = &u->ch[i];
 		tz_buf blob = TZ_BUF_INIT;
@@ -1118,7 +1124,14 @@ static int unpack_one(unpack_ctx *u, tz_oid *out)
 			else
 				tz_buf_put(&blob, d, dl);
 		} else {
-			rc = build_row(u, &blob, &base, c, u->ops[i] == OP_PATCH, &shapes[i], names);
+			in_shape sh = { 0, 0, set, rem, vals };
+			/* read before: these cannot fail now */
+			if ((rc = get_indexes(&shapes, set, &sh.nset, nnames)) == TZ_OK && u->ops[i] == OP_PATCH)
+				rc = get_indexes(&shapes, rem, &sh.nrem, nnames);
+			for (size_t j = 0; j < sh.nset && rc == TZ_OK; j++)
+				rc = get_value(&cur[set[j]], &vals[j]);
+			if (rc == TZ_OK)
+				rc = build_row(u, &blob, u->ops[i] == OP_PATCH ? &old[i] : NULL, &sh, names);
 		}
 		if (rc == TZ_OK)
 			rc = tz_staging__add(u->s, u->st, &c->oid, GIT_OBJECT_BLOB, blob.data ? blob.data : (const uint8_t *)"",
@@ -1152,12 +1165,12 @@ static int unpack_one(unpack_ctx *u, tz_oid *out)
 	if (memcmp(&got, out, sizeof(got)) != 0)
 		rc = tz_error_set(TZ_EVERIFY, "payload: commit %s: its bytes hash to another id", hex);
 done:
-	for (uint64_t i = 0; shapes && i < nch; i++) {
-		tz_free(shapes[i].set);
-		tz_free(shapes[i].rem);
-		tz_free(shapes[i].vals);
-	}
-	tz_free(shapes);
+	tz_free(set);
+	tz_free(rem);
+	tz_free(vals);
+	tz_free(cur);
+	tz_free(order);
+	tz_free(old);
 	tz_free(names);
 	tz_free(count);
 	return rc;
