@@ -120,6 +120,14 @@ int tz_obj__read(tz_store *s, const tz_staging *st, const tz_oid *oid, git_objec
 		*type_out = git_odb_object_type(obj);
 		src = git_odb_object_data(obj);
 		*len_out = git_odb_object_size(obj);
+		if (s->check_hashes) {
+			git_oid got;
+			if (git_odb_hash(&got, src, *len_out, *type_out) < 0 || memcmp(got.id, oid->id, 20) != 0) {
+				git_odb_object_free(obj);
+				tz_oid_fmt(hex, oid);
+				return tz_error_set(TZ_EVERIFY, "object %s is corrupt: its bytes hash to another id", hex);
+			}
+		}
 	}
 	if ((*data_out = tz_malloc(*len_out)) != NULL)
 		memcpy(*data_out, src, *len_out);

@@ -365,6 +365,9 @@ struct tz_store {
 	char signer[TZ_PRINCIPAL_SIZE];   /* last signer tz_commit__verify_sig found */
 	int lock_fd;          /* store.lock while writing, else -1 */
 	int lock_depth;       /* nested writers (schema apply -> commit) */
+	/* tz_obj__read hashes what it reads from the object database and
+	 * compares with the id (verify; see store.c on libgit2's own check) */
+	bool check_hashes;
 	/* tz_tree__lookup's last parsed tree at each level: a merge or a
 	 * rebuild looks rows up in key order, so consecutive lookups share
 	 * their path (history.c) */

@@ -370,6 +370,9 @@ int tz_store_verify(tz_store *s, tz_verify_result *result, tz_verify_cb cb, void
 	v.cb = cb;
 	v.payload = payload;
 	tz_hmap__init(&v.seen);
+	/* every object read is hashed again (imports and commits trust the
+	 * packs' zlib checksums, as git does) */
+	s->check_hashes = true;
 	/* one snapshot of store.db for the whole check */
 	if ((rc = tz_sql__exec(s, "BEGIN")) < 0)
 		goto done;
@@ -381,6 +384,7 @@ int tz_store_verify(tz_store *s, tz_verify_result *result, tz_verify_cb cb, void
 		rc = check_rows(&v, &tree);
 	sqlite3_exec(s->db, "COMMIT", NULL, NULL, NULL);
 done:
+	s->check_hashes = false;
 	tz_hmap__release(&v.seen);
 	return rc;
 }

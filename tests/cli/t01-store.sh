@@ -125,6 +125,17 @@ size=$(stat -c %s "$pack")
 printf '\377\377\377\377' | dd of="$pack" bs=1 seek=$((size / 2)) conv=notrunc status=none
 fails "verify fails after an object file is corrupted" 3 "$S" -C "$WORK/corrupt" verify
 like "$WORK/.err" "object [0-9a-f]{40}" "verify names the object"
+# an object file that inflates cleanly but holds another object's bytes:
+# only a hash of what was read catches it (libgit2's own check is off)
+cp -a "$HQ" "$WORK/swapped"
+loose=$(find "$WORK/swapped/history/objects" -type f ! -path '*/pack/*' | sort | head -2)
+one=$(echo "$loose" | sed -n 1p)
+two=$(echo "$loose" | sed -n 2p)
+chmod u+w "$one"
+cp "$two" "$one"
+id=$(basename "$(dirname "$one")")$(basename "$one")
+fails "verify fails when an object file holds another object's bytes" 3 "$S" -C "$WORK/swapped" verify
+like "$WORK/.err" "object $id is corrupt: its bytes hash to another id" "verify names the object whose bytes do not match"
 
 # checkout moves store.db to another commit, with no change-log entries.
 check "checkout HEAD~1" "$S" -C "$HQ" checkout HEAD~1
