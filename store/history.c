@@ -174,7 +174,12 @@ static int entry_qsort_cmp(const void *a, const void *b)
 
 void tz_tree__sort(tz_tree_entry *e, size_t n)
 {
-	if (n > 1)
+	size_t i = 1;
+
+	/* a merge of sorted trees mostly hands its entries in order */
+	while (i < n && tz_tree__cmp(&e[i - 1], &e[i]) < 0)
+		i++;
+	if (i < n)
 		qsort(e, n, sizeof(*e), entry_qsort_cmp);
 }
 
