@@ -28,7 +28,51 @@
 void tz_staging__init(tz_staging *st)
 {
 	memset(st, 0, sizeof(*st));
-	tz_hmap__init(&st->index);
+}
+
+/* Where oid's slot is, or the empty slot it would take.  Ids are SHA-1
+ * digests: their first bytes are already uniform. */
+static uint32_t *id_slot(const tz_staging *st, const tz_oid *oid)
+{
+	uint64_t h;
+	size_t i;
+
+	memcpy(&h, oid->id, sizeof(h));
+	for (i = (size_t)h & (st->nslot - 1);; i = (i + 1) & (st->nslot - 1)) {
+		uint32_t v = st->slot[i];
+		if (v == 0 || memcmp(st->objs[v - 1].oid.id, oid->id, 20) == 0)
+			return &st->slot[i];
+	}
+}
+
+const struct tz_obj *tz_staging__find(const tz_staging *st, const tz_oid *oid)
+{
+	uint32_t v;
+
+	if (st->nslot == 0)
+		return NULL;
+	v = *id_slot(st, oid);
+	return v ? &st->objs[v - 1] : NULL;
+}
+
+/* Room for one more id, at most half the slots used. */
+static int id_room(tz_staging *st)
+{
+	uint32_t *old = st->slot, *slot;
+	size_t nslot = st->nslot ? st->nslot * 2 : 1024;
+
+	if ((st->n + 1) * 2 <= st->nslot)
+		return TZ_OK;
+	if (st->n >= UINT32_MAX / 2)
+		return tz_error_set(TZ_ELIMIT, "too many new objects in one commit");
+	if ((slot = tz_calloc(nslot, sizeof(*slot))) == NULL)
+		return TZ_ENOMEM;
+	st->slot = slot;
+	st->nslot = nslot;
+	for (size_t i = 0; i < st->n; i++)
+		*id_slot(st, &st->objs[i].oid) = (uint32_t)(i + 1);
+	tz_free(old);
+	return TZ_OK;
 }
 
 void tz_staging__release(tz_staging *st)
@@ -38,7 +82,7 @@ void tz_staging__release(tz_staging *st)
 	for (size_t i = 0; i < st->n; i++)
 		tz_free(st->objs[i].data);
 	tz_free(st->objs);
-	tz_hmap__release(&st->index);
+	tz_free(st->slot);
 	memset(st, 0, sizeof(*st));
 }
 
@@ -59,17 +103,14 @@ static size_t spill_bytes(const tz_staging *st)
 int tz_staging__add(tz_store *s, tz_staging *st, tz_oid *oid_out, git_object_t type,
 		    const void *data, size_t len)
 {
-	tz_hmap_slot *sl;
-	bool added;
 	int rc;
 
 	if (git_odb_hash((git_oid *)oid_out->id, data, len, type) < 0)
 		return tz_git__error("cannot hash object");
-	if (tz_hmap__get(&st->index, oid_out->id, 20) ||
+	if (tz_staging__find(st, oid_out) ||
 	    git_odb_exists_ext(s->odb, (const git_oid *)oid_out->id, GIT_ODB_LOOKUP_NO_REFRESH))
 		return TZ_OK;
-	if ((rc = tz_array_grow(&st->objs, &st->cap, st->n, sizeof(*st->objs))) < 0 ||
-	    (rc = tz_hmap__upsert(&st->index, oid_out->id, 20, &sl, &added)) < 0)
+	if ((rc = tz_array_grow(&st->objs, &st->cap, st->n, sizeof(*st->objs))) < 0 || (rc = id_room(st)) < 0)
 		return rc;
 	if ((st->objs[st->n].data = tz_malloc(len ? len : 1)) == NULL)
 		return TZ_ENOMEM;
@@ -79,7 +120,7 @@ int tz_staging__add(tz_store *s, tz_staging *st, tz_oid *oid_out, git_object_t t
 	st->objs[st->n].type = type;
 	st->objs[st->n].oid = *oid_out;
 	st->objs[st->n].in_pack = false;
-	sl->value = ++st->n;
+	*id_slot(st, oid_out) = (uint32_t)++st->n;
 	if (type != GIT_OBJECT_COMMIT)
 		st->held += len;
 	return st->spill && st->held > spill_bytes(st) ? tz_pack__spill(s, st) : TZ_OK;
@@ -88,7 +129,7 @@ int tz_staging__add(tz_store *s, tz_staging *st, tz_oid *oid_out, git_object_t t
 int tz_obj__read(tz_store *s, const tz_staging *st, const tz_oid *oid, git_object_t *type_out,
 		 uint8_t **data_out, size_t *len_out)
 {
-	const tz_hmap_slot *sl = NULL;
+	const struct tz_obj *o = NULL;
 	git_odb_object *obj = NULL;
 	const void *src;
 	char hex[41];
@@ -96,15 +137,10 @@ int tz_obj__read(tz_store *s, const tz_staging *st, const tz_oid *oid, git_objec
 	*data_out = NULL;
 	*len_out = 0;
 	/* a spilled object (no bytes) is in the object database now */
-	while (st != NULL) {
-		sl = tz_hmap__get(&st->index, oid->id, 20);
-		if (sl != NULL && st->objs[sl->value - 1].data != NULL)
-			break;
-		sl = NULL;
-		st = st->also;
-	}
-	if (sl != NULL) {
-		const struct tz_obj *o = &st->objs[sl->value - 1];
+	for (; st != NULL && o == NULL; st = st->also)
+		if ((o = tz_staging__find(st, oid)) != NULL && o->data == NULL)
+			o = NULL;
+	if (o != NULL) {
 		*type_out = o->type;
 		src = o->data;
 		*len_out = o->len;

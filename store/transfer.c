@@ -938,11 +938,11 @@ static int unpack_one(unpack_ctx *u, tz_oid *out)
 		return tz_error_wrap(rc, "payload: commit %s", hex);
 	for (size_t i = 0; i < np; i++) {
 		/* the type only: a parent's size is none of the payload's business */
-		tz_hmap_slot *slot = tz_hmap__get(&u->st->index, parents[i].id, 20);
+		const struct tz_obj *o = tz_staging__find(u->st, &parents[i]);
 		git_object_t type = GIT_OBJECT_INVALID;
 		size_t l;
-		if (slot != NULL)
-			type = u->st->objs[slot->value - 1].type;
+		if (o != NULL)
+			type = o->type;
 		else if (git_odb_read_header(&l, &type, u->s->odb, (const git_oid *)parents[i].id) < 0)
 			type = GIT_OBJECT_INVALID;
 		tz_oid_fmt(hex2, &parents[i]);
