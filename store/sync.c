@@ -753,6 +753,14 @@ static int rebuild(tz_store *s, const tz_incoming *in, const void *payload, size
 	return TZ_OK;
 }
 
+/* Once rebuilt, a bundle's rows are in the staging: their wire form goes
+ * (tz_store_import), wiped as the caller would. */
+static void release_payload(tz_buf *payload)
+{
+	tz_wipe(payload->data, payload->len);
+	tz_buf_release(payload);
+}
+
 /* Is the bundle's tip already part of `mine` (HQ: the branch head it
  * integrated last; a branch: its head)?  An empty bundle is.  The tip's
  * objects may be in the store without that (an import killed between
@@ -1480,7 +1488,7 @@ done:
 	return rc;
 }
 
-static int import_hq(tz_store *s, const tz_incoming *in, const void *payload, size_t n, tz_merger *m,
+static int import_hq(tz_store *s, const tz_incoming *in, tz_buf *payload, tz_merger *m,
 		     tz_import_result *res)
 {
 	rebuilt b;
@@ -1550,7 +1558,9 @@ static int import_hq(tz_store *s, const tz_incoming *in, const void *payload, si
 			goto done;
 		}
 	}
-	if ((rc = rebuild(s, in, payload, n, (const uint8_t(*)[TZ_PK_BYTES])keys, 1, &b)) < 0)
+	rc = rebuild(s, in, payload->data, payload->len, (const uint8_t(*)[TZ_PK_BYTES])keys, 1, &b);
+	release_payload(payload);
+	if (rc < 0)
 		goto done;
 	res->commits = b.n;
 	res->commits_new = b.nnew;
@@ -1860,7 +1870,7 @@ static int local_merge_base(tz_store *s, const tz_oid *head, const tz_oid *tip, 
 	return TZ_OK;
 }
 
-static int import_branch(tz_store *s, const tz_incoming *in, const void *payload, size_t n, tz_import_result *res)
+static int import_branch(tz_store *s, const tz_incoming *in, tz_buf *payload, tz_import_result *res)
 {
 	rebuilt b;
 	local_ctx lc;
@@ -1887,7 +1897,9 @@ static int import_branch(tz_store *s, const tz_incoming *in, const void *payload
 	}
 	memcpy(keys[0], hq.pk, TZ_PK_BYTES);
 	memcpy(keys[1], s->kp.pk, TZ_PK_BYTES);
-	if ((rc = rebuild(s, in, payload, n, (const uint8_t(*)[TZ_PK_BYTES])keys, 2, &b)) < 0 ||
+	rc = rebuild(s, in, payload->data, payload->len, (const uint8_t(*)[TZ_PK_BYTES])keys, 2, &b);
+	release_payload(payload);
+	if (rc < 0 ||
 	    (rc = tz_head__get(s, &has_head, &head)) < 0)
 		goto done;
 	res->commits = b.n;
@@ -1999,8 +2011,7 @@ static int check_sender(tz_store *s, const tz_incoming *in)
 	return TZ_OK;
 }
 
-int tz_store_import(tz_store *s, const tz_incoming *in, const void *payload, size_t n, tz_merger *m,
-		    tz_import_result *res)
+int tz_store_import(tz_store *s, const tz_incoming *in, tz_buf *payload, tz_merger *m, tz_import_result *res)
 {
 	bool noop;
 	int rc;
@@ -2018,7 +2029,7 @@ int tz_store_import(tz_store *s, const tz_incoming *in, const void *payload, siz
 	}
 	if ((rc = check_schema(s, in)) < 0 || (rc = check_sender(s, in)) < 0)
 		goto done;
-	rc = is_hq(s) ? import_hq(s, in, payload, n, m, res) : import_branch(s, in, payload, n, res);
+	rc = is_hq(s) ? import_hq(s, in, payload, m, res) : import_branch(s, in, payload, res);
 done:
 	tz_store__unlock(s);
 	if (rc < 0) {

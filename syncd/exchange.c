@@ -192,7 +192,7 @@ int tz_sync_import_file(tz_store *s, const char *path, tz_bundle_header *h, tz_i
 	/* HQ merges what both sides changed (conflict/) */
 	if (strcmp(tz_store_code(s), "HQ") == 0 && (rc = tz_merger_new(s, &m)) < 0)
 		goto done;
-	rc = tz_store_import(s, &in, payload.data, payload.len, m, res);
+	rc = tz_store_import(s, &in, &payload, m, res);
 	if (rc == TZ_OK && m && ms)
 		tz_merger_summary(m, ms);
 done:
