@@ -102,8 +102,8 @@ static void git_init_once(void)
 	if (git_libgit2_init() < 0 ||
 	    git_libgit2_opts(GIT_OPT_SET_CACHE_MAX_SIZE, (ssize_t)TZ_GIT_CACHE_BYTES) < 0 ||
 	    git_libgit2_opts(GIT_OPT_SET_CACHE_OBJECT_LIMIT, GIT_OBJECT_TREE, (size_t)TZ_GIT_CACHE_TREE_BYTES) < 0 ||
-	    git_libgit2_opts(GIT_OPT_SET_MWINDOW_MAPPED_LIMIT, (size_t)(16 * 1024 * 1024)) < 0 ||
-	    git_libgit2_opts(GIT_OPT_SET_MWINDOW_SIZE, (size_t)(4 * 1024 * 1024)) < 0 ||
+	    git_libgit2_opts(GIT_OPT_SET_MWINDOW_MAPPED_LIMIT, (size_t)(4 * 1024 * 1024)) < 0 ||
+	    git_libgit2_opts(GIT_OPT_SET_MWINDOW_SIZE, (size_t)(1024 * 1024)) < 0 ||
 	    git_libgit2_opts(GIT_OPT_ENABLE_FSYNC_GITDIR, 1) < 0 ||
 	    git_libgit2_opts(GIT_OPT_ENABLE_STRICT_HASH_VERIFICATION, 0) < 0)
 		git_init_rc = TZ_EGIT;
