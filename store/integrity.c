@@ -74,12 +74,12 @@ int tz_store_touched(tz_store *s, const tz_oid *from_root, const tz_oid *to_root
 	static const tz_oid zero;
 	touched_ctx x = { s, cb, payload };
 
-	return tz_tree__diff(s, NULL, from_root ? from_root : &zero, to_root, touched_row, &x);
+	return tz_tree__diff(s, s->held, from_root ? from_root : &zero, to_root, touched_row, &x);
 }
 
 int tz_store_read_row(tz_store *s, const tz_oid *blob, tz_row **out)
 {
-	return tz_obj__read_row(s, NULL, blob, out);
+	return tz_obj__read_row(s, s->held, blob, out);
 }
 
 int tz_store_row_at(tz_store *s, const tz_oid *root, const char *table_enc, const char *part_enc, const char *key,
@@ -93,9 +93,9 @@ int tz_store_row_at(tz_store *s, const tz_oid *root, const char *table_enc, cons
 
 	*out = NULL;
 	tz_fanout__of(fan, key, len[4]);
-	if ((rc = tz_tree__lookup(s, NULL, &blob, root, comp, len, TZ_PATH_DEPTH)) < 0 || tz_oid_is_zero(&blob))
+	if ((rc = tz_tree__lookup(s, s->held, &blob, root, comp, len, TZ_PATH_DEPTH)) < 0 || tz_oid_is_zero(&blob))
 		return rc;
-	return tz_obj__read_row(s, NULL, &blob, out);
+	return tz_obj__read_row(s, s->held, &blob, out);
 }
 
 int tz_store_root_of(tz_store *s, const tz_oid *commit, tz_oid *root)

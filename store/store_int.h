@@ -374,6 +374,10 @@ struct tz_store {
 	/* tz_obj__read hashes what it reads from the object database and
 	 * compares with the id (verify; see store.c on libgit2's own check) */
 	bool check_hashes;
+	/* the running import's objects still in memory, for what the checks
+	 * after a merge read through tz_store_touched and the row readers
+	 * (integrity.c): they would inflate them again from its packs */
+	const struct tz_staging *held;
 	/* tz_tree__lookup's last parsed tree at each level: a merge or a
 	 * rebuild looks rows up in key order, so consecutive lookups share
 	 * their path (history.c) */

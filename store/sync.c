@@ -1266,7 +1266,10 @@ static int record_hq(tz_store *s, const tz_incoming *in, const rebuilt *b, const
 	if (hr && hr->m && hr->m->ops->check) {
 		tz_merge_done d = { in->sender, &hr->ours_commit, &hr->tip, &hr->merge, a->from_root, a->to_root,
 				    res->refused, res->nrefused };
-		if ((rc = hr->m->ops->check(hr->m, s, &d)) < 0)
+		s->held = a->st;
+		rc = hr->m->ops->check(hr->m, s, &d);
+		s->held = NULL;
+		if (rc < 0)
 			goto fail;
 	}
 	tz_oid_fmt(l, line);
