@@ -28,10 +28,14 @@
 
 /* Where each object landed: the index lists them sorted by id. */
 typedef struct {
-	const tz_oid *oid;
+	tz_oid oid;
 	uint64_t offset;
 	uint32_t crc;
 } pack_entry;
+
+/* The objects a pack takes, one at a time: *o is the k-th (its bytes
+ * valid until the next call). */
+typedef int (*pack_source)(void *ctx, size_t k, const struct tz_obj **o);
 
 typedef struct {
 	int fd;
@@ -110,7 +114,7 @@ static int put_object(hashed_file *f, const struct tz_obj *o, pack_entry *e)
 	size_t start = f->out.len, bound, n;
 	int rc;
 
-	e->oid = &o->oid;
+	e->oid = o->oid;
 	e->offset = f->written;
 	put_header(f, o->type, o->len);
 	if (f->z == NULL && (f->z = libdeflate_alloc_compressor(1)) == NULL)
@@ -129,7 +133,7 @@ static int put_object(hashed_file *f, const struct tz_obj *o, pack_entry *e)
 
 static int entry_cmp(const void *a, const void *b)
 {
-	return memcmp(((const pack_entry *)a)->oid->id, ((const pack_entry *)b)->oid->id, 20);
+	return memcmp(((const pack_entry *)a)->oid.id, ((const pack_entry *)b)->oid.id, 20);
 }
 
 static void put_u32(hashed_file *f, uint32_t v)
@@ -149,12 +153,12 @@ static int write_index(hashed_file *f, pack_entry *e, size_t n, const uint8_t su
 	qsort(e, n, sizeof(*e), entry_cmp);
 	hf_put(f, magic, sizeof(magic));
 	for (unsigned fan = 0; fan < 256; fan++) {
-		while (k < n && e[k].oid->id[0] <= fan)
+		while (k < n && e[k].oid.id[0] <= fan)
 			k++;
 		put_u32(f, (uint32_t)k);
 	}
 	for (size_t i = 0; i < n; i++)
-		hf_put(f, e[i].oid->id, 20);
+		hf_put(f, e[i].oid.id, 20);
 	for (size_t i = 0; i < n; i++)
 		put_u32(f, e[i].crc);
 	/* offsets past 2 GiB go to the 64-bit table, named by position */
@@ -217,6 +221,8 @@ static int place(const char *dir, const tz_buf *tpack, const tz_buf *tidx, const
 	tz_buf to = TZ_BUF_INIT;
 	int rc;
 
+	if (tz_faultsim(TZ_FAULT_RENAME))
+		return tz_error_set(TZ_EIO, "cannot rename '%s': injected fault", (const char *)tpack->data);
 	if ((rc = final_name(&to, dir, sum, ".pack")) == TZ_OK && rename((const char *)tpack->data, (char *)to.data) != 0)
 		rc = tz_error_set(TZ_EIO, "cannot rename '%s': %s", (const char *)to.data, strerror(errno));
 	if (rc == TZ_OK && (rc = final_name(&to, dir, sum, ".idx")) == TZ_OK &&
@@ -234,11 +240,11 @@ static bool takes(const struct tz_obj *o, bool spill)
 	return !o->in_pack && !(spill && o->type == GIT_OBJECT_COMMIT);
 }
 
-static int write_pack(hashed_file *pf, const tz_staging *st, bool spill, size_t n, pack_entry *e, tz_store *s,
+static int write_pack(hashed_file *pf, size_t n, pack_source src, void *ctx, pack_entry *e, tz_store *s,
 		      uint8_t sum[20])
 {
 	uint8_t head[12] = { 'P', 'A', 'C', 'K', 0, 0, 0, 2 };
-	size_t k = 0;
+	const struct tz_obj *o;
 	int rc;
 
 	head[8] = (uint8_t)(n >> 24);
@@ -246,30 +252,25 @@ static int write_pack(hashed_file *pf, const tz_staging *st, bool spill, size_t 
 	head[10] = (uint8_t)(n >> 8);
 	head[11] = (uint8_t)n;
 	hf_put(pf, head, sizeof(head));
-	for (size_t i = 0; i < st->n; i++) {
-		if (!takes(&st->objs[i], spill))
-			continue;
-		if ((rc = put_object(pf, &st->objs[i], &e[k++])) < 0)
+	for (size_t k = 0; k < n; k++) {
+		if ((rc = src(ctx, k, &o)) < 0 || (rc = put_object(pf, o, &e[k])) < 0)
 			return rc;
-		tz_progress__report(s, "writing objects", k, n);
+		tz_progress__report(s, "writing objects", k + 1, n);
 	}
 	return hf_finish(pf, sum);
 }
 
-static int write_staged(tz_store *s, tz_staging *st, bool spill)
+/* One pack of n objects from src, and its index, placed in the object
+ * database (fsynced, renamed, refreshed); its name in sum. */
+static int write_objects(tz_store *s, size_t n, pack_source src, void *ctx, uint8_t sum[20])
 {
 	hashed_file pf, xf;
 	tz_buf dir = TZ_BUF_INIT, tpack = TZ_BUF_INIT, tidx = TZ_BUF_INIT;
 	pack_entry *e = NULL;
-	uint8_t sum[20], isum[20];
+	uint8_t isum[20];
 	bool placed = false;
-	size_t n = 0;
 	int rc;
 
-	for (size_t i = 0; i < st->n; i++)
-		n += takes(&st->objs[i], spill);
-	if (n == 0)
-		return TZ_OK;
 	if (n > UINT32_MAX)
 		return tz_error_set(TZ_ELIMIT, "too many objects for one pack");
 	memset(&pf, 0, sizeof(pf));
@@ -283,20 +284,14 @@ static int write_staged(tz_store *s, tz_staging *st, bool spill)
 		goto done;
 	}
 	if ((rc = hf_open(&pf, &tpack, (const char *)dir.data, "pack")) < 0 ||
-	    (rc = write_pack(&pf, st, spill, n, e, s, sum)) < 0 ||
+	    (rc = write_pack(&pf, n, src, ctx, e, s, sum)) < 0 ||
 	    (rc = hf_open(&xf, &tidx, (const char *)dir.data, "idx")) < 0 ||
 	    (rc = write_index(&xf, e, n, sum, isum)) < 0 ||
 	    (rc = place((const char *)dir.data, &tpack, &tidx, sum)) < 0)
 		goto done;
 	placed = true;
-	if (git_odb_refresh(s->odb) < 0) {
+	if (git_odb_refresh(s->odb) < 0)
 		rc = tz_git__error("cannot refresh the object database");
-		goto done;
-	}
-	/* never written twice; the bytes stay until a spill drops them */
-	for (size_t i = 0; i < st->n; i++)
-		if (takes(&st->objs[i], spill))
-			st->objs[i].in_pack = true;
 done:
 	hf_close(&pf, &tpack, !placed);
 	hf_close(&xf, &tidx, !placed);
@@ -304,6 +299,81 @@ done:
 	tz_buf_release(&tpack);
 	tz_buf_release(&tidx);
 	tz_free(e);
+	return rc;
+}
+
+/* The staged objects a pack takes, in staging order. */
+typedef struct {
+	const tz_staging *st;
+	bool spill;
+	size_t next;      /* the staging position to look from */
+} staged_source;
+
+static int next_staged(void *ctx, size_t k, const struct tz_obj **o)
+{
+	staged_source *x = ctx;
+
+	(void)k;
+	while (!takes(&x->st->objs[x->next], x->spill))
+		x->next++;
+	*o = &x->st->objs[x->next++];
+	return TZ_OK;
+}
+
+static int write_staged(tz_store *s, tz_staging *st, bool spill)
+{
+	staged_source x = { st, spill, 0 };
+	uint8_t sum[20];
+	size_t n = 0;
+	int rc;
+
+	for (size_t i = 0; i < st->n; i++)
+		n += takes(&st->objs[i], spill);
+	if (n == 0)
+		return TZ_OK;
+	if ((rc = write_objects(s, n, next_staged, &x, sum)) < 0)
+		return rc;
+	/* never written twice; the bytes stay until a spill drops them */
+	for (size_t i = 0; i < st->n; i++)
+		if (takes(&st->objs[i], spill))
+			st->objs[i].in_pack = true;
+	return TZ_OK;
+}
+
+/* The objects of the object database by id, read one at a time. */
+typedef struct {
+	tz_store *s;
+	const tz_oid *ids;
+	git_odb_object *cur;
+	struct tz_obj o;
+} odb_source;
+
+static int next_stored(void *ctx, size_t k, const struct tz_obj **o)
+{
+	odb_source *x = ctx;
+	char hex[41];
+
+	git_odb_object_free(x->cur);
+	x->cur = NULL;
+	if (git_odb_read(&x->cur, x->s->odb, (const git_oid *)x->ids[k].id) < 0) {
+		tz_oid_fmt(hex, &x->ids[k]);
+		return tz_error_set(TZ_EVERIFY, "object %s is unreadable: %s", hex,
+				    git_error_last() ? git_error_last()->message : "unknown error");
+	}
+	x->o.oid = x->ids[k];
+	x->o.type = git_odb_object_type(x->cur);
+	x->o.data = (uint8_t *)(uintptr_t)git_odb_object_data(x->cur);
+	x->o.len = git_odb_object_size(x->cur);
+	*o = &x->o;
+	return TZ_OK;
+}
+
+int tz_pack__consolidate(tz_store *s, const tz_oid *ids, size_t n, uint8_t sum[20])
+{
+	odb_source x = { s, ids, NULL, { { { 0 } }, GIT_OBJECT_INVALID, NULL, 0, false } };
+	int rc = write_objects(s, n, next_stored, &x, sum);
+
+	git_odb_object_free(x.cur);
 	return rc;
 }
 

@@ -195,6 +195,9 @@ int tz_tree__diff(tz_store *s, const tz_staging *st, const tz_oid *a, const tz_o
  * `spill`, only the blobs and trees, whose bytes are then dropped. */
 int tz_pack__write(tz_store *s, tz_staging *st);
 int tz_pack__spill(tz_store *s, tz_staging *st);
+/* Write the objects ids[0..n) of the object database into one new pack
+ * (gc.c), placed as above; its name (the pack's SHA-1) in sum. */
+int tz_pack__consolidate(tz_store *s, const tz_oid *ids, size_t n, uint8_t sum[20]);
 
 /* Files (keys.c): write all of p to fd; fsync a file or a directory.
  * Each passes through its fault site (write, fsync). */

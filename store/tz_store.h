@@ -256,6 +256,27 @@ typedef struct {
  */
 int tz_store_verify(tz_store *s, tz_verify_result *result, tz_verify_cb cb, void *payload);
 
+/* What gc did (gc.c). */
+typedef struct {
+	bool noop;               /* one pack already, nothing loose: nothing done */
+	uint64_t objects;        /* in the new pack */
+	uint64_t packs_before;   /* packs replaced (with their index) */
+	uint64_t loose_before;   /* loose objects replaced */
+	uint64_t tmp_removed;    /* temporaries a killed writer left */
+	uint64_t bytes_before;   /* of the packs, indexes and loose objects */
+	uint64_t bytes_after;    /* of the new pack and its index */
+} tz_gc_result;
+
+/*
+ * Copy every object of the history (reachable or not) into one new pack,
+ * then remove the packs and loose objects copied; takes store.lock.  A
+ * failure or a crash leaves every object readable (at worst twice).
+ */
+int tz_store_gc(tz_store *s, tz_gc_result *res);
+/* Whether packs or loose objects have piled up enough for the daemons to
+ * run gc (32 packs, or 256 loose objects). */
+int tz_store_gc_due(tz_store *s, bool *due);
+
 /* ---- the key registry (registry.c) ---- */
 
 /* A principal: a replica code, or an administrator's name. */

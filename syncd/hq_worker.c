@@ -217,6 +217,24 @@ static int upload_check(const char *path, const char *code, const char *digest)
 	return rc;
 }
 
+/* Every import adds packs: once they pile up, one (DESIGN §11, gc.c).
+ * A failure is logged; the store is intact and the next import retries. */
+static void run_gc(tz_hq *h)
+{
+	tz_gc_result g;
+	bool due;
+	int64_t t0 = tz_monotonic_ms();
+
+	if (tz_store_gc_due(h->ws, &due) < 0 || !due)
+		return;
+	if (tz_store_gc(h->ws, &g) < 0)
+		tz_hq__log(h, "gc failed: %s", tz_error_last());
+	else
+		tz_hq__log(h, "gc: %llu objects in one pack, from %llu packs and %llu loose objects (%.3f s)",
+			   (unsigned long long)g.objects, (unsigned long long)g.packs_before,
+			   (unsigned long long)g.loose_before, (double)(tz_monotonic_ms() - t0) / 1000.0);
+}
+
 static void job_import(tz_hq *h, hq_job *j)
 {
 	tz_buf p = TZ_BUF_INIT;
@@ -257,6 +275,7 @@ static void job_import(tz_hq *h, hq_job *j)
 	tz_hq__log(h, "import %s %.12s: %s (%.3f s)", j->code, j->digest, msg, (double)(tz_monotonic_ms() - t0) / 1000.0);
 	refresh_conflicts(h);
 	unlink((const char *)p.data);
+	run_gc(h);
 	goto done;
 fail:
 	snprintf(msg, sizeof(msg), "%s", tz_error_last());

@@ -65,6 +65,7 @@ int cmd_log(const cli_opts *o, int argc, char **argv);
 int cmd_diff(const cli_opts *o, int argc, char **argv);
 int cmd_show(const cli_opts *o, int argc, char **argv);
 int cmd_verify(const cli_opts *o, int argc, char **argv);
+int cmd_gc(const cli_opts *o, int argc, char **argv);
 int cmd_branch(const cli_opts *o, int argc, char **argv);
 int cmd_init_branch(const cli_opts *o, int argc, char **argv);
 int cmd_export(const cli_opts *o, int argc, char **argv);

@@ -140,6 +140,42 @@ int cmd_commit(const cli_opts *o, int argc, char **argv)
 	return rc;
 }
 
+static double mib(uint64_t bytes)
+{
+	return (double)bytes / (1024.0 * 1024.0);
+}
+
+int cmd_gc(const cli_opts *o0, int argc, char **argv)
+{
+	cli_opts o = *o0;
+	tz_store *s = NULL;
+	tz_buf b = TZ_BUF_INIT;
+	tz_gc_result r;
+	int rc = CLI_EXIT_OK;
+
+	if (cli_take_json(&o, &argc, argv) != 1)
+		return cli_usage("gc", "unexpected argument '%s'", argv[1]);
+	if (cli_open(&o, &s) < 0 || tz_store_gc(s, &r) < 0) {
+		rc = cli_fail("gc");
+	} else if (o.json) {
+		tz_buf_printf(&b, "{\"done\": %s, \"objects\": %llu, \"packs_before\": %llu, \"loose_before\": %llu, "
+			      "\"temporaries_removed\": %llu, \"bytes_before\": %llu, \"bytes_after\": %llu}",
+			      r.noop ? "false" : "true", (unsigned long long)r.objects, (unsigned long long)r.packs_before,
+			      (unsigned long long)r.loose_before, (unsigned long long)r.tmp_removed,
+			      (unsigned long long)r.bytes_before, (unsigned long long)r.bytes_after);
+		rc = cli_emit(&b);
+	} else if (r.noop) {
+		printf("gc: nothing to do (one pack, %.1f MiB, no loose object)\n", mib(r.bytes_before));
+	} else {
+		printf("gc: %llu objects in one pack, from %llu packs and %llu loose objects (%.1f MiB -> %.1f MiB)\n",
+		       (unsigned long long)r.objects, (unsigned long long)r.packs_before,
+		       (unsigned long long)r.loose_before, mib(r.bytes_before), mib(r.bytes_after));
+	}
+	tz_buf_release(&b);
+	tz_store_close(s);
+	return rc;
+}
+
 int cmd_checkout(const cli_opts *o0, int argc, char **argv)
 {
 	cli_opts o = *o0;

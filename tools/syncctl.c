@@ -52,6 +52,13 @@ static const cli_command commands[] = {
 	  "behind the triggers' back is named by table and key. Exits 3 when it finds\n"
 	  "problems.\n\n"
 	  "Example:\n  syncctl -C hq verify\n" },
+	{ "gc", cmd_gc, "gc [--json]", "put every object of the history in one pack",
+	  "Every commit adds a pack to the history and every import several; each one\n"
+	  "more is one more index to search for an id. gc copies every object (reachable\n"
+	  "or not: nothing is judged garbage) into one new pack, then removes the packs and\n"
+	  "loose objects it copied. Takes store.lock like the writers; a failure or a\n"
+	  "crash leaves every object readable. syncd runs it when packs pile up.\n\n"
+	  "Example:\n  syncctl -C hq gc\n" },
 	{ "checkout", cmd_checkout, "checkout REV", "bring store.db to a commit and make it the head",
 	  "Rewrites only the rows that differ, adds no change-log entries, and moves the\n"
 	  "head (the old head stays in the reflog). Refused while there are uncommitted\n"

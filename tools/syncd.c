@@ -227,6 +227,22 @@ static int wait_signal(const sigset_t *set, unsigned s)
 	return sig < 0 ? 0 : sig;
 }
 
+/* Commits and imports add packs: once they pile up, one (gc.c). */
+static void run_gc(tz_store *s)
+{
+	tz_gc_result g;
+	bool due;
+
+	if (tz_store_gc_due(s, &due) < 0 || !due)
+		return;
+	if (tz_store_gc(s, &g) < 0)
+		logf_("gc failed: %s", tz_error_last());
+	else
+		logf_("gc: %llu objects in one pack, from %llu packs and %llu loose objects",
+		      (unsigned long long)g.objects, (unsigned long long)g.packs_before,
+		      (unsigned long long)g.loose_before);
+}
+
 static int run_branch(const opts *o)
 {
 	tz_client_opts co = { o->chunk, 0, 0, NULL, NULL, log_line, NULL };
@@ -258,6 +274,7 @@ static int run_branch(const opts *o)
 		if (now >= next_sync) {
 			if (tz_client_sync(s, url, &co, &rep) == TZ_OK) {
 				report(&rep);
+				run_gc(s);
 				failures = 0;
 				next_sync = time(NULL) + o->interval;
 			} else {
