@@ -1057,7 +1057,7 @@ static int unpack_one(unpack_ctx *u, tz_oid *out)
 	}
 	/* Shapes and values are checked here in full, then read a second
 	 * time, change by change, as the rows are built: a commit's values
-	 * never sit decoded in memory all at once (they took ~30 MB of an
+	 * never sit decoded in memory all at once (they took ~20 MB of an
 	 * import of 100,000 changed rows).  Shapes come in change order;
 	 * values column by column, each column's in change order, so each
 	 * column gets a cursor at the start of its run. */
