@@ -187,6 +187,66 @@ static void test_text(void)
 	ONE("valid then invalid", col("x", vt("\xd9\x85\xd9", 3)), "x t \xd9\x85\\xd9\n");
 }
 
+/* The decoder's fast path takes a text whose characters are all written
+ * as themselves without unescaping it: a byte that needs an escape must
+ * stop it wherever it is.  For each such byte (and the name-only space)
+ * at positions 0..19 of a 20-byte ASCII text: encode -> decode gives the
+ * value back, the encoding holds an escape, and the byte written raw is
+ * refused. */
+static void test_escapes_at_every_position(void)
+{
+	static const uint8_t bad[] = { 0x00, 0x09, 0x1F, ' ', '\\', 0x7F, 0x80, 0xC2, 0xFF };
+	int fails = 0, runs = 0;
+
+	for (size_t b = 0; b < sizeof(bad); b++)
+		for (size_t pos = 0; pos < 20; pos++)
+			for (int as_name = 0; as_name < 2; as_name++) {
+				uint8_t text[20];
+				char raw[64], name[24];
+				tz_buf enc = TZ_BUF_INIT;
+				tz_row *row = NULL;
+				tz_column c;
+				int ok;
+				if (bad[b] == ' ' && !as_name)
+					continue;   /* a space is literal in text */
+				memset(text, 'a', sizeof(text));
+				text[pos] = bad[b];
+				runs++;
+				if (as_name) {
+					if (bad[b] == 0x00)
+						continue;   /* names are C strings */
+					memcpy(name, text, 20);
+					name[20] = '\0';
+					c = col(name, vi(1));
+					c.name_len = 20;
+				} else {
+					c = col("t", vt((const char *)text, sizeof(text)));
+				}
+				ok = tz_row_encode(&enc, &c, 1) == TZ_OK && memchr(enc.data, '\\', enc.len) != NULL &&
+				     tz_row_decode(&row, enc.data, enc.len) == TZ_OK && row->ncols == 1 &&
+				     (as_name ? same_bytes(row->cols[0].name, row->cols[0].name_len, text, 20)
+					      : same_bytes(row->cols[0].v.p, row->cols[0].v.n, text, 20));
+				tz_row_free(row);
+				row = NULL;
+				/* the same byte unescaped is not the canonical form */
+				if (as_name) {
+					memcpy(raw, text, 20);
+					memcpy(raw + 20, " i 1\n", 5);
+					ok = ok && tz_row_decode(&row, (const uint8_t *)raw, 25) != TZ_OK;
+				} else {
+					memcpy(raw, "t t ", 4);
+					memcpy(raw + 4, text, 20);
+					raw[24] = '\n';
+					ok = ok && (bad[b] == '\n' || tz_row_decode(&row, (const uint8_t *)raw, 25) != TZ_OK);
+				}
+				tz_row_free(row);
+				tz_buf_release(&enc);
+				if (!ok && fails++ < 5)
+					printf("# byte 0x%02x at %zu (%s) not handled\n", bad[b], pos, as_name ? "name" : "text");
+			}
+	CHECK(fails == 0, "a byte that needs an escape is escaped and required at every position (%d cases)", runs);
+}
+
 static void test_blob_null_names(void)
 {
 	static const uint8_t bytes[] = { 0, 0, 1, 0xff };
@@ -1083,6 +1143,7 @@ int main(void)
 	test_integers();
 	test_reals();
 	test_text();
+	test_escapes_at_every_position();
 	test_blob_null_names();
 	test_sort_order();
 	test_agency_row();
