@@ -220,8 +220,14 @@ static int gc_locked(tz_store *s, const char *objdir, const char *packdir, tz_gc
 	res->loose_before = loose.n;
 	res->bytes_before = packs.bytes + loose.bytes;
 	res->bytes_after = res->bytes_before;
-	if (packs.n <= 1 && loose.n == 0 && tmps.n == 0) {
+	if (packs.n <= 1 && loose.n == 0) {
+		/* one pack already: only a killed writer's temporaries go */
 		res->noop = true;
+		keep[0] = '\0';
+		if (packs.n == 1)
+			snprintf(keep, sizeof(keep), "%s", packs.name[0]);
+		if (tmps.n > 0 && (rc = remove_copied(objdir, packdir, &packs, keep, &loose, &tmps)) == TZ_OK)
+			res->tmp_removed = tmps.n;
 		goto done;
 	}
 	tz_progress__report(s, "listing objects", 0, 0);

@@ -258,7 +258,7 @@ int tz_store_verify(tz_store *s, tz_verify_result *result, tz_verify_cb cb, void
 
 /* What gc did (gc.c). */
 typedef struct {
-	bool noop;               /* one pack already, nothing loose: nothing done */
+	bool noop;               /* one pack already, nothing loose: nothing copied */
 	uint64_t objects;        /* in the new pack */
 	uint64_t packs_before;   /* packs replaced (with their index) */
 	uint64_t loose_before;   /* loose objects replaced */

@@ -164,6 +164,9 @@ int cmd_gc(const cli_opts *o0, int argc, char **argv)
 			      (unsigned long long)r.loose_before, (unsigned long long)r.tmp_removed,
 			      (unsigned long long)r.bytes_before, (unsigned long long)r.bytes_after);
 		rc = cli_emit(&b);
+	} else if (r.noop && r.tmp_removed) {
+		printf("gc: one pack already (%.1f MiB, no loose object); %llu temporaries of a killed writer removed\n",
+		       mib(r.bytes_before), (unsigned long long)r.tmp_removed);
 	} else if (r.noop) {
 		printf("gc: nothing to do (one pack, %.1f MiB, no loose object)\n", mib(r.bytes_before));
 	} else {

@@ -46,6 +46,10 @@ check "verify passes after gc" "$S" -C hq verify
 check "git fsck --full passes after gc" git -C hq/history fsck --full --no-dangling
 check "gc again" "$S" -C hq gc
 like "$WORK/.out" "^gc: nothing to do" "a second gc has nothing to do"
+echo partial >hq/history/objects/pack/tmp_idx_XyZ789
+check "gc of one pack and a temporary" "$S" -C hq gc
+like "$WORK/.out" "^gc: one pack already .*; 1 temporaries of a killed writer removed" "it only removes the temporary"
+[ ! -e hq/history/objects/pack/tmp_idx_XyZ789 ] && [ "$(npacks hq)" = 1 ]; ok $? "the temporary is gone, the pack stays"
 rm -rf j && cp -a hq0 j
 "$S" -C j gc --json >gc.json
 json_valid gc.json "gc --json is one JSON document"
