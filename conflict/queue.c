@@ -179,7 +179,7 @@ static int fill_pending(tz_pending *p, const tz_merge_request *rq, const tz_row_
 
 int tz_queue__keep(tz_pending **pp, size_t *n, size_t *cap, const tz_merge_request *rq, const tz_row_outcome *o)
 {
-	tz_pending earlier;
+	tz_pending earlier = { 0 };
 	bool has_earlier;
 	int rc;
 
