@@ -41,27 +41,107 @@ static void put_row(tz_buf *out, bool *has, const tz_row *r)
 		tz_row_encode(out, r->cols, r->ncols);
 }
 
-int tz_queue__keep(tz_pending **pp, size_t *n, size_t *cap, const tz_merge_request *rq, const tz_row_outcome *o)
+/* The earlier entry of the same row in this merge (a row integrated in
+ * two stretches of one bundle, docs/merge.md "At the branch"), taken out
+ * of the list into *out; false when there is none. */
+static bool take_earlier(tz_pending *pp, size_t *n, const tz_merge_request *rq, tz_pending *out)
 {
-	tz_pending *p;
+	for (size_t i = 0; i < *n; i++) {
+		tz_pending *p = &pp[i];
+		if (strcmp(p->table, rq->table) == 0 && strcmp(p->partition, rq->partition) == 0 &&
+		    strlen(p->key) == rq->key_len && memcmp(p->key, rq->key, rq->key_len) == 0) {
+			*out = *p;
+			memmove(p, p + 1, (*n - i - 1) * sizeof(*p));
+			(*n)--;
+			return true;
+		}
+	}
+	return false;
+}
+
+/* Re-encode *row with the values of the columns `add` names taken from
+ * `earlier` (a row of the same table, both encoded by tz_row_encode). */
+static int patch_row(tz_buf *row, const tz_buf *earlier, const tz_row *add)
+{
+	tz_row *now = NULL, *old = NULL;
+	tz_buf out = TZ_BUF_INIT;
+	int rc;
+
+	if ((rc = tz_row_decode(&now, row->data, row->len)) < 0 ||
+	    (rc = tz_row_decode(&old, earlier->data, earlier->len)) < 0)
+		goto done;
+	for (size_t i = 0; i < add->ncols; i++) {
+		const tz_column *was = tz_row_find(old, add->cols[i].name, add->cols[i].name_len);
+		const tz_column *c = tz_row_find(now, add->cols[i].name, add->cols[i].name_len);
+		/* the value points into old's arena, alive until encoded below */
+		if (was && c)
+			now->cols[c - now->cols].v = was->v;
+	}
+	if ((rc = tz_row_encode(&out, now->cols, now->ncols)) == TZ_OK) {
+		tz_buf_release(row);
+		*row = out;
+		out = (tz_buf)TZ_BUF_INIT;
+	}
+done:
+	tz_buf_release(&out);
+	tz_row_free(now);
+	tz_row_free(old);
+	return rc;
+}
+
+/*
+ * One entry per row per merge, listing every conflicting column (DESIGN
+ * §11): when a later stretch of the bundle queues the row again, the
+ * columns only the earlier stretch found conflicting stay on the entry,
+ * each with the base, ours and theirs values that stretch compared (the
+ * later stretch's base is the branch's merge of an answer, which already
+ * holds the branch's value: tests/sim seeds 1580, 1664).  Data entries
+ * only: a delete or an insert entry is a decision about the whole row,
+ * and the later one stands alone.
+ */
+static int fold_earlier(tz_pending *p, tz_pending *earlier)
+{
+	tz_row *now = NULL, *old = NULL, add = { 0 };
+	tz_column *all = NULL;
+	int rc;
+
+	if ((rc = tz_row_decode(&now, p->cols.data, p->cols.len)) < 0 ||
+	    (rc = tz_row_decode(&old, earlier->cols.data, earlier->cols.len)) < 0)
+		goto done;
+	if ((all = tz_calloc(now->ncols + old->ncols, sizeof(*all))) == NULL) {
+		rc = TZ_ENOMEM;
+		goto done;
+	}
+	memcpy(all, now->cols, now->ncols * sizeof(*all));
+	add.cols = all + now->ncols;
+	for (size_t i = 0; i < old->ncols; i++)
+		if (tz_row_find(now, old->cols[i].name, old->cols[i].name_len) == NULL)
+			add.cols[add.ncols++] = old->cols[i];
+	if (add.ncols == 0)
+		goto done;
+	tz_buf_clear(&p->cols);
+	if ((rc = tz_row_encode(&p->cols, all, now->ncols + add.ncols)) < 0 ||
+	    (p->has_base && earlier->has_base && (rc = patch_row(&p->base, &earlier->base, &add)) < 0) ||
+	    (p->has_ours && earlier->has_ours && (rc = patch_row(&p->ours, &earlier->ours, &add)) < 0) ||
+	    (p->has_theirs && earlier->has_theirs && (rc = patch_row(&p->theirs, &earlier->theirs, &add)) < 0))
+		goto done;
+	if (p->note == NULL) {
+		/* a flagged lww decision's note stays with its column */
+		p->note = earlier->note;
+		earlier->note = NULL;
+	}
+done:
+	tz_free(all);
+	tz_row_free(now);
+	tz_row_free(old);
+	return rc;
+}
+
+static int fill_pending(tz_pending *p, const tz_merge_request *rq, const tz_row_outcome *o)
+{
 	tz_column *cols;
 	int rc;
 
-	/* one entry per row per merge: a row merged again (a later stretch of
-	 * the same bundle) replaces its earlier entry */
-	for (size_t i = 0; i < *n; i++) {
-		p = &(*pp)[i];
-		if (strcmp(p->table, rq->table) == 0 && strcmp(p->partition, rq->partition) == 0 &&
-		    strlen(p->key) == rq->key_len && memcmp(p->key, rq->key, rq->key_len) == 0) {
-			pending_release(p);
-			memmove(p, p + 1, (*n - i - 1) * sizeof(*p));
-			(*n)--;
-			break;
-		}
-	}
-	if (tz_array_grow(pp, cap, *n, sizeof(**pp)) < 0)
-		return TZ_ENOMEM;
-	p = &(*pp)[(*n)++];
 	memset(p, 0, sizeof(*p));
 	p->kind = o->kind;
 	p->table = tz_strdup(rq->table);
@@ -95,6 +175,28 @@ int tz_queue__keep(tz_pending **pp, size_t *n, size_t *cap, const tz_merge_reque
 	    (rc = tz_buf_error(&p->theirs)) < 0 || (rc = tz_buf_error(&p->provisional)) < 0)
 		return rc;
 	return TZ_OK;
+}
+
+int tz_queue__keep(tz_pending **pp, size_t *n, size_t *cap, const tz_merge_request *rq, const tz_row_outcome *o)
+{
+	tz_pending earlier = { 0 };
+	bool has_earlier;
+	int rc;
+
+	/* one entry per row per merge: a row merged again (a later stretch of
+	 * the same bundle) replaces its earlier entry, keeping its columns */
+	has_earlier = take_earlier(*pp, n, rq, &earlier);
+	if (tz_array_grow(pp, cap, *n, sizeof(**pp)) < 0) {
+		rc = TZ_ENOMEM;
+		goto done;
+	}
+	rc = fill_pending(&(*pp)[(*n)++], rq, o);
+	if (rc == TZ_OK && has_earlier && earlier.kind == TZ_KIND_DATA && o->kind == TZ_KIND_DATA)
+		rc = fold_earlier(&(*pp)[*n - 1], &earlier);
+done:
+	if (has_earlier)
+		pending_release(&earlier);
+	return rc;
 }
 
 static void bind_buf(sqlite3_stmt *q, int i, const tz_buf *b, bool has)

@@ -427,11 +427,27 @@ static int do_export(sim *s, int from, int to)
 	return 0;
 }
 
+/* Did the branch's last import (its --json answer in DIR/out) merge its
+ * newer local commits on top of HQ's answer, making a merge commit? */
+static bool branch_merged(sim *s)
+{
+	char path[320];
+	size_t len = 0;
+	char *out;
+	bool merged;
+
+	snprintf(path, sizeof(path), "%s/out", s->dir);
+	out = slurp(path, &len);
+	merged = out && strstr(out, "\"merged_local\": true") != NULL;
+	free(out);
+	return merged;
+}
+
 /* Deliver bundle i: the model says whether the receiver must take it. */
 static int do_import(sim *s, int i)
 {
 	bundle *b = &s->b[i];
-	const char *a[] = { "import", b->path, NULL };
+	const char *a[] = { "import", "--json", b->path, NULL };
 	int rc, want;
 
 	if (b->to != 0 && do_commit(s, b->to) < 0)
@@ -456,7 +472,14 @@ static int do_import(sim *s, int i)
 		m_hq_import(s->m, b->from, b->st);
 	} else {
 		int n = s->nstretch[b->to];
-		if (n < MAX_BUNDLES && (s->stretch[b->to][n] = malloc(sizeof(m_state))) != NULL) {
+		/* HQ integrates a branch's history in stretches cut at the
+		 * branch's merges of an answer (docs/merge.md, "At the
+		 * branch"); an import that made no merge commit (the answer
+		 * was nothing new, or a fast-forward) cuts none, so the
+		 * branch's commits before and after it are one stretch (seed
+		 * 1665: a row edited, then deleted across such an import). */
+		if (branch_merged(s) &&
+		    n < MAX_BUNDLES && (s->stretch[b->to][n] = malloc(sizeof(m_state))) != NULL) {
 			m_snapshot(s->m, b->to, 0, s->stretch[b->to][n]);
 			s->nstretch[b->to]++;
 		}
