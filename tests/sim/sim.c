@@ -274,6 +274,24 @@ static int sql_exec(sim *s, int r, const char *sql, const char *const *vals, int
 	return rc == SQLITE_OK ? 0 : -1;
 }
 
+/* Replica r's head commit as store.db records it ("" when unreadable). */
+static void head_of(sim *s, int r, char out[41])
+{
+	char path[340];
+	sqlite3 *db = NULL;
+	sqlite3_stmt *st = NULL;
+
+	out[0] = '\0';
+	rep_dir(s, r, path, sizeof(path));
+	strcat(path, "/store.db");
+	if (sqlite3_open_v2(path, &db, SQLITE_OPEN_READONLY, NULL) == SQLITE_OK &&
+	    sqlite3_prepare_v2(db, "SELECT v FROM tz_meta WHERE k = 'head'", -1, &st, NULL) == SQLITE_OK &&
+	    sqlite3_step(st) == SQLITE_ROW && sqlite3_column_text(st, 0))
+		snprintf(out, 41, "%s", (const char *)sqlite3_column_text(st, 0));
+	sqlite3_finalize(st);
+	sqlite3_close(db);
+}
+
 /* ---- the application's writes ---- */
 
 #define TRACE(...) (getenv("TZ_SIM_TRACE") ? (void)fprintf(stderr, __VA_ARGS__) : (void)0)
@@ -434,10 +452,16 @@ static int do_import(sim *s, int i)
 	const char *a[] = { "import", b->path, NULL };
 	int rc, want;
 
+	char head0[41] = "", head1[41] = "";
+
 	if (b->to != 0 && do_commit(s, b->to) < 0)
 		return -1;
 	want = b->imported || b->seq > s->last_in[b->to][b->from] ? 0 : 1;
+	if (b->to != 0)
+		head_of(s, b->to, head0);
 	rc = step(s, b->to, b->to ? K_IMPORT_BR : K_IMPORT_HQ, a);
+	if (b->to != 0)
+		head_of(s, b->to, head1);
 	if (rc != want)
 		return fail(s, "import of bundle %d (from %d to %d, %s) at replica %d: exit %d, expected %d: %s",
 			    i, b->from, b->to, b->imported ? "again" : "new", b->to, rc, want, last_err(s));
@@ -456,7 +480,11 @@ static int do_import(sim *s, int i)
 		m_hq_import(s->m, b->from, b->st);
 	} else {
 		int n = s->nstretch[b->to];
-		if (n < MAX_BUNDLES && (s->stretch[b->to][n] = malloc(sizeof(m_state))) != NULL) {
+		/* an answer whose commits the branch has already (an empty
+		 * bundle, or one delivered after a later one) leaves its head
+		 * alone: no merge, so no stretch ends here (seed 1420) */
+		bool moved = strcmp(head0, head1) != 0;
+		if (moved && n < MAX_BUNDLES && (s->stretch[b->to][n] = malloc(sizeof(m_state))) != NULL) {
 			m_snapshot(s->m, b->to, 0, s->stretch[b->to][n]);
 			s->nstretch[b->to]++;
 		}
