@@ -1858,7 +1858,8 @@ fail:
  * A, then HQ's answer B joins the branch's older head and A; git may name
  * the older head, and rows A brought would count as the branch's own and
  * win over HQ's newer values in B (tests/sim seed 428; t15-harness-regressions).  The view is
- * then the base: what the branch knows of HQ for certain. */
+ * then the base: what the branch knows of HQ for certain.  (local_base_root
+ * merges the two candidates instead when they are one of each side.) */
 static int local_merge_base(tz_store *s, const tz_oid *head, const tz_oid *tip, tz_oid *out)
 {
 	git_oid mb;
