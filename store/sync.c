@@ -1775,8 +1775,9 @@ static int local_wins(void *payload, const size_t *cols, size_t n, bool *take_th
 
 typedef struct {
 	tz_store *s;
-	tz_staging *st;             /* rows merged here */
+	tz_staging *st;             /* rows merged here (read through it too) */
 	const tz_oid *answer;       /* the answer's root */
+	const uint8_t *hq_pk;       /* who signs HQ's views */
 	tz_tables ts;
 	change_list l;
 } local_ctx;
@@ -1796,7 +1797,7 @@ static int collect_local(const char *const *comp, const size_t *len, size_t dept
 
 	if (depth != TZ_PATH_DEPTH || comp[0][0] == '_')
 		return TZ_OK;
-	if ((rc = tz_tree__lookup(lc->s, NULL, &theirs, lc->answer, comp, len, depth)) < 0)
+	if ((rc = tz_tree__lookup(lc->s, lc->st, &theirs, lc->answer, comp, len, depth)) < 0)
 		return rc;
 	for (size_t i = 0; i < lc->ts.n && t == NULL; i++)
 		if (strlen(lc->ts.t[i].enc) == len[0] && memcmp(lc->ts.t[i].enc, comp[0], len[0]) == 0)
@@ -1805,8 +1806,8 @@ static int collect_local(const char *const *comp, const size_t *len, size_t dept
 	if (t == NULL || memcmp(&theirs, a, sizeof(theirs)) == 0 || memcmp(&theirs, b, sizeof(theirs)) == 0 ||
 	    tz_oid_is_zero(b) || tz_oid_is_zero(&theirs))
 		return change_list_add(&lc->l, comp, len, depth, b);
-	if ((rc = tz_obj__read_row(lc->s, NULL, a, &rb)) == TZ_OK && (rc = tz_obj__read_row(lc->s, NULL, b, &ro)) == TZ_OK &&
-	    (rc = tz_obj__read_row(lc->s, NULL, &theirs, &rt)) == TZ_OK && (rc = units_for(lc->s, t->name, ro, &units)) == TZ_OK &&
+	if ((rc = tz_obj__read_row(lc->s, lc->st, a, &rb)) == TZ_OK && (rc = tz_obj__read_row(lc->s, lc->st, b, &ro)) == TZ_OK &&
+	    (rc = tz_obj__read_row(lc->s, lc->st, &theirs, &rt)) == TZ_OK && (rc = units_for(lc->s, t->name, ro, &units)) == TZ_OK &&
 	    (rc = tz_row_merge3(rb, ro, rt, units, local_wins, NULL, &out)) == TZ_OK &&
 	    (rc = tz_staging__add(lc->s, lc->st, &merged, GIT_OBJECT_BLOB, out.data, out.len)) == TZ_OK)
 		rc = change_list_add(&lc->l, comp, len, depth, &merged);
@@ -1816,6 +1817,24 @@ static int collect_local(const char *const *comp, const size_t *len, size_t dept
 	tz_row_free(ro);
 	tz_row_free(rt);
 	return rc;
+}
+
+/* The tree `ours_root` changed since `base_root`, merged on top of
+ * `answer_root` (local units winning), into lc->st; *out its root. */
+static int merge_local(local_ctx *lc, const tz_oid *base_root, const tz_oid *ours_root, const tz_oid *answer_root,
+		       tz_oid *out)
+{
+	bool empty;
+	int rc;
+
+	change_list_release(&lc->l);
+	memset(&lc->l, 0, sizeof(lc->l));
+	lc->answer = answer_root;
+	if ((rc = tz_tree__diff(lc->s, lc->st, base_root, ours_root, collect_local, lc)) < 0)
+		return rc;
+	if (lc->l.n > 1)
+		qsort(lc->l.ch, lc->l.n, sizeof(*lc->l.ch), tz_path_change__cmp);
+	return tz_tree__apply(lc->s, lc->st, out, &empty, answer_root, 0, lc->l.ch, lc->l.n);
 }
 
 static int record_branch(tz_store *s, const tz_incoming *in, const rebuilt *b, const apply_state *a,
@@ -1852,7 +1871,8 @@ fail:
  * A, then HQ's answer B joins the branch's older head and A; git may name
  * the older head, and rows A brought would count as the branch's own and
  * win over HQ's newer values in B (tests/sim seed 428; t15-harness-regressions).  The view is
- * then the base: what the branch knows of HQ for certain. */
+ * then the base: what the branch knows of HQ for certain.  (local_base_root
+ * merges the two candidates instead when they are one of each side.) */
 static int local_merge_base(tz_store *s, const tz_oid *head, const tz_oid *tip, tz_oid *out)
 {
 	git_oid mb;
@@ -1873,13 +1893,80 @@ static int local_merge_base(tz_store *s, const tz_oid *head, const tz_oid *tip, 
 	return TZ_OK;
 }
 
+/* Which of two commits the branch signed and which HQ did: *ok false
+ * unless it is one of each. */
+static int sides_of(local_ctx *lc, const git_oid *two, tz_oid *branch_side, tz_oid *hq_side, bool *ok)
+{
+	uint8_t pk[2][TZ_PK_BYTES];
+	int rc = TZ_OK;
+
+	*ok = false;
+	for (int i = 0; i < 2 && rc == TZ_OK; i++) {
+		uint8_t *raw = NULL;
+		size_t n;
+		tz_oid c;
+		memcpy(c.id, two[i].id, sizeof(c.id));
+		if ((rc = tz_commit__read_raw(lc->s, NULL, &c, &raw, &n)) == TZ_OK)
+			rc = tz_commit__raw_signer(raw, n, pk[i]);
+		tz_free(raw);
+	}
+	if (rc < 0)
+		return rc;
+	for (int i = 0; i < 2 && !*ok; i++)
+		if (tz_ct_equal(pk[i], lc->s->kp.pk, TZ_PK_BYTES) && tz_ct_equal(pk[1 - i], lc->hq_pk, TZ_PK_BYTES)) {
+			memcpy(branch_side->id, two[i].id, sizeof(branch_side->id));
+			memcpy(hq_side->id, two[1 - i].id, sizeof(hq_side->id));
+			*ok = true;
+		}
+	return TZ_OK;
+}
+
+#define TZ_VBASE_DEPTH 8        /* criss-crosses nested deeper take one base */
+
+/* [P15] The root the branch's merge of an answer diffs its head from.  In
+ * a criss-cross (the branch merged an answer A over a commit X it had
+ * sent; HQ integrated X and answers B) head and B have two merge bases, X
+ * and A, and neither is right: from A, the rows X changed count as local
+ * again and keep the branch's values over HQ's decision on them (a row the
+ * branch deleted and HQ kept stays deleted: sim seed 1735); from X, rows A
+ * brought count as local (seed 428).  The base is then virtual, as in
+ * git's recursive strategy: X merged on top of A the way the branch merged
+ * them (its units winning), which is what the branch held after that
+ * merge; later local commits are the only difference from it.  Anything
+ * else (one base, or candidates that are not one of each side) takes
+ * local_merge_base. */
+static int local_base_root(local_ctx *lc, const tz_oid *head, const tz_oid *tip, int depth, tz_oid *root)
+{
+	git_oidarray bases = { NULL, 0 };
+	tz_oid x, a, inner, x_root, a_root, mb;
+	bool split = false;
+	int rc = TZ_OK;
+
+	if (git_merge_bases(&bases, lc->s->repo, (const git_oid *)head->id, (const git_oid *)tip->id) < 0)
+		return tz_git__error("cannot find the merge bases with HQ's answer");
+	if (bases.count == 2 && depth < TZ_VBASE_DEPTH)
+		rc = sides_of(lc, bases.ids, &x, &a, &split);
+	git_oidarray_dispose(&bases);
+	if (rc < 0)
+		return rc;
+	if (!split) {
+		if ((rc = local_merge_base(lc->s, head, tip, &mb)) < 0)
+			return rc;
+		return tz_commit__tree(lc->s, &mb, root);
+	}
+	if ((rc = local_base_root(lc, &x, &a, depth + 1, &inner)) < 0 || (rc = tz_commit__tree(lc->s, &x, &x_root)) < 0 ||
+	    (rc = tz_commit__tree(lc->s, &a, &a_root)) < 0)
+		return rc;
+	return merge_local(lc, &inner, &x_root, &a_root, root);
+}
+
 static int import_branch(tz_store *s, const tz_incoming *in, tz_buf *payload, tz_import_result *res)
 {
 	rebuilt b;
 	local_ctx lc;
 	tz_key_info hq;
-	tz_staging mst;
-	tz_oid head, head_root, tip, tip_root, mbase, mbase_root, new_root, merge, parents[2];
+	tz_staging mst, vst;
+	tz_oid head, head_root, tip, tip_root, mbase_root, new_root, merge, parents[2];
 	uint8_t keys[2][TZ_PK_BYTES];
 	bool found, has_head, anc;
 	char hex[41], msg[512];
@@ -1892,6 +1979,7 @@ static int import_branch(tz_store *s, const tz_incoming *in, tz_buf *payload, tz
 	memset(&a, 0, sizeof(a));
 	tz_staging__init(&b.st);
 	tz_staging__init(&mst);
+	tz_staging__init(&vst);
 	if ((rc = tz_registry__get(s, "HQ", &hq, NULL, &found)) < 0)
 		goto done;
 	if (!found || !hq.has_pk || strcmp(in->sender, "HQ") != 0) {
@@ -1936,19 +2024,17 @@ static int import_branch(tz_store *s, const tz_incoming *in, tz_buf *payload, tz
 		/* [P15] the branch committed meanwhile: its newer commits go on top of
 		 * HQ's answer, local edits winning locally (HQ re-decides them at
 		 * the next push) */
-		bool empty;
 		tz_oid merged;
-		if ((rc = local_merge_base(s, &head, &tip, &mbase)) < 0)
-			goto done;
+		/* a virtual base's objects stay in vst (never written): the
+		 * merge reads through mst to them */
 		lc.s = s;
-		lc.st = &mst;
-		lc.answer = &tip_root;
-		if ((rc = tz_commit__tree(s, &mbase, &mbase_root)) < 0 || (rc = tz_schema__load(s, &lc.ts)) < 0 ||
-		    (rc = tz_tree__diff(s, NULL, &mbase_root, &head_root, collect_local, &lc)) < 0)
+		lc.st = &vst;
+		lc.hq_pk = hq.pk;
+		mst.also = &vst;
+		if ((rc = tz_schema__load(s, &lc.ts)) < 0 || (rc = local_base_root(&lc, &head, &tip, 0, &mbase_root)) < 0)
 			goto done;
-		if (lc.l.n > 1)
-			qsort(lc.l.ch, lc.l.n, sizeof(*lc.l.ch), tz_path_change__cmp);
-		if ((rc = tz_tree__apply(s, &mst, &merged, &empty, &tip_root, 0, lc.l.ch, lc.l.n)) < 0 ||
+		lc.st = &mst;
+		if ((rc = merge_local(&lc, &mbase_root, &head_root, &tip_root, &merged)) < 0 ||
 		    (rc = with_empty_log(s, &mst, &merged, &new_root)) < 0 || (rc = schema_version(s, &ver)) < 0)
 			goto done;
 		tz_oid_fmt(hex, &tip);
@@ -1974,6 +2060,7 @@ done:
 	change_list_release(&lc.l);
 	tz_schema__release(&lc.ts);
 	tz_staging__release(&mst);
+	tz_staging__release(&vst);
 	rebuilt_release(&b);
 	return rc;
 }

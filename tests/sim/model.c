@@ -347,10 +347,15 @@ static void branch_merge_row(model *m, int b, int row, const m_cell *v, const ui
 
 	memcpy(learn, kv, sizeof(learn));
 	if (!c->alive || !v->alive || c->exist != v->exist) {
-		/* a delete or another insert on either side: keep the branch's row */
+		/* a delete or another insert on either side: keep the branch's row.
+		 * The answer's column values stay unknown too when its row is a
+		 * delete: the merge's tree holds the branch's row, which is the
+		 * base HQ integrates the branch's next changes from, so the values
+		 * HQ wrote before deleting were never in a base both share
+		 * (tests/sim seed 1938) */
 		if (!kn_has(kb, v->exist))
 			kn_del(learn, v->exist);
-		for (int i = 0; v->alive && i < m_ncols[tb]; i++)
+		for (int i = 0; i < m_ncols[tb]; i++)
 			if (!kn_has(kb, v->col[i]))
 				kn_del(learn, v->col[i]);
 	} else {
