@@ -128,7 +128,7 @@ static int list_loose(const char *dir, file_list *loose)
 		while (rc == TZ_OK && (e = readdir(d)) != NULL) {
 			if (strlen(e->d_name) != 38 || !is_hex(e->d_name, 38))
 				continue;
-			snprintf(name, sizeof(name), "%02x/%s", i, e->d_name);
+			snprintf(name, sizeof(name), "%02x/%.38s", i, e->d_name);
 			loose->bytes += size_of(dir, name, "");
 			rc = files_add(loose, name, strlen(name));
 		}
@@ -225,7 +225,7 @@ static int gc_locked(tz_store *s, const char *objdir, const char *packdir, tz_gc
 		res->noop = true;
 		keep[0] = '\0';
 		if (packs.n == 1)
-			snprintf(keep, sizeof(keep), "%s", packs.name[0]);
+			snprintf(keep, sizeof(keep), "%.45s", packs.name[0]);
 		if (tmps.n > 0 && (rc = remove_copied(objdir, packdir, &packs, keep, &loose, &tmps)) == TZ_OK)
 			res->tmp_removed = tmps.n;
 		goto done;
