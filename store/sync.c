@@ -1873,6 +1873,25 @@ static int local_merge_base(tz_store *s, const tz_oid *head, const tz_oid *tip, 
 	return TZ_OK;
 }
 
+/* [P14] The branch's pending change-log entries become a commit of its own
+ * before HQ's answer is applied, as export seals them [P10]: the answer is
+ * then merged under them [P15], they win locally, and HQ re-decides them
+ * under the columns' policies at the next push (a column HQ's answer also
+ * changed meets HQ's value there).  *head becomes the sealed commit. */
+static int seal_pending(tz_store *s, tz_oid *head, tz_import_result *res)
+{
+	tz_commit_result cr;
+	int rc;
+
+	if ((rc = tz_store_commit(s, "import: the pending changes first", &cr)) < 0)
+		return tz_error_wrap(rc, "cannot commit the pending changes before the import");
+	if (cr.committed) {
+		res->sealed = cr.entries;
+		*head = res->head = cr.commit;
+	}
+	return TZ_OK;
+}
+
 static int import_branch(tz_store *s, const tz_incoming *in, tz_buf *payload, tz_import_result *res)
 {
 	rebuilt b;
@@ -1920,6 +1939,9 @@ static int import_branch(tz_store *s, const tz_incoming *in, tz_buf *payload, tz
 		rc = record_branch(s, in, &b, &a, NULL, res);
 		goto done;
 	}
+	/* only now, the bundle verified and new: a bad one leaves the store as it was */
+	if ((rc = seal_pending(s, &head, res)) < 0)
+		goto done;
 	tip = b.commits[b.n - 1];
 	if ((rc = tz_pack__write(s, &b.st)) < 0 || (rc = tz_commit__tree(s, &head, &head_root)) < 0 ||
 	    (rc = tz_commit__tree(s, &tip, &tip_root)) < 0 ||
