@@ -2058,9 +2058,16 @@ int tz_store_import(tz_store *s, const tz_incoming *in, tz_buf *payload, tz_merg
 done:
 	tz_store__unlock(s);
 	if (rc < 0) {
+		/* [P14] the seal stays: say so, nothing of the user's is lost */
+		uint64_t sealed = res->sealed;
 		tz_import_result_release(res);
-		tz_error_wrap(rc, "bundle from '%s' (sequence %llu) not imported", in->sender,
-			      (unsigned long long)in->sequence);
+		if (sealed)
+			tz_error_wrap(rc, "bundle from '%s' (sequence %llu) not imported (this store's %llu pending changes were "
+				      "committed first and stay committed)", in->sender,
+				      (unsigned long long)in->sequence, (unsigned long long)sealed);
+		else
+			tz_error_wrap(rc, "bundle from '%s' (sequence %llu) not imported", in->sender,
+				      (unsigned long long)in->sequence);
 	}
 	return rc;
 }
