@@ -1960,6 +1960,25 @@ static int local_base_root(local_ctx *lc, const tz_oid *head, const tz_oid *tip,
 	return merge_local(lc, &inner, &x_root, &a_root, root);
 }
 
+/* [P14] The branch's pending change-log entries become a commit of its own
+ * before HQ's answer is applied, as export seals them [P10]: the answer is
+ * then merged under them [P15], they win locally, and HQ re-decides them
+ * under the columns' policies at the next push (a column HQ's answer also
+ * changed meets HQ's value there).  *head becomes the sealed commit. */
+static int seal_pending(tz_store *s, tz_oid *head, tz_import_result *res)
+{
+	tz_commit_result cr;
+	int rc;
+
+	if ((rc = tz_store_commit(s, "import: the pending changes first", &cr)) < 0)
+		return tz_error_wrap(rc, "cannot commit the pending changes before the import");
+	if (cr.committed) {
+		res->sealed = cr.entries;
+		*head = res->head = cr.commit;
+	}
+	return TZ_OK;
+}
+
 static int import_branch(tz_store *s, const tz_incoming *in, tz_buf *payload, tz_import_result *res)
 {
 	rebuilt b;
@@ -2008,6 +2027,9 @@ static int import_branch(tz_store *s, const tz_incoming *in, tz_buf *payload, tz
 		rc = record_branch(s, in, &b, &a, NULL, res);
 		goto done;
 	}
+	/* only now, the bundle verified and new: a bad one leaves the store as it was */
+	if ((rc = seal_pending(s, &head, res)) < 0)
+		goto done;
 	tip = b.commits[b.n - 1];
 	if ((rc = tz_pack__write(s, &b.st)) < 0 || (rc = tz_commit__tree(s, &head, &head_root)) < 0 ||
 	    (rc = tz_commit__tree(s, &tip, &tip_root)) < 0 ||
@@ -2123,9 +2145,16 @@ int tz_store_import(tz_store *s, const tz_incoming *in, tz_buf *payload, tz_merg
 done:
 	tz_store__unlock(s);
 	if (rc < 0) {
+		/* [P14] the seal stays: say so, nothing of the user's is lost */
+		uint64_t sealed = res->sealed;
 		tz_import_result_release(res);
-		tz_error_wrap(rc, "bundle from '%s' (sequence %llu) not imported", in->sender,
-			      (unsigned long long)in->sequence);
+		if (sealed)
+			tz_error_wrap(rc, "bundle from '%s' (sequence %llu) not imported (this store's %llu pending changes were "
+				      "committed first and stay committed)", in->sender,
+				      (unsigned long long)in->sequence, (unsigned long long)sealed);
+		else
+			tz_error_wrap(rc, "bundle from '%s' (sequence %llu) not imported", in->sender,
+				      (unsigned long long)in->sequence);
 	}
 	return rc;
 }

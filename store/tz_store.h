@@ -416,6 +416,8 @@ typedef struct {
 	uint64_t rows_merged;       /* HQ: rows integrated into main */
 	uint64_t rows_written;      /* rows written into store.db */
 	uint64_t rows_kept;         /* rows left as the application wrote them */
+	uint64_t sealed;            /* branch: pending change-log entries committed
+				       before the answer was applied (P14) */
 	bool merged;                /* branch: local commits merged on top */
 	tz_oid head;                /* the head afterwards */
 	tz_oid line;                /* HQ: the branch line's new tip */

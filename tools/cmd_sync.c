@@ -239,10 +239,10 @@ int cmd_import(const cli_opts *o0, int argc, char **argv)
 		json_cstr(&j, argv[1]);
 		tz_buf_printf(&j, ", \"sender\": \"%s\", \"sequence\": %llu, \"noop\": %s, \"commits\": %zu,"
 			      " \"commits_new\": %zu, \"rows_merged\": %llu, \"rows_written\": %llu, \"rows_kept\": %llu,"
-			      " \"merged_local\": %s, \"head\": ",
+			      " \"sealed\": %llu, \"merged_local\": %s, \"head\": ",
 			      h.sender, (unsigned long long)h.sequence, r.noop ? "true" : "false", r.commits,
 			      r.commits_new, (unsigned long long)r.rows_merged, (unsigned long long)r.rows_written,
-			      (unsigned long long)r.rows_kept, r.merged ? "true" : "false");
+			      (unsigned long long)r.rows_kept, (unsigned long long)r.sealed, r.merged ? "true" : "false");
 		json_oid(&j, &r.head);
 		tz_buf_puts(&j, ", \"line\": ");
 		json_oid(&j, &r.line);
@@ -261,6 +261,9 @@ int cmd_import(const cli_opts *o0, int argc, char **argv)
 	} else if (r.noop) {
 		printf("%s: nothing new (%s)\n", argv[1], r.noop_why);
 	} else {
+		if (r.sealed)
+			printf("committed %llu pending change%s first\n", (unsigned long long)r.sealed,
+			       r.sealed == 1 ? "" : "s");
 		printf("imported %s from %s (sequence %llu): %zu commit%s (%zu new)", argv[1], h.sender,
 		       (unsigned long long)h.sequence, r.commits, r.commits == 1 ? "" : "s", r.commits_new);
 		if (strcmp(tz_store_code(s), "HQ") == 0)

@@ -14,9 +14,11 @@
 #    opened the store; importing the same bundle again exits 0 and ends in
 #    exactly the state of an uninterrupted import.
 # 2. The same at the branch: HQ's answer (~3,600 rows to materialise) is
-#    imported over uncommitted local changes and killed at random; the change
-#    log must come through every kill untouched and the local values must win
-#    (P14).
+#    imported over uncommitted local changes and killed at random.  The
+#    import commits them first (P14), then merges the answer under them
+#    (P15): a kill leaves the old state (the change log untouched), the
+#    sealed one (the changes committed as 'syncctl commit' would, nothing
+#    else) or the new one; the local values win throughout.
 # 3. A shell loop writes store.db through the sqlite3 CLI (short
 #    transactions, .timeout 10000) while HQ, then the branch, imports: new
 #    rows in the replica's own partition and updates of existing rows.  Every
@@ -151,16 +153,21 @@ sqlite3 cas1/store.db "
 cp -a cas1 casref
 timed_import casref r1.tzb
 ok $? "reference: CAS01 imports the answer over its local changes"
-like imp.out 'rows with uncommitted local changes were left' "reference: P14: the local rows were left as they are"
+like imp.out '^committed [0-9]* pending changes first$' "reference: P14: the pending changes were committed first"
 calibrate cas1 r1.tzb
 span_br=$SPAN tail_br=$TAIL
 C0=$(meta cas1 head) B0=$(meta cas1 base) E0=$(rows_sum cas1) X0=$(log_sum cas1)
-C1=$(meta casref head) E1=$(rows_sum casref)
+# commit ids carry a time: the merge and the seal are known by their trees
+TIP=$(rev hqref branches/CAS01) CT1=$(rev casref 'HEAD^{tree}') E1=$(rows_sum casref) XE=$(log_sum casref)
+cp -a cas1 cas1s && "$S" -C cas1s commit >/dev/null
+ST=$(rev cas1s 'HEAD^{tree}')
 rows casref >ref-br.txt
-[ "$C1" = "$(rev hqref branches/CAS01)" ] && [ "$E0" != "$E1" ]
-ok $? "reference: CAS01 fast-forwarded to HQ's line"
-[ "$(log_sum casref)" = "$X0" ] && [ "$(q casref "SELECT title FROM item WHERE id = 7") $(q casref "SELECT qty FROM item WHERE id = 2990")" = "local 7 -1" ]
-ok $? "reference: P14: the change log and the local values survived the import (even of a row HQ deleted)"
+[ "$(rev casref HEAD^2)" = "$TIP" ] && [ "$(rev casref HEAD^^)" = "$C0" ] && [ "$(rev casref 'HEAD^^{tree}')" = "$ST" ] &&
+	[ "$(meta casref base)" = "$TIP" ] && [ "$E0" != "$E1" ]
+ok $? "reference: CAS01 merged HQ's line under its pending changes, committed first (P15)"
+[ "$(q casref "SELECT count(*) FROM tz_changes")" = 0 ] &&
+	[ "$(q casref "SELECT title FROM item WHERE id = 7") $(q casref "SELECT qty FROM item WHERE id = 2990")" = "local 7 -1" ]
+ok $? "reference: P14: the local values survived the import (even of a row HQ deleted), the change log committed"
 echo "# an uninterrupted branch import takes ~${span_br} ms, ~${tail_br} ms of it after its first pack"
 
 # ---- 1. SIGKILL campaign: HQ import ----
@@ -185,6 +192,7 @@ hq_refs() {
 
 campaign() { # SIDE: hq | br
 	local side=$1 kills=0 round=0 bad_verify=0 bad_state=0 bad_refs=0 bad_again=0 bad_final=0 n_old=0 n_new=0 done_first=0
+	local n_sealed=0
 	local span tail st src bundle delay pid rc np
 	if [ "$side" = hq ]; then span=$span_hq tail=$tail_hq src=hq0 bundle=b1.tzb
 	else span=$span_br tail=$tail_br src=cas1 bundle=r1.tzb; fi
@@ -232,6 +240,7 @@ campaign() { # SIDE: hq | br
 		fi
 		case $st in
 		old) n_old=$((n_old + 1)) ;;
+		sealed) n_sealed=$((n_sealed + 1)) ;;
 		new) n_new=$((n_new + 1)) ;;
 		*) bad_state=$((bad_state + 1)); echo "# $side round $round (kill after $delay ms): $st" ;;
 		esac
@@ -247,30 +256,39 @@ campaign() { # SIDE: hq | br
 		fi
 		if [ "$side" = hq ]; then st=$(hq_state w); else st=$(br_state w); fi
 		if [ "$st" != new ] || ! "$S" -C w verify >/dev/null 2>&1 ||
-			{ [ "$side" = hq ] && ! hq_refs w; } || { [ "$side" = br ] && [ "$(rev w main)" != "$C1" ]; }; then
+			{ [ "$side" = hq ] && ! hq_refs w; } || { [ "$side" = br ] && [ "$(rev w main)" != "$(meta w head)" ]; }; then
 			bad_final=$((bad_final + 1))
 			echo "# $side round $round: after importing again: $st"
 		fi
 	done
 	echo "# tally: kills=$kills"
 	echo "# $side: $kills kills in $round rounds; $done_first imports finished before their kill;" \
-		"the kills left $n_old stores in the old state, $((n_new - done_first)) in the new (killed after the SQLite commit)"
+		"the kills left $n_old stores in the old state, $n_sealed with only the pending changes committed (branch)," \
+		"$((n_new - done_first)) in the new (killed after the SQLite commit)"
 	[ "$kills" -ge "$KILLS" ]; ok $? "$side: $KILLS imports killed at random moments ($kills in $round rounds)"
 	[ $bad_verify -eq 0 ]; ok $? "$side: verify passed after every kill ($bad_verify failures)"
-	[ $bad_state -eq 0 ]; ok $? "$side: every kill left the old state or the new one, never a mix ($n_old old, $n_new new, $bad_state other)"
+	[ $bad_state -eq 0 ]; ok $? "$side: every kill left the old state, the sealed one or the new one, never a mix ($n_old old, $n_sealed sealed, $n_new new, $bad_state other)"
 	[ $bad_refs -eq 0 ]; ok $? "$side: the refs agree with store.db once the store was opened ($bad_refs failures)"
 	[ $bad_again -eq 0 ]; ok $? "$side: importing the same bundle again exits 0 (P1 when it had taken effect) ($bad_again failures)"
 	[ $bad_final -eq 0 ]; ok $? "$side: then the store equals an uninterrupted import's and verifies ($bad_final failures)"
 }
 
 # ---- 2. SIGKILL campaign: the branch imports HQ's answer ----
+# old: as before, the change log untouched; sealed: the pending changes
+# committed on the old head (the seal's tree) and nothing else; new: the
+# merge of HQ's answer (its tree, the answer its second parent) on the seal
 br_state() {
-	local h b d x
-	h=$(meta "$1" head) b=$(meta "$1" base) d=$(rows_sum "$1") x=$(log_sum "$1")
-	if [ "$x" != "$X0" ]; then echo "the change log changed (P14)"; return; fi
-	if [ "$h" = "$C0" ] && [ "$b" = "$B0" ] && [ "$d" = "$E0" ]; then echo old; return; fi
-	if [ "$h" = "$C1" ] && [ "$b" = "$C1" ] && [ "$d" = "$E1" ]; then echo new; return; fi
-	echo "mixed: head $([ "$h" = "$C0" ] && echo old || { [ "$h" = "$C1" ] && echo new; } || echo "$h")," \
+	local h b d x t
+	h=$(meta "$1" head) b=$(meta "$1" base) d=$(rows_sum "$1") x=$(log_sum "$1") t=$(rev "$1" "$(meta "$1" head)^{tree}")
+	if [ "$x" = "$X0" ] && [ "$h" = "$C0" ] && [ "$b" = "$B0" ] && [ "$d" = "$E0" ]; then echo old; return; fi
+	if [ "$x" = "$XE" ] && [ "$t" = "$ST" ] && [ "$(rev "$1" "$h^")" = "$C0" ] && [ "$b" = "$B0" ] && [ "$d" = "$E0" ]; then
+		echo sealed; return
+	fi
+	if [ "$x" = "$XE" ] && [ "$t" = "$CT1" ] && [ "$(rev "$1" "$h^2")" = "$TIP" ] && [ "$(rev "$1" "$h^^")" = "$C0" ] &&
+		[ "$b" = "$TIP" ] && [ "$d" = "$E1" ]; then
+		echo new; return
+	fi
+	echo "mixed: head $([ "$h" = "$C0" ] && echo old || echo "$h (tree $t)"), change log $([ "$x" = "$X0" ] && echo old || echo "$x")," \
 		"base $([ "$b" = "$B0" ] && echo old || echo "$b"), rows $([ "$d" = "$E0" ] && echo old || { [ "$d" = "$E1" ] && echo new; } || echo other)"
 }
 

@@ -4,7 +4,8 @@
 # all or nothing, a refused bundle changes neither store.db nor any ref).
 #
 # For HQ importing a branch's bundle, then the branch importing HQ's answer
-# over uncommitted local changes (P14), and for each fault site (alloc,
+# over uncommitted local changes (P14: the import commits them first, then
+# merges the answer under them, P15), and for each fault site (alloc,
 # write, fsync, rename): TZ_FAULTSIM=site:k on a fresh copy of the store,
 # k = 1, 2, ... until TZ_FAULTSIM_REPORT says the fault no longer fired,
 # which must then be a clean import.  alloc: every k up to 200, then k grows
@@ -13,7 +14,10 @@
 # (materialising rows, skipping those the change log names).
 # After an import that failed: exit 1, exactly one line on stderr, store.db
 # unchanged (its .dump, whether or not the WAL was checkpointed), the refs
-# unchanged, verify passes, then a clean import on that same store ends in
+# unchanged - or, at the branch, a fault after the import sealed the pending
+# changes leaves that commit and nothing else of the import: the state of a
+# 'syncctl commit' of them (same rows, trees and base, an empty change log)
+# - verify passes, then a clean import on that same store ends in
 # the state of an uninterrupted import.  An import that exits 0 despite the
 # fault (a ref move, redone by the next open; the store lock's path at open,
 # which skips the reconcile) must leave that same state, verify, and refs
@@ -39,8 +43,9 @@ rows() {
 # state STORE: one line, from one sqlite3 and one git run: hashes of the
 # tracked rows and of the change log, the number of bundles recorded, then
 # at HQ the trees of main's head and of CAS01's line (commit ids carry a
-# time), at the branch the head and the base; last "refs-ok" when the refs
-# are what store.db records, else "refs-differ"
+# time), at the branch the tree of the head (a local merge's id carries a
+# time too) and the base; last "refs-ok" when the refs are what store.db
+# records, else "refs-differ"
 state() {
 	local rh lh nb hd ln bs t
 	read -r rh lh nb hd ln bs < <(sqlite3 -separator ' ' "$1/store.db" "SELECT
@@ -52,8 +57,8 @@ state() {
 		t=$(git -C "$1/history" rev-parse "$hd^{tree}" "$ln^{tree}" main branches/CAS01 2>/dev/null | tr '\n' ' ')
 		echo "$rh $lh $nb ${t% * * } $([ "${t#* * }" = "$hd $ln " ] && echo refs-ok || echo refs-differ)"
 	else
-		t=$(git -C "$1/history" rev-parse main 2>/dev/null)
-		echo "$rh $lh $nb $hd $bs $([ "$t" = "$hd" ] && echo refs-ok || echo refs-differ)"
+		t=$(git -C "$1/history" rev-parse "$hd^{tree}" main 2>/dev/null | tr '\n' ' ')
+		echo "$rh $lh $nb ${t%% *} $bs $([ "${t#* }" = "$hd " ] && echo refs-ok || echo refs-differ)"
 	fi
 }
 
@@ -102,13 +107,21 @@ cp -a cas0 cas1
 sqlite3 cas1/store.db "UPDATE item SET title = 'local' WHERE id IN (3, 6, 7, 30);
   UPDATE person SET name = 'local' WHERE id = 'CAS01-011';
   INSERT INTO person VALUES ('CAS01-L1', 'CAS01', 'local', 1, NULL);"
-cp -a cas1 casref
+cp -a cas1 casref && cp -a cas1 cas1s
 check "reference: CAS01 imports the answer" "$S" -C casref import r.tzb
-like "$WORK/.out" 'rows with uncommitted local changes were left' "reference: P14: the local rows were left as they are"
+like "$WORK/.out" '^committed 6 pending changes first$' "reference: P14: the pending changes were committed first"
 B_STATE=$(state casref)
 rows casref >ref-br.rows
-[ "$(meta casref head)" = "$(rev hqref branches/CAS01)" ] && [ "$(state cas1 | cut -d' ' -f2)" = "$(echo "$B_STATE" | cut -d' ' -f2)" ]
-ok $? "reference: CAS01 fast-forwarded to HQ's line, its change log kept (P14)"
+[ "$(rev casref HEAD^2)" = "$(rev hqref branches/CAS01)" ] && [ "$(rev casref HEAD^^)" = "$(meta cas1 head)" ] &&
+	[ "$(q casref "SELECT count(*) FROM tz_changes")" = 0 ] &&
+	[ "$(q casref "SELECT group_concat(title) FROM item WHERE id IN (3, 6, 7, 100)")" = "local,local,local,hq new" ] &&
+	[ "$(q casref "SELECT group_concat(name) FROM person WHERE id IN ('CAS01-011', 'CAS01-L1')")" = local,local ]
+ok $? "reference: CAS01 merged HQ's line under its sealed changes (P15): its edits stay, HQ's arrive"
+# what a fault after the seal may leave at the branch: the pending changes committed
+check "reference: CAS01's pending changes committed" "$S" -C cas1s commit
+S_STATE=$(state cas1s)
+# sealed STORE: the branch's pending changes committed, nothing else of the import
+sealed() { [ "$SIDE" = br ] && [ "$(state "$1")" = "$S_STATE" ] && [ "$(rev "$1" HEAD^)" = "$(meta cas1 head)" ]; }
 
 # imported STORE: the state of an uninterrupted import, refs included
 imported() {
@@ -146,7 +159,7 @@ run() {
 		CRASHED="$CRASHED $k" FIRED=fired
 		if ! "$S" -C w verify >/dev/null 2>&1; then
 			BAD=$((BAD + 1)); echo "# $SIDE $SITE:$k: libgit2 crashed (exit $rc) and verify fails"
-		elif { [ "$(dump_sum w)" != "$D0" ] || [ "$(refs_of w)" != "$R0" ]; } && ! imported w; then
+		elif { [ "$(dump_sum w)" != "$D0" ] || [ "$(refs_of w)" != "$R0" ]; } && ! imported w && ! sealed w; then
 			BAD=$((BAD + 1)); echo "# $SIDE $SITE:$k: libgit2 crashed (exit $rc): the store is neither as before nor imported"
 		fi
 	elif [ "$FIRED" != fired ]; then
@@ -173,7 +186,13 @@ run() {
 		if [ "$(wc -l <err)" -ne 1 ] || ! grep -q '^syncctl: import: ' err; then
 			BAD=$((BAD + 1)); echo "# $SIDE $SITE:$k: exit 1 but not one error line:"; sed 's/^/#   /' err | head -5
 		fi
-		if [ "$(dump_sum w)" != "$D0" ] || [ "$(refs_of w)" != "$R0" ]; then
+		if [ "$(dump_sum w)" = "$D0" ] && [ "$(refs_of w)" = "$R0" ]; then
+			:
+		elif sealed w; then
+			SEALS=$((SEALS + 1))
+			grep -q "pending changes were committed first and stay committed" err ||
+				{ BAD=$((BAD + 1)); echo "# $SIDE $SITE:$k: the pending changes were committed, but the message does not say so: $(cat err)"; }
+		else
 			BAD=$((BAD + 1)); echo "# $SIDE $SITE:$k: the import failed, but store.db or a ref changed: $(cat err)"
 		fi
 		"$S" -C w verify >/dev/null 2>&1 || { BAD=$((BAD + 1)); echo "# $SIDE $SITE:$k: verify fails after the failed import"; }
@@ -189,7 +208,7 @@ TAIL=${TZ_SWEEP_TAIL:-100}
 sweep() {
 	local k=0 lo hi m
 	local -A seen=()
-	SIDE=$1 SITE=$2 BAD=0 FAILED=0 SURVIVED=0 RUNS=0 LAST=0 SURVIVORS= LOST= CRASHED=
+	SIDE=$1 SITE=$2 BAD=0 FAILED=0 SURVIVED=0 RUNS=0 LAST=0 SURVIVORS= LOST= CRASHED= SEALS=0
 	# allocations: every k under TZ_LONG=1; else every k up to 200, then
 	# k grows by 30% and the end is bisected and its last TAIL k run
 	local geo=0
@@ -218,7 +237,7 @@ sweep() {
 		k=$hi
 	fi
 	echo "# tally: sweep_steps=$RUNS"
-	ok $BAD "$SIDE import, $SITE sweep: $RUNS runs, the fault fires for k up to $((k - 1)) ($FAILED clean failures up to k = $LAST, the store unchanged; $SURVIVED survived by design)"
+	ok $BAD "$SIDE import, $SITE sweep: $RUNS runs, the fault fires for k up to $((k - 1)) ($FAILED clean failures up to k = $LAST, the store unchanged$([ "$SIDE" = br ] && echo " or, $SEALS of them, only the pending changes committed"); $SURVIVED survived by design)"
 	[ -z "$SURVIVORS" ] || echo "# $SIDE $SITE: exit 0 despite the fault at k =$SURVIVORS"
 	[ -z "$CRASHED" ] || echo "# $SIDE $SITE: libgit2 crashed (store unchanged) at k =$CRASHED"
 	[ -z "$LOST" ]

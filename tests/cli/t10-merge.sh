@@ -147,6 +147,31 @@ ok $? "the local edit stays and HQ's corrected column is brought forward"
 [ "$(q hq "SELECT phone || ',' || birth_date FROM job_seeker WHERE id = 'C1'")" = "0655,1990-01-02" ]
 ok $? "HQ takes the phone and keeps its correction (no stale copy came back)"
 
+# ---- P14 + P15: an uncommitted edit of a manual column HQ's answer changes too ----
+# The import seals the branch's pending change into a commit first, so that
+# HQ's answer is merged under it (P15) and HQ re-decides the column under
+# its policy at the next push; before, the branch's next commit named the
+# answer as its base and HQ took the branch's value as a plain change
+q hq "UPDATE job_seeker SET status = 'closed' WHERE id = 'C2'"
+"$S" -C hq commit >/dev/null
+"$S" -C hq export --for CAS01 --out h6.tzb >/dev/null
+q cas "UPDATE job_seeker SET status = 'on leave' WHERE id = 'C2'"          # not committed
+check "CAS01 imports HQ's change of a manual column it is editing" "$S" -C cas import --json h6.tzb
+like "$WORK/.out" '"sealed": 1,' "the import committed the pending change first"
+like "$WORK/.out" '"merged_local": true' "and merged HQ's answer under it"
+[ "$(q cas "SELECT status FROM job_seeker WHERE id = 'C2'")/$(q cas "SELECT count(*) FROM tz_changes")" = "on leave/0" ]
+ok $? "locally the branch's value stays (P14), now committed: no change left pending"
+check "CAS01 verifies after the sealed import" "$S" -C cas verify
+"$S" -C cas export --out c6.tzb >/dev/null; ok $? "CAS01 pushes"
+check "HQ imports the branch's value of the manual column" "$S" -C hq import --json c6.tzb
+like "$WORK/.out" '"conflicts": {"data": 1,' "HQ asks the column's policy: one data conflict queued"
+[ "$(q hq "SELECT status FROM job_seeker WHERE id = 'C2'")" = closed ]; ok $? "HQ's value stays provisionally"
+check "conflicts list --json" "$S" -C hq conflicts list --json
+like "$WORK/.out" '"key": \["C2"\].*"column": "status", "group": null, "base": "training", "ours": "closed", "theirs": "on leave", "provisional": "closed"' \
+	"the entry names HQ's and the branch's values"
+check "HQ verifies after the re-decision" "$S" -C hq verify
+check "HQ keeps its value" "$S" -C hq conflicts resolve --branch CAS01 --ours
+
 # ---- update against delete, insert against insert ----
 q hq "DELETE FROM employer WHERE ice = 'E1'"
 q cas "UPDATE employer SET sector = 'garments' WHERE ice = 'E1'"

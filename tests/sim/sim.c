@@ -20,8 +20,9 @@
  *
  * Application writes go straight into store.db with SQLite (as the
  * application does); everything else runs the syncctl binary.  A branch
- * commits before it imports: an uncommitted edit of a column HQ's answer
- * also changes is the known gap of docs/merge.md (P14), not simulated.
+ * imports over its uncommitted edits as they are: the import commits them
+ * first (P14), so the model takes them as a local commit made just before
+ * the import, merged under HQ's answer (P15) and re-decided at HQ.
  */
 #include "tests/sim/model.h"
 
@@ -450,8 +451,6 @@ static int do_import(sim *s, int i)
 	const char *a[] = { "import", "--json", b->path, NULL };
 	int rc, want;
 
-	if (b->to != 0 && do_commit(s, b->to) < 0)
-		return -1;
 	want = b->imported || b->seq > s->last_in[b->to][b->from] ? 0 : 1;
 	rc = step(s, b->to, b->to ? K_IMPORT_BR : K_IMPORT_HQ, a);
 	if (rc != want)
