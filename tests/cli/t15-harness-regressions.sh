@@ -27,6 +27,16 @@
 #    the first stretch found conflicting left the queue and the branch's
 #    value was recorded nowhere (sim seeds 1580, 1664).  conflict/queue.c
 #    tz_queue__keep: one entry listing the columns of both stretches.
+# 5. Not the product's (sim seed 1436 on 86b58c8): a SIGKILL of a branch's
+#    import that came after the import had finished (or past its commit
+#    point) left the merge made, and the step's rerun said "noop",
+#    "merged_local": false; the simulation took that answer as the import's,
+#    cut no stretch there, and the model integrated the branch's edit and
+#    its later delete as one: it expected HQ to keep the row without the
+#    branch's owner column.  The scenario pins what HQ does (the two
+#    stretches of docs/merge.md); sim.c now asks the store whether the
+#    import made a merge commit, and --late-kills replays every kill as
+#    such a late one (seeds 1430 and 1436 fail without the fix).
 # (Seeds 1420 and 1938 found errors of the model, tests/sim/model.c and
 # sim.c: checked at the end with the others.)
 . "$TZ_SRC/tests/cli/lib.sh"
@@ -143,6 +153,33 @@ check "4: resolving it --theirs" "$S" -C hq3 conflicts resolve 1 --theirs
 [ "$(q hq3 "SELECT y || ' ' || z FROM place WHERE id = 'S'")" = "y-branch z-branch" ]
 ok $? "4: HQ holds both of the branch's values"
 
+# ---- 5 ---- (stores of their own: an hq column, an owner column)
+cat >schema5.sql <<'SQL'
+CREATE TABLE person(id TEXT PRIMARY KEY, owner TEXT NOT NULL, a TEXT, c TEXT);
+INSERT INTO tz_track VALUES ('person', 'owned', 'owner');
+INSERT INTO tz_policy VALUES ('person', 'a', 'hq'), ('person', 'c', 'owner'), ('person', '@delete', 'manual');
+SQL
+"$S" init-hq hq5 >/dev/null && "$S" -C hq5 schema apply schema5.sql >/dev/null
+q hq5 "INSERT INTO person VALUES ('P', 'B1', 'a0', 'c0')" && "$S" -C hq5 commit >/dev/null
+"$S" -C hq5 branch add B1 --out b5.tze >/dev/null && "$S" init-branch b5 --enroll b5.tze >/dev/null
+"$S" -C b5 export --out k5.tzb >/dev/null && "$S" -C hq5 import k5.tzb >/dev/null
+q b5 "UPDATE person SET a = 'a-branch', c = 'c-branch' WHERE id = 'P'"
+check "5: the branch commits a = a-branch, c = c-branch" "$S" -C b5 commit
+q hq5 "UPDATE person SET a = 'a-hq' WHERE id = 'P'"
+check "5: HQ's answer brings a = a-hq" "$S" -C hq5 export --for B1 --out r5.tzb
+"$S" -C b5 import --json r5.tzb >m5.json
+grep -q '"merged_local": true' m5.json
+ok $? "5: the branch merges it (a merge commit)"
+"$S" -C b5 import --json r5.tzb >m5b.json
+grep -q '"noop": true, .*"merged_local": false' m5b.json
+ok $? "5: the same answer again (a killed import's rerun) is a no-op that made no merge"
+q b5 "DELETE FROM person WHERE id = 'P'"
+check "5: the branch deletes P and pushes" "$S" -C b5 export --out x5.tzb
+check "5: HQ imports it: two stretches, cut at the merge" "$S" -C hq5 import x5.tzb
+[ "$(q hq5 "SELECT a || ' ' || c FROM person WHERE id = 'P'")|$(q hq5 "SELECT kind FROM tz_conflicts WHERE status = 'open'")" = "a-hq c-branch|delete" ]
+ok $? "5: HQ keeps its row with the branch's owner column c (first stretch) and queues the delete (second)"
+check "5: HQ verifies" "$S" -C hq5 verify
+
 SIM="$TZ_BUILD/tests/tz-sim"
 for seed in 102 105; do
 	check "sim seed $seed (steps 60) converges to the model" "$SIM" --seed "$seed" --steps 60
@@ -152,6 +189,11 @@ check "sim seed 428 (steps 80) converges to the model" "$SIM" --seed 428 --steps
 # that made no merge; 1735: scenario 3; 1938: the model's merged row
 for seed in 1420 1580 1665 1735 1938; do
 	check "sim seed $seed (steps 40, kill rate 8) converges to the model" "$SIM" --seed "$seed" --steps 40 --kill-rate 8
+done
+# 1430, 1436: scenario 5; every kill late, so no timing: deterministic
+for seed in 1430 1436; do
+	check "sim seed $seed (steps 40, every kill after the end) converges to the model" \
+		"$SIM" --seed "$seed" --steps 40 --kill-rate 100 --late-kills
 done
 # (a seed replays the same steps; where its SIGKILLs land varies with
 # timing, so these are checks, not the regression tests: 1 to 4 are)
