@@ -44,6 +44,14 @@ S=$SYNCCTL
 cd "$WORK" || exit 1
 export TZ_PASSPHRASE="t11 passphrase"
 q() { sqlite3 "$1/store.db" "$2"; }
+# pair N SCHEMA ROWS: HQ hqN with SCHEMA and ROWS committed, branch bN (B1)
+# enrolled and its key bound
+pair() {
+	"$S" init-hq "hq$1" >/dev/null && "$S" -C "hq$1" schema apply "$2" >/dev/null &&
+	q "hq$1" "$3" && "$S" -C "hq$1" commit >/dev/null &&
+	"$S" -C "hq$1" branch add B1 --out "b$1.tze" >/dev/null && "$S" init-branch "b$1" --enroll "b$1.tze" >/dev/null &&
+	"$S" -C "b$1" export --out "k$1.tzb" >/dev/null && "$S" -C "hq$1" import "k$1.tzb" >/dev/null
+}
 
 cat >schema.sql <<'SQL'
 CREATE TABLE person(id TEXT PRIMARY KEY, owner TEXT NOT NULL, a TEXT);
@@ -128,10 +136,7 @@ cat >schema3.sql <<'SQL'
 CREATE TABLE place(id TEXT PRIMARY KEY, y TEXT, z TEXT);
 INSERT INTO tz_track VALUES ('place', 'shared', NULL);
 SQL
-"$S" init-hq hq3 >/dev/null && "$S" -C hq3 schema apply schema3.sql >/dev/null
-q hq3 "INSERT INTO place VALUES ('S', 'y0', 'z0')" && "$S" -C hq3 commit >/dev/null
-"$S" -C hq3 branch add B1 --out b3.tze >/dev/null && "$S" init-branch b3 --enroll b3.tze >/dev/null
-"$S" -C b3 export --out k3.tzb >/dev/null && "$S" -C hq3 import k3.tzb >/dev/null
+check "4: HQ and an enrolled branch" pair 3 schema3.sql "INSERT INTO place VALUES ('S', 'y0', 'z0')"
 q b3 "UPDATE place SET z = 'z-branch' WHERE id = 'S'"
 check "4: the branch commits z = z-branch" "$S" -C b3 commit
 q hq3 "UPDATE place SET z = 'z-hq' WHERE id = 'S'"
@@ -159,10 +164,7 @@ CREATE TABLE person(id TEXT PRIMARY KEY, owner TEXT NOT NULL, a TEXT, c TEXT);
 INSERT INTO tz_track VALUES ('person', 'owned', 'owner');
 INSERT INTO tz_policy VALUES ('person', 'a', 'hq'), ('person', 'c', 'owner'), ('person', '@delete', 'manual');
 SQL
-"$S" init-hq hq5 >/dev/null && "$S" -C hq5 schema apply schema5.sql >/dev/null
-q hq5 "INSERT INTO person VALUES ('P', 'B1', 'a0', 'c0')" && "$S" -C hq5 commit >/dev/null
-"$S" -C hq5 branch add B1 --out b5.tze >/dev/null && "$S" init-branch b5 --enroll b5.tze >/dev/null
-"$S" -C b5 export --out k5.tzb >/dev/null && "$S" -C hq5 import k5.tzb >/dev/null
+check "5: HQ and an enrolled branch" pair 5 schema5.sql "INSERT INTO person VALUES ('P', 'B1', 'a0', 'c0')"
 q b5 "UPDATE person SET a = 'a-branch', c = 'c-branch' WHERE id = 'P'"
 check "5: the branch commits a = a-branch, c = c-branch" "$S" -C b5 commit
 q hq5 "UPDATE person SET a = 'a-hq' WHERE id = 'P'"
