@@ -50,8 +50,8 @@ reset() {
 	"$S" -C "$HQ" checkout "$head0" >/dev/null && changes
 }
 
-# gitalloc (libgit2's own allocations: about 17,200 in this commit, about
-# 7 runs a second, so the sweep of every k takes 40 minutes): every k
+# gitalloc (libgit2's own allocations: over 18,000 in this commit, and
+# growing with the reflog; 5 runs a second: every k takes over an hour): every k
 # under TZ_LONG=1, else every k up to 100 and then k grows by a quarter.
 # libgit2 1.5.1 itself crashes on some failed allocations (its config
 # parser, under git_repository_odb): such a crash is counted and must,
