@@ -154,7 +154,7 @@ void tz_buf_clear(tz_buf *b)
 		b->data[0] = '\0';
 }
 
-int tz_buf_reserve(tz_buf *b, size_t extra)
+static int reserve(tz_buf *b, size_t extra, bool exact)
 {
 	size_t need, cap;
 	uint8_t *p;
@@ -170,12 +170,22 @@ int tz_buf_reserve(tz_buf *b, size_t extra)
 		return TZ_OK;
 	cap = b->cap ? b->cap : 64;
 	while (cap < need)
-		cap = cap > SIZE_MAX / 2 ? need : cap * 2;
+		cap = cap > SIZE_MAX / 2 || exact ? need : cap * 2;
 	if ((p = tz_realloc(b->data, cap)) == NULL)
 		return b->err = TZ_ENOMEM;
 	b->data = p;
 	b->cap = cap;
 	return TZ_OK;
+}
+
+int tz_buf_reserve(tz_buf *b, size_t extra)
+{
+	return reserve(b, extra, false);
+}
+
+int tz_buf_reserve_exact(tz_buf *b, size_t extra)
+{
+	return reserve(b, extra, true);
 }
 
 void tz_buf_put(tz_buf *b, const void *data, size_t n)

@@ -61,6 +61,9 @@ void tz_buf_init(tz_buf *b, size_t max);
 void tz_buf_release(tz_buf *b);   /* frees data; accepts a zeroed buf */
 void tz_buf_clear(tz_buf *b);     /* len = 0, err = TZ_OK, keeps memory */
 int tz_buf_reserve(tz_buf *b, size_t extra);
+/* Room for `extra` more bytes, grown to exactly that (not to a power of
+ * two): for a size known in advance. */
+int tz_buf_reserve_exact(tz_buf *b, size_t extra);
 void tz_buf_put(tz_buf *b, const void *data, size_t n);
 void tz_buf_putc(tz_buf *b, uint8_t c);
 void tz_buf_puts(tz_buf *b, const char *s);
