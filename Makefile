@@ -11,7 +11,7 @@
 PREFIX  ?= /usr/local
 DESTDIR ?=
 CC      ?= cc
-PKGS    := sqlite3 libgit2 libzstd libsodium libdeflate libcrypto libmicrohttpd libcurl
+PKGS    := sqlite3 libgit2 libzstd libsodium libdeflate zlib libcrypto libmicrohttpd libcurl
 
 ifeq ($(SAN),1)
 BUILD   ?= build-san

@@ -75,6 +75,42 @@ static int id_room(tz_staging *st)
 	return TZ_OK;
 }
 
+void tz_staging__drop_packed(tz_staging *st)
+{
+	size_t keep = 0, nslot = 1024;
+	uint32_t *slot;
+	struct tz_obj *objs;
+
+	for (size_t i = 0; i < st->n; i++) {
+		if (st->objs[i].in_pack) {
+			tz_free(st->objs[i].data);
+			continue;
+		}
+		st->objs[keep++] = st->objs[i];
+	}
+	st->n = keep;
+	st->held = 0;
+	for (size_t i = 0; i < keep; i++)
+		if (st->objs[i].type != GIT_OBJECT_COMMIT)
+			st->held += st->objs[i].len;
+	/* smaller tables when they can be had; else the old ones, emptied */
+	while (nslot < keep * 2)
+		nslot *= 2;
+	if (nslot < st->nslot && (slot = tz_calloc(nslot, sizeof(*slot))) != NULL) {
+		tz_free(st->slot);
+		st->slot = slot;
+		st->nslot = nslot;
+	} else if (st->nslot > 0) {
+		memset(st->slot, 0, st->nslot * sizeof(*st->slot));
+	}
+	for (size_t i = 0; i < keep; i++)
+		*id_slot(st, &st->objs[i].oid) = (uint32_t)(i + 1);
+	if (keep < st->cap / 4 && (objs = tz_realloc(st->objs, (keep + 64) * sizeof(*objs))) != NULL) {
+		st->objs = objs;
+		st->cap = keep + 64;
+	}
+}
+
 void tz_staging__release(tz_staging *st)
 {
 	if (st == NULL)

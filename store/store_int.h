@@ -81,6 +81,7 @@ typedef struct tz_staging {
 	size_t bytes;        /* the objects' sizes, summed (spilled included) */
 	size_t held;         /* bytes of blobs and trees not yet written */
 	size_t spill;        /* 0: never */
+	unsigned spills;     /* how many times it spilled */
 	size_t n, cap;
 	struct tz_obj {
 		tz_oid oid;
@@ -93,6 +94,10 @@ typedef struct tz_staging {
 
 void tz_staging__init(tz_staging *st);
 void tz_staging__release(tz_staging *st);
+/* Forget the objects written to a pack (reads find them in the object
+ * database), their bytes and their entries: what stays is only what no
+ * pack has yet, in smaller tables. */
+void tz_staging__drop_packed(tz_staging *st);
 /* The object `oid` staged in st itself (not in st->also), or NULL. */
 const struct tz_obj *tz_staging__find(const tz_staging *st, const tz_oid *oid);
 /* Hash `data` as a git object of `type`, remember it unless the object
@@ -148,18 +153,29 @@ int tz_commit__working_tree(tz_store *s, tz_staging *st, tz_oid *root);
 #define TZ_PATH_LEAF (TZ_PATH_DEPTH - 1)
 
 /* One change to apply to a tree: the row's path and its new blob, or a
- * deletion.  The strings are owned by whoever built the change list. */
+ * deletion.  The strings are owned by whoever built the change list.
+ * 72 bytes, not 112: an import of 100,000 rows holds two lists of them
+ * (the rebuilt commit's and the merge's).  A component is at most
+ * TZ_PATH_COMP_MAX bytes (a key: TZ_KEY_MAX_BYTES). */
+#define TZ_PATH_COMP_MAX UINT16_MAX
 typedef struct {
 	const char *comp[TZ_PATH_DEPTH];
-	size_t comp_len[TZ_PATH_DEPTH];
+	uint16_t comp_len[TZ_PATH_DEPTH];
 	tz_oid oid;
 	bool del;
-	size_t depth;        /* components used; 0 means TZ_PATH_DEPTH (a row) */
+	uint8_t depth;       /* components used; 0 means TZ_PATH_DEPTH (a row) */
 } tz_path_change;
 
 static inline size_t tz_path_change__depth(const tz_path_change *c)
 {
 	return c->depth ? c->depth : TZ_PATH_DEPTH;
+}
+
+/* c's component lengths as the tree functions take them. */
+static inline void tz_path_change__lens(const tz_path_change *c, size_t len[TZ_PATH_DEPTH])
+{
+	for (size_t i = 0; i < TZ_PATH_DEPTH; i++)
+		len[i] = c->comp_len[i];
 }
 
 /*

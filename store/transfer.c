@@ -1095,15 +1095,19 @@ static int unpack_one(unpack_ctx *u, tz_oid *out)
 	qsort(order, nch, sizeof(*order), change_ptr_cmp);
 	for (uint64_t k = 0; k < nch; k++) {
 		size_t i = (size_t)(order[k] - u->ch);
+		size_t len[TZ_PATH_DEPTH];
 		if (u->ops[i] != OP_PATCH)
 			continue;
-		if ((rc = tz_tree__lookup(u->s, u->st, &old[i], &base, u->ch[i].comp, u->ch[i].comp_len, TZ_PATH_DEPTH)) < 0)
+		tz_path_change__lens(&u->ch[i], len);
+		if ((rc = tz_tree__lookup(u->s, u->st, &old[i], &base, u->ch[i].comp, len, TZ_PATH_DEPTH)) < 0)
 			goto done;
 		if (tz_oid_is_zero(&old[i])) {
 			rc = corrupt("a column patch to a row the parent does not have");
 			goto done;
 		}
 	}
+	tz_free(order);
+	order = NULL;
 	/* blobs: stage every new blob, in change order */
 	for (uint64_t i = 0; i < nch; i++) {
 		tz_path_change *c = &u->ch[i];

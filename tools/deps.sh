@@ -7,12 +7,13 @@
 set -eu
 
 # Libraries (headers and .pc files; libdeflate compresses the packs' zlib
-# streams, libssl-dev gives libcrypto's SHA-1 of the packs), then the
+# streams, zlib the few objects too big for one buffer, libssl-dev gives
+# libcrypto's SHA-1 of the packs), then the
 # programs the tests run:
 # sqlite3 (the shell), git + ssh-keygen (`git verify-commit` on SSH-signed
 # commits), zstd, procps (ps, pgrep: the tests watch the daemons) and curl
 # (the HTTP tests read GET /metrics and send hand-made requests).
-PKGS="pkg-config libsqlite3-dev libgit2-dev libzstd-dev libsodium-dev libdeflate-dev libssl-dev"
+PKGS="pkg-config libsqlite3-dev libgit2-dev libzstd-dev libsodium-dev libdeflate-dev zlib1g-dev libssl-dev"
 # libmicrohttpd and libcurl: syncd's HTTP server and client.
 PKGS="$PKGS libmicrohttpd-dev libcurl4-openssl-dev"
 PKGS="$PKGS sqlite3 git openssh-client zstd procps curl"
