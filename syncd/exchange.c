@@ -13,6 +13,7 @@
 
 #include "conflict/tz_conflict.h"
 #include "syncd/tz_enrol.h"
+#include "syncd/tz_http.h"
 
 int tz_file_read(tz_buf *out, const char *path, uint64_t max)
 {
@@ -245,4 +246,24 @@ int tz_sync_init_branch_file(const char *dir, const char *path, const char *pass
 	tz_buf_release(&payload);
 	tz_buf_release(&file);
 	return rc;
+}
+
+int tz_sync_gc_if_due(tz_store *s, char *msg, size_t len)
+{
+	tz_gc_result g;
+	bool due;
+	int64_t t0 = tz_monotonic_ms();
+	int rc;
+
+	msg[0] = '\0';
+	if ((rc = tz_store_gc_due(s, &due)) < 0 || (due && (rc = tz_store_gc(s, &g)) < 0)) {
+		snprintf(msg, len, "gc failed: %s", tz_error_last());
+		return rc;
+	}
+	if (!due)
+		return 0;
+	snprintf(msg, len, "gc: %llu objects in one pack, from %llu packs and %llu loose objects (%.3f s)",
+		 (unsigned long long)g.objects, (unsigned long long)g.packs_before,
+		 (unsigned long long)g.loose_before, (double)(tz_monotonic_ms() - t0) / 1000.0);
+	return 1;
 }

@@ -221,18 +221,10 @@ static int upload_check(const char *path, const char *code, const char *digest)
  * A failure is logged; the store is intact and the next import retries. */
 static void run_gc(tz_hq *h)
 {
-	tz_gc_result g;
-	bool due;
-	int64_t t0 = tz_monotonic_ms();
+	char msg[256];
 
-	if (tz_store_gc_due(h->ws, &due) < 0 || !due)
-		return;
-	if (tz_store_gc(h->ws, &g) < 0)
-		tz_hq__log(h, "gc failed: %s", tz_error_last());
-	else
-		tz_hq__log(h, "gc: %llu objects in one pack, from %llu packs and %llu loose objects (%.3f s)",
-			   (unsigned long long)g.objects, (unsigned long long)g.packs_before,
-			   (unsigned long long)g.loose_before, (double)(tz_monotonic_ms() - t0) / 1000.0);
+	if (tz_sync_gc_if_due(h->ws, msg, sizeof(msg)) != 0)
+		tz_hq__log(h, "%s", msg);
 }
 
 static void job_import(tz_hq *h, hq_job *j)

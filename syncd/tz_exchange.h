@@ -42,6 +42,11 @@ int tz_sync_branch_add_file(tz_store *s, const char *code, const char *path, con
 int tz_sync_init_branch_file(const char *dir, const char *path, const char *pass, size_t pass_len,
 			     tz_progress_cb cb, void *cb_payload);
 
+/* A daemon's gc after an import or a cycle: consolidate the store's packs
+ * when tz_store_gc_due says so.  0 when nothing was due (msg empty), 1
+ * when gc ran, a TZ_E* code when it failed; a line for the log in msg. */
+int tz_sync_gc_if_due(tz_store *s, char *msg, size_t len);
+
 /* Read a whole file of at most `max` bytes. */
 int tz_file_read(tz_buf *out, const char *path, uint64_t max);
 /* Write a file durably, replacing it atomically (mode 0600). */

@@ -20,6 +20,7 @@
 #include <unistd.h>
 
 #include "syncd/tz_client.h"
+#include "syncd/tz_exchange.h"
 #include "syncd/tz_hq.h"
 
 #define EXIT_USAGE 2
@@ -230,17 +231,10 @@ static int wait_signal(const sigset_t *set, unsigned s)
 /* Commits and imports add packs: once they pile up, one (gc.c). */
 static void run_gc(tz_store *s)
 {
-	tz_gc_result g;
-	bool due;
+	char msg[256];
 
-	if (tz_store_gc_due(s, &due) < 0 || !due)
-		return;
-	if (tz_store_gc(s, &g) < 0)
-		logf_("gc failed: %s", tz_error_last());
-	else
-		logf_("gc: %llu objects in one pack, from %llu packs and %llu loose objects",
-		      (unsigned long long)g.objects, (unsigned long long)g.packs_before,
-		      (unsigned long long)g.loose_before);
+	if (tz_sync_gc_if_due(s, msg, sizeof(msg)) != 0)
+		logf_("%s", msg);
 }
 
 static int run_branch(const opts *o)
