@@ -61,9 +61,10 @@ tz_hmap_slot *tz_hmap__get(const tz_hmap *m, const void *key, size_t klen);
  * `spill` set (a threshold in bytes), once the blobs and trees held pass
  * it they are written as a pack and their bytes dropped (ids and types
  * stay, reads go to the object database): an import of 100,000 rows holds
- * one chunk, not the whole rebuilt bundle.  Imports: 16 MiB (the
- * agency-day import of 7,821 rows stages ~10 MiB; spilling at 8 MiB read
- * it all back from the pack: +22% instructions, callgrind).  Commits: 64
+ * one chunk, not the whole rebuilt bundle.  Imports: 16 MiB less the
+ * bundle's payload, at least 8 MiB (sync.c rebuild; the agency-day import
+ * of 7,821 rows stages ~10 MiB; spilling at 8 MiB read it all back from
+ * the pack: +22% instructions, callgrind).  Commits: 64
  * MiB, because every pack is one more place libgit2 looks for an id the
  * store lacks (100 extra packs: +12% CPU for the agency-day import), and a
  * commit's staging is not the import's memory target.  Commits are never
