@@ -263,6 +263,29 @@ static size_t literal_len(const uint8_t *p, size_t n, bool name)
 /* How many bytes of s[0..n) are characters written as themselves, from
  * the start: all of them for most texts, which then need no unescaping
  * and are canonical as they are. */
+/* Does any byte of x equal a byte of `c` (a byte repeated eight times)?
+ * Exact for bytes below 0x80, the only ones asked about. */
+static inline bool swar_has(uint64_t x, uint64_t c)
+{
+	const uint64_t ones = 0x0101010101010101u, highs = 0x8080808080808080u;
+	uint64_t v = x ^ c;
+
+	return ((v - ones) & ~v & highs) != 0;
+}
+
+/* Is any of the eight bytes at p not a character written as itself in
+ * ASCII (>= 0x80, a control, DEL, a backslash, a name's space)? */
+static inline bool swar_stops(const uint8_t *p, bool name)
+{
+	const uint64_t ones = 0x0101010101010101u, highs = 0x8080808080808080u;
+	uint64_t x;
+
+	memcpy(&x, p, sizeof(x));
+	if ((x & highs) != 0 || ((x - 0x20 * ones) & ~x & highs) != 0)
+		return true;   /* a byte >= 0x80, or one below 0x20 */
+	return swar_has(x, 0x7F * ones) || swar_has(x, '\\' * ones) || (name && swar_has(x, ' ' * ones));
+}
+
 static size_t literal_prefix(const uint8_t *s, size_t n, bool name)
 {
 	size_t i = 0, k;
@@ -271,6 +294,11 @@ static size_t literal_prefix(const uint8_t *s, size_t n, bool name)
 		uint8_t c = s[i];
 		if (c >= 0x20 && c < 0x7F && c != '\\' && !(name && c == ' ')) {
 			i++;
+			/* a run of ASCII goes eight bytes a test: long texts
+			 * (notes) gain; the agency day's short values, little
+			 * (-0.6% of its import, callgrind) */
+			while (n - i >= 8 && !swar_stops(s + i, name))
+				i += 8;
 			continue;
 		}
 		if (c < 0x80 || (k = literal_len(s + i, n - i, name)) == 0)
