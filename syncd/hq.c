@@ -241,23 +241,40 @@ static void drop_older(tz_hq *h, const char *code, const char *keep)
 	tz_buf_release(&dir);
 }
 
-/* Append what the plan says to the locked .part file fd, fsync it. */
+/* Append what the plan says to the locked .part file fd, fsync it.  On a
+ * failure the file goes back to the `at` bytes it held: a part written, or
+ * written and not synced, would otherwise count as held at the next
+ * request (its length is what HQ tells the branch it has). */
 static int chunk_write(int fd, const tz_chunk_plan *plan, const uint8_t *data, uint64_t at)
 {
-	for (uint64_t off = 0; off < plan->append;) {
-		if (tz_faultsim(TZ_FAULT_WRITE))
-			return tz_error_set(TZ_EIO, "cannot write the chunk: injected fault");
+	int rc = TZ_OK;
+
+	for (uint64_t off = 0; off < plan->append && rc == TZ_OK;) {
+		if (tz_faultsim(TZ_FAULT_WRITE)) {
+			rc = tz_error_set(TZ_EIO, "cannot write the chunk: injected fault");
+			break;
+		}
 		ssize_t w = pwrite(fd, data + plan->skip + off, (size_t)(plan->append - off), (off_t)(at + off));
 		if (w < 0 && errno == EINTR)
 			continue;
 		if (w <= 0)
-			return tz_error_set(TZ_EIO, "cannot write the chunk: %s", strerror(w < 0 ? errno : ENOSPC));
-		off += (uint64_t)w;
+			rc = tz_error_set(TZ_EIO, "cannot write the chunk: %s", strerror(w < 0 ? errno : ENOSPC));
+		else
+			off += (uint64_t)w;
 	}
 	/* acknowledged only once durable */
-	if (tz_faultsim(TZ_FAULT_FSYNC) || fsync(fd) != 0)
-		return tz_error_set(TZ_EIO, "cannot write the chunk: fsync: %s", strerror(errno ? errno : EIO));
-	return TZ_OK;
+	if (rc == TZ_OK && tz_faultsim(TZ_FAULT_FSYNC))
+		rc = tz_error_set(TZ_EIO, "cannot write the chunk: fsync: injected fault");
+	else if (rc == TZ_OK && fsync(fd) != 0)
+		rc = tz_error_set(TZ_EIO, "cannot write the chunk: fsync: %s", strerror(errno));
+	if (rc < 0 && ftruncate(fd, (off_t)at) != 0) {
+		int e = errno;
+		char why[256];
+		snprintf(why, sizeof(why), "%s", tz_error_last());
+		rc = tz_error_set(rc, "%s; and cannot cut the upload back to its %llu bytes: %s", why,
+				  (unsigned long long)at, strerror(e));
+	}
+	return rc;
 }
 
 /* Complete: the .part becomes the .tzb the worker imports. */

@@ -203,6 +203,34 @@ grep -q "import CAS01 $digest: sequence" hq.log; ok $? "the import in progress w
 wait "$spid"
 check "HQ verifies after the stop" "$S" -C hq verify
 
+# ---- a chunk HQ cannot make durable ----
+# HQ fails its k-th fsync (TZ_FAULTSIM=fsync:k: the upload directory, then
+# each chunk): the sync fails, and the .part holds exactly the bytes HQ
+# acknowledged, none of the chunk it could not sync (they would count as
+# held at the next request); then a sync with a healthy HQ completes.
+sqlite3 cas01/store.db "WITH RECURSIVE n(i) AS (SELECT 1 UNION ALL SELECT i + 1 FROM n WHERE i < 300)
+INSERT INTO job_seeker SELECT 'CAS01-f' || i, 'name ' || i, hex(randomblob(100)), 'CAS01' FROM n;"
+bad=0 chunk_faults=0
+for k in 2 3 4; do
+	l0=$(wc -l <hq.log)
+	TZ_FAULTSIM=fsync:$k hq_start || { bad=$((bad + 1)); break; }
+	"$S" -C cas01 sync --chunk 8192 "$URL" >sync.out 2>&1 && { bad=$((bad + 1)); echo "# fsync:$k: the sync did not fail"; }
+	hq_stop TERM
+	tail -n +$((l0 + 1)) hq.log >run.log
+	grep -q 'cannot write the chunk: fsync' run.log && chunk_faults=$((chunk_faults + 1))
+	acked=$(grep -o 'already held ([0-9]*/' run.log | tail -1 | tr -dc 0-9)
+	part=$(ls hq/syncd/up/CAS01/*.part 2>/dev/null | head -1)
+	size=$(stat -c %s "$part" 2>/dev/null || echo none)
+	[ "$size" = "${acked:-0}" ] || { bad=$((bad + 1)); echo "# fsync:$k: the .part holds $size bytes, HQ acknowledged ${acked:-0}"; }
+done
+ok $bad "after a chunk HQ could not sync, the .part holds what HQ acknowledged ($chunk_faults chunk faults)"
+[ "$chunk_faults" -ge 2 ]; ok $? "the faults hit chunks ($chunk_faults of 3)"
+check "syncd --hq restarts without faults" hq_start
+check "the next sync completes the upload" "$S" -C cas01 sync "$URL"
+[ "$(sqlite3 hq/store.db "SELECT count(*) FROM job_seeker WHERE id LIKE 'CAS01-f%'")" = 300 ]
+ok $? "HQ imported the 300 rows"
+hq_stop TERM
+
 # ---- SIGKILL during imports ----
 # Each round: CAS01 writes rows and syncs in the background; once HQ has
 # queued its upload, HQ is killed a few ms into the import; HQ's store is
@@ -248,7 +276,7 @@ echo "# $kills kills during an import in $rounds rounds"
 check "one more sync (HQ's answer to the last)" "$S" -C cas01 sync "$URL"
 a=$(sqlite3 cas01/store.db "SELECT count(*), total(length(notes)) FROM job_seeker")
 b=$(sqlite3 hq/store.db "SELECT count(*), total(length(notes)) FROM job_seeker WHERE owner_branch = 'CAS01'")
-[ "$a" = "$b" ] && [ "${a%%|*}" -eq $((2 + 200 + 50 + 150 + 400 + ROUND_ROWS * rounds)) ]; ok $? "HQ holds every row CAS01 wrote, once ($a / $b)"
+[ "$a" = "$b" ] && [ "${a%%|*}" -eq $((2 + 200 + 50 + 150 + 400 + 300 + ROUND_ROWS * rounds)) ]; ok $? "HQ holds every row CAS01 wrote, once ($a / $b)"
 check "HQ verifies at the end" "$S" -C hq verify
 check "CAS01 verifies at the end" "$S" -C cas01 verify
 hq_stop TERM
