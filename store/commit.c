@@ -846,7 +846,7 @@ static int make_commit(commit_ctx *c, const tz_oid *root, bool has_head, const t
 
 	if (strcmp(c->s->code, "HQ") != 0 && (rc = tz_meta__get_text(c->s, "base", base, sizeof(base))) < 0)
 		return rc;
-	r->objects_written = c->st.n;
+	r->objects_written = c->st.n + c->st.ndropped;
 	if ((rc = tz_pack__write(c->s, &c->st)) < 0)
 		goto done;
 	/* the clock of the commit itself: after every change it seals */

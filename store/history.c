@@ -84,6 +84,7 @@ void tz_staging__drop_packed(tz_staging *st)
 	for (size_t i = 0; i < st->n; i++) {
 		if (st->objs[i].in_pack) {
 			tz_free(st->objs[i].data);
+			st->ndropped++;
 			continue;
 		}
 		st->objs[keep++] = st->objs[i];

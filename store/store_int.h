@@ -83,6 +83,7 @@ typedef struct tz_staging {
 	size_t held;         /* bytes of blobs and trees not yet written */
 	size_t spill;        /* 0: never */
 	unsigned spills;     /* how many times it spilled */
+	size_t ndropped;     /* objects written, then forgotten (not in objs) */
 	size_t n, cap;
 	struct tz_obj {
 		tz_oid oid;

@@ -43,12 +43,20 @@ printf 'CREATE TABLE t(id INTEGER PRIMARY KEY, v TEXT);\nINSERT INTO tz_track VA
 "$S" init-hq "$W/hq" >/dev/null && "$S" -C "$W/hq" schema apply "$W/s.sql" >/dev/null &&
 	sqlite3 "$W/hq/store.db" "WITH RECURSIVE c(i) AS (SELECT 1 UNION ALL SELECT i + 1 FROM c WHERE i < 300)
 	  INSERT INTO t SELECT i, hex(randomblob(40)) FROM c" &&
-	before=$(ls "$W/hq/history/objects/pack/"*.pack | wc -l) && "$S" -C "$W/hq" commit >/dev/null &&
+	cp -a "$W/hq" "$W/plain" &&
+	before=$(ls "$W/hq/history/objects/pack/"*.pack | wc -l) && "$S" -C "$W/hq" --json commit >"$W/spilled.json" &&
 	after=$(ls "$W/hq/history/objects/pack/"*.pack | wc -l) && "$S" -C "$W/hq" verify >/dev/null &&
 	[ $((after - before)) -ge 4 ]
 rc=$?
 n=$((n + 1))
 if [ $rc -eq 0 ]; then echo "ok $n - a 300-row commit spilled into $((after - before)) packs and verifies"; else
 	fail=$((fail + 1)); echo "not ok $n - a 300-row commit spilled (packs: ${before:-?} -> ${after:-?}) and verifies"; fi
+# a spill forgets the objects it wrote: the count of objects written must
+# still be the whole commit's, as without a spill
+spilled=$(grep -o '"objects": [0-9]*' "$W/spilled.json")
+plain=$(env -u TZ_SPILL_BYTES "$S" -C "$W/plain" --json commit | grep -o '"objects": [0-9]*')
+n=$((n + 1))
+if [ -n "$plain" ] && [ "$spilled" = "$plain" ]; then echo "ok $n - the spilled commit reports its objects as a plain one does ($spilled)"; else
+	fail=$((fail + 1)); echo "not ok $n - objects written: spilled '$spilled', plain '$plain'"; fi
 echo "1..$n"
 [ "$fail" -eq 0 ]
