@@ -7,19 +7,19 @@
 #    only through another view) was integrated from the merge backwards to
 #    its first parent: HQ's change that the answer had brought was undone
 #    (a shared row reverted, sim seed 105), or a phantom "branch updated a
-#    row HQ deleted" entry queued (seed 102).  store/sync.c integrate_bundle.
+#    row HQ deleted" entry queued (seed 102).  store/sync_hq.c integrate_bundle.
 # 2. A branch merging an answer in a criss-cross history (it had merged an
 #    answer A; the next answer joins its older head and A) took git's merge
 #    base, its older head: rows A had brought counted as the branch's own and
 #    kept their old values over HQ's newer ones (the branch showed stale
 #    values; a delete then queued a phantom conflict, an edit in the same
 #    group would have sent the stale value back, sim seed 428).
-#    store/sync.c local_merge_base: the view the branch last imported.
+#    store/sync_branch.c local_merge_base: the view the branch last imported.
 # 3. The same criss-cross the other way round: the branch deleted a row HQ
 #    updated, merged HQ's answer (its delete kept locally), and HQ then kept
 #    its row (@delete manual).  With the view as base, the branch's delete
 #    counted as local again and the row stayed deleted at the branch (sim
-#    seeds 1735, 525 with --steps 80).  store/sync.c local_base_root: the
+#    seeds 1735, 525 with --steps 80).  store/sync_branch.c local_base_root: the
 #    two candidate bases merged into a virtual one.
 # 4. A row the branch edited before its merge of an answer and again after
 #    it is merged at HQ in two stretches of one bundle; when both queued

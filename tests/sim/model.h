@@ -1,7 +1,7 @@
 /*
  * The simulation's model of the merge rules (tests/sim/model.c), written
  * from docs/merge.md and docs/protocol.md, never from conflict/ or
- * store/sync.c.  It tracks causality, not trees: every value any replica
+ * store/sync*.c.  It tracks causality, not trees: every value any replica
  * writes is a new "edit" with a unique id; each replica knows, per row, the
  * set of edits it has seen.  Two edits of one cell (or group, or row
  * existence) conflict when neither side knew the other's: that is what a
