@@ -151,9 +151,10 @@ int tz_zstd_decompress(tz_buf *out, const void *src, size_t n, size_t max_out,
 	if (n == 0)
 		return tz_error_set(TZ_ECORRUPT, "zstd: no frame (0 bytes)");
 	/* The frame's header says what it decodes to (ZSTD_compress2 writes
-	 * it): reserved at once, where doubling took up to twice (8 MiB for
-	 * the 5 MB payload of 100,000 changed rows).  Only a hint: a frame
-	 * that lies is caught by zstd, and max_out still bounds the output. */
+	 * it): reserved at once, where doubling could take up to twice that
+	 * (8 MiB for the 7.75 MB payload of 100,000 changed rows).  Only a
+	 * hint: a frame that lies is caught by zstd, and max_out still bounds
+	 * what is reserved (the frame is authenticated before it is opened). */
 	unsigned long long size = ZSTD_getFrameContentSize(src, n);
 	if (size != ZSTD_CONTENTSIZE_UNKNOWN && size != ZSTD_CONTENTSIZE_ERROR && size <= max_out &&
 	    (rc = tz_buf_reserve_exact(out, (size_t)size)) < 0)
