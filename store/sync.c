@@ -697,8 +697,9 @@ int tz_sync__rebuild(tz_store *s, const tz_incoming *in, const void *payload, si
 	tz_staging__init(&b->st);
 	/* a big bundle is written in chunks as rebuilt: the payload and the
 	 * objects held share TZ_STAGING_SPILL_BYTES, the objects getting at
-	 * least half (100,000 changed rows: a 7.75 MB payload, 8.6 MiB of
-	 * objects; the agency-day import, 1.3 MB and 14.7 MiB, never spills) */
+	 * least half (100,000 changed rows: a 7.75 MB payload leaves 8.6 MiB
+	 * for objects; the agency day's 1.3 MB leaves 14.7 MiB, well above
+	 * the ~10 MiB it stages: it never spills) */
 	b->st.spill = n < TZ_STAGING_SPILL_BYTES / 2 ? TZ_STAGING_SPILL_BYTES - n : TZ_STAGING_SPILL_BYTES / 2;
 	/* [P2] every prerequisite must be here, named when missing */
 	for (size_t i = 0; i < in->nprereq; i++)
