@@ -313,21 +313,20 @@ int tz_tree__read(tz_store *s, const tz_staging *st, const tz_oid *oid, tz_tree 
 		goto fail;
 	}
 	tz_reader_init(&r, out->data, cap);
-	/* an entry takes at least 28 bytes (mode, space, a 1-byte name, NUL,
-	 * id): room for all at once, where growing by doubling reallocated a
-	 * 17 KB leaf's entries five times */
+	/* an entry takes at least 28 bytes (parse_entry: "40000", space, a
+	 * 1-byte name, NUL, id), so the tree's size bounds their count: room
+	 * for all at once, where growing by doubling reallocated a 17 KB
+	 * leaf's entries five times */
 	cap = cap / 28 + 1 < TZ_TREE_MAX_ENTRIES ? cap / 28 + 1 : TZ_TREE_MAX_ENTRIES;
 	if ((out->e = tz_malloc(cap * sizeof(*out->e))) == NULL) {
 		rc = TZ_ENOMEM;
 		goto fail;
 	}
 	while (!tz_reader_done(&r)) {
-		if (out->n >= TZ_TREE_MAX_ENTRIES) {
+		if (out->n >= cap) {
 			rc = tz_error_set(TZ_ELIMIT, "tree %s has too many entries", hex);
 			goto fail;
 		}
-		if (out->n >= cap && (rc = tz_array_grow(&out->e, &cap, out->n, sizeof(*out->e))) < 0)
-			goto fail;
 		if ((rc = parse_entry(&r, &out->e[out->n])) < 0 ||
 		    (out->n > 0 && tz_tree__cmp(&out->e[out->n - 1], &out->e[out->n]) >= 0 &&
 		     (rc = tz_error_set(TZ_ECORRUPT, "tree entries out of order")) < 0)) {
