@@ -2,8 +2,9 @@
  * materialise.c - bring store.db's tracked tables to a commit's tree.
  *
  * The two trees (head, target) are walked together, skipping equal
- * subtrees, so the cost follows what differs.  Rows are deleted first,
- * then written, so a row that moved between partitions (a deletion at one
+ * subtrees, so the cost follows what differs.  A row changed in place is
+ * updated where it is; rows deleted or added are deleted first, then
+ * written, so a row that moved between partitions (a deletion at one
  * path, an addition at another) ends up written.  The triggers fire as for
  * any writer; the entries they add are removed in the same transaction,
  * which also records the new head: materialising produces no change-log
@@ -20,6 +21,7 @@ typedef struct {
 	size_t key_len;
 	tz_oid oid;          /* zero: delete */
 	tz_oid old;          /* the row before (zero: none) */
+	bool updated;        /* written in place by pass 0 */
 } mat_change;
 
 typedef struct {
@@ -30,6 +32,7 @@ typedef struct {
 	size_t n, cap;
 	sqlite3_stmt **del;  /* per table */
 	sqlite3_stmt **ins;
+	sqlite3_stmt **upd;
 	tz_hmap dirty;       /* "<tid> <encoded key>" of rows with log entries */
 	bool skip_dirty;
 	uint64_t kept;       /* rows left as the application wrote them */
@@ -109,16 +112,28 @@ static int collect(const char *const *comp, const size_t *len, size_t depth, con
 				    (int)len[0], comp[0]);
 	if (tz_array_grow(&m->ch, &m->cap, m->n, sizeof(*m->ch)) < 0)
 		return TZ_ENOMEM;
-	m->ch[m->n] = (mat_change){ t, tz_strndup(comp[4], len[4]), len[4], *b, *a };
+	m->ch[m->n] = (mat_change){ t, tz_strndup(comp[4], len[4]), len[4], *b, *a, false };
 	return m->ch[m->n++].key ? TZ_OK : TZ_ENOMEM;
 }
 
-/* "DELETE FROM t WHERE k1 = ?1 ..." and "INSERT INTO t(cols) VALUES
- * (?1, ...)" for table i, prepared once. */
-static int statements(mat_ctx *m, size_t i, sqlite3_stmt **del, sqlite3_stmt **ins)
+/* Is column c of t part of its key? */
+static bool is_key(const tz_table *t, size_t c)
+{
+	for (size_t k = 0; k < t->npk; k++)
+		if ((size_t)t->pk_idx[k] == c)
+			return true;
+	return false;
+}
+
+/* "DELETE FROM t WHERE k1 = ?1 ...", "INSERT INTO t(cols) VALUES
+ * (?1, ...)" and "UPDATE t SET c = ?<npk + 1 + c>, ... WHERE k1 = ?1 ..."
+ * (every column but the key's, NULL when there is none) for table i,
+ * prepared once. */
+static int statements(mat_ctx *m, size_t i, sqlite3_stmt **del, sqlite3_stmt **ins, sqlite3_stmt **upd)
 {
 	const tz_table *t = &m->ts.t[i];
-	tz_buf d = TZ_BUF_INIT, in = TZ_BUF_INIT;
+	tz_buf d = TZ_BUF_INIT, in = TZ_BUF_INIT, up = TZ_BUF_INIT;
+	bool set = false;
 	int rc = TZ_OK;
 
 	if (m->del[i] == NULL) {
@@ -135,19 +150,46 @@ static int statements(mat_ctx *m, size_t i, sqlite3_stmt **del, sqlite3_stmt **i
 		for (size_t c = 0; c < t->ncols; c++)
 			tz_buf_printf(&in, "%s?%zu", c ? ", " : "", c + 1);
 		tz_buf_puts(&in, ")");
+		tz_buf_puts(&up, "UPDATE ");
+		tz_sql__put_ident(&up, t->name);
+		for (size_t c = 0; c < t->ncols; c++) {
+			if (is_key(t, c))
+				continue;
+			tz_buf_puts(&up, set ? ", " : " SET ");
+			tz_sql__put_ident(&up, t->cols[c].name);
+			tz_buf_printf(&up, " = ?%zu", t->npk + 1 + c);
+			set = true;
+		}
+		tz_schema__put_key_cond(&up, t, " WHERE ", " AND ", "", " = ", NULL);
 		if ((rc = tz_buf_error(&d)) == TZ_OK && (rc = tz_buf_error(&in)) == TZ_OK &&
-		    (rc = tz_sql__prepare(m->s, &m->del[i], (const char *)d.data)) == TZ_OK)
-			rc = tz_sql__prepare(m->s, &m->ins[i], (const char *)in.data);
+		    (rc = tz_buf_error(&up)) == TZ_OK &&
+		    (rc = tz_sql__prepare(m->s, &m->del[i], (const char *)d.data)) == TZ_OK &&
+		    (rc = tz_sql__prepare(m->s, &m->ins[i], (const char *)in.data)) == TZ_OK && set)
+			rc = tz_sql__prepare(m->s, &m->upd[i], (const char *)up.data);
 	}
 	tz_buf_release(&d);
 	tz_buf_release(&in);
+	tz_buf_release(&up);
 	*del = m->del[i];
 	*ins = m->ins[i];
+	*upd = m->upd[i];
 	return rc;
 }
 
-/* Bind the row blob's columns to the INSERT; they must be the table's. */
-static int bind_row(mat_ctx *m, const tz_table *t, sqlite3_stmt *ins, const tz_oid *oid, tz_row **row)
+/* Room for each table's statements, prepared when first used. */
+static int statement_slots(mat_ctx *m)
+{
+	if ((m->del = tz_calloc(m->ts.n + 1, sizeof(*m->del))) == NULL ||
+	    (m->ins = tz_calloc(m->ts.n + 1, sizeof(*m->ins))) == NULL ||
+	    (m->upd = tz_calloc(m->ts.n + 1, sizeof(*m->upd))) == NULL)
+		return TZ_ENOMEM;
+	return TZ_OK;
+}
+
+/* Bind the row blob's columns to st, column c at parameter first + c (the
+ * key's columns too unless skip_key); they must be the table's. */
+static int bind_row(mat_ctx *m, const tz_table *t, sqlite3_stmt *st, const tz_oid *oid, int first, bool skip_key,
+		    tz_row **row)
 {
 	int rc;
 
@@ -161,7 +203,8 @@ static int bind_row(mat_ctx *m, const tz_table *t, sqlite3_stmt *ins, const tz_o
 		if (col->name_len != strlen(t->cols[c].name) || memcmp(col->name, t->cols[c].name, col->name_len) != 0)
 			return tz_error_set(TZ_EINVAL, "table '%s' has no column '%.*s'", t->name, (int)col->name_len,
 					    col->name);
-		tz_sql__bind_value(ins, (int)c + 1, &col->v);
+		if (!skip_key || !is_key(t, c))
+			tz_sql__bind_value(st, first + (int)c, &col->v);
 	}
 	return TZ_OK;
 }
@@ -231,34 +274,60 @@ done:
 	return rc;
 }
 
-/* Apply one change: delete by key (pass 0) or insert the row (pass 1). */
-static int apply_one(mat_ctx *m, const mat_change *c, int pass)
+/* A row changed in place, written where it is (its rowid, its pages): c
+ * is marked updated, or left for pass 1 when the store has no such row
+ * or the UPDATE breaks a constraint (NOT NULL, CHECK: pass 1's INSERT
+ * then says which row). */
+static int update_row(mat_ctx *m, mat_change *c, sqlite3_stmt *upd, const tz_value *kv, size_t nk, tz_row **row)
+{
+	int rc, step;
+
+	sqlite3_reset(upd);
+	for (size_t k = 0; k < nk; k++)
+		tz_sql__bind_value(upd, (int)k + 1, &kv[k]);
+	if ((rc = bind_row(m, c->t, upd, &c->oid, (int)c->t->npk + 1, true, row)) < 0)
+		return rc;
+	step = sqlite3_step(upd);
+	if (step == SQLITE_DONE)
+		c->updated = sqlite3_changes(m->s->db) == 1;
+	else if ((step & 0xff) != SQLITE_CONSTRAINT)
+		rc = tz_sql__error(m->s, sqlite3_errcode(m->s->db), "cannot write a row");
+	sqlite3_reset(upd);
+	return rc;
+}
+
+/* Apply one change.  Pass 0: a row changed in place is updated, any other
+ * deleted by key.  Pass 1: the rows pass 0 did not update are inserted. */
+static int apply_one(mat_ctx *m, mat_change *c, int pass)
 {
 	size_t i = (size_t)(c->t - m->ts.t);
 	tz_value kv[TZ_KEY_MAX_COLUMNS];
 	uint8_t *arena = NULL;
 	tz_row *row = NULL;
-	sqlite3_stmt *del, *ins;
+	sqlite3_stmt *del, *ins, *upd;
 	size_t nk;
 	int rc;
 
-	if ((rc = statements(m, i, &del, &ins)) < 0)
+	if ((rc = statements(m, i, &del, &ins, &upd)) < 0)
 		return rc;
 	if (m->skip_dirty && is_dirty(m, c)) {
 		m->kept += pass == 0;
 		return pass == 1 ? rebase_dirty(m, c) : TZ_OK;
 	}
 	if (pass == 0) {
-		if ((rc = tz_key_decode(kv, TZ_KEY_MAX_COLUMNS, &nk, &arena, c->key, c->key_len)) == TZ_OK) {
+		if ((rc = tz_key_decode(kv, TZ_KEY_MAX_COLUMNS, &nk, &arena, c->key, c->key_len)) == TZ_OK && upd &&
+		    !tz_oid_is_zero(&c->old) && !tz_oid_is_zero(&c->oid))
+			rc = update_row(m, c, upd, kv, nk, &row);
+		if (rc == TZ_OK && !c->updated) {
 			sqlite3_reset(del);
 			for (size_t k = 0; k < nk; k++)
 				tz_sql__bind_value(del, (int)k + 1, &kv[k]);
 			if (sqlite3_step(del) != SQLITE_DONE)
 				rc = tz_sql__error(m->s, sqlite3_errcode(m->s->db), "cannot delete a row");
 		}
-	} else if (!tz_oid_is_zero(&c->oid)) {
+	} else if (!tz_oid_is_zero(&c->oid) && !c->updated) {
 		sqlite3_reset(ins);
-		if ((rc = bind_row(m, c->t, ins, &c->oid, &row)) == TZ_OK && sqlite3_step(ins) != SQLITE_DONE)
+		if ((rc = bind_row(m, c->t, ins, &c->oid, 1, false, &row)) == TZ_OK && sqlite3_step(ins) != SQLITE_DONE)
 			rc = tz_sql__error(m->s, sqlite3_errcode(m->s->db), "cannot write a row");
 	}
 	if (rc < 0)
@@ -334,12 +403,14 @@ static void ctx_release(mat_ctx *m)
 	for (size_t i = 0; i < m->ts.n; i++) {
 		sqlite3_finalize(m->del ? m->del[i] : NULL);
 		sqlite3_finalize(m->ins ? m->ins[i] : NULL);
+		sqlite3_finalize(m->upd ? m->upd[i] : NULL);
 	}
 	for (size_t i = 0; i < m->n; i++)
 		tz_free(m->ch[i].key);
 	tz_free(m->ch);
 	tz_free(m->del);
 	tz_free(m->ins);
+	tz_free(m->upd);
 	tz_hmap__release(&m->dirty);
 	tz_schema__release(&m->ts);
 }
@@ -365,12 +436,7 @@ int tz_materialise__trees(tz_store *s, const tz_staging *st, const tz_oid *from,
 	if (sqlite3_step(q) == SQLITE_ROW)
 		mark = sqlite3_column_int64(q, 0);
 	sqlite3_finalize(q);
-	if ((m.del = tz_calloc(m.ts.n + 1, sizeof(*m.del))) == NULL ||
-	    (m.ins = tz_calloc(m.ts.n + 1, sizeof(*m.ins))) == NULL) {
-		rc = TZ_ENOMEM;
-		goto done;
-	}
-	if ((rc = tz_tree__diff(s, st, from, to, collect, &m)) < 0)
+	if ((rc = statement_slots(&m)) < 0 || (rc = tz_tree__diff(s, st, from, to, collect, &m)) < 0)
 		goto done;
 	for (int pass = 0; pass < 2; pass++)
 		for (size_t i = 0; i < m.n && rc == TZ_OK; i++) {
@@ -411,12 +477,7 @@ static int checkout_txn(mat_ctx *m, const tz_oid *target, uint64_t *touched)
 		goto done;
 	if ((rc = same_schema(m->s, &a, &b)) < 0)
 		goto done;
-	if ((m->del = tz_calloc(m->ts.n + 1, sizeof(*m->del))) == NULL ||
-	    (m->ins = tz_calloc(m->ts.n + 1, sizeof(*m->ins))) == NULL) {
-		rc = TZ_ENOMEM;
-		goto done;
-	}
-	if ((rc = tz_tree__diff(m->s, NULL, &htree, &ttree, collect, m)) < 0)
+	if ((rc = statement_slots(m)) < 0 || (rc = tz_tree__diff(m->s, NULL, &htree, &ttree, collect, m)) < 0)
 		goto done;
 	for (int pass = 0; pass < 2; pass++)
 		for (size_t i = 0; i < m->n && rc == TZ_OK; i++)
