@@ -45,15 +45,21 @@ typedef struct {
 	EVP_MD_CTX *sha;
 	tz_buf out;          /* bytes not yet written */
 	uint64_t written;    /* bytes of the file so far, buffered included */
-	/* One compressor for every object of the pack, at level 1 (rows
-	 * are short and mostly unique, trees mostly object ids: speed wins).
-	 * libdeflate rather than zlib's deflate: zlib compressed the 13 MB
-	 * of new objects of HQ's agency-day import (bench/merge) at ~120
-	 * instructions a byte, 24% of the import (callgrind), and reset a
-	 * 64 KiB hash table for every ~600-byte row; libdeflate makes the
-	 * same zlib streams about twice as fast and as small. */
+	/* One compressor for every object of the pack, at PACK_LEVEL. */
 	struct libdeflate_compressor *z;
 } hashed_file;
+
+/* Objects are stored, not compressed: zlib streams of stored blocks, which
+ * git and libgit2 read as any others.  A row (~600 bytes) compressed to
+ * 63% at level 1 and a tree, mostly object ids, to 65%; the price was
+ * paid per object, twice: deflating 7,600 rows took 43 ms (the compressor
+ * clears its hash table for every object) and zlib inflating them, as
+ * libgit2 does for every read, 27 ms; stored, 1 and 2 ms.  HQ's
+ * agency-day import (bench/merge) went from 0.36 s to 0.29 s; its new
+ * packs from 8.3 MB to 13 MB, and a 100,000-row store's history from
+ * 46 MB to 66 MB (docs/merge.md, "Cost").  libdeflate and zlib still
+ * write the streams: level 0. */
+#define PACK_LEVEL 0
 
 /* Stream out what is buffered once it passes 1 MiB (bounded memory for a
  * 100,000-row first commit). */
@@ -128,9 +134,9 @@ static void z_free(voidpf opaque, voidpf p)
 #define PACK_CHUNK_BYTES (256u << 10)
 
 /* An object larger than PACK_FLUSH_BYTES (the _log of a 100,000-row
- * commit: 4.4 MB), compressed by zlib as a stream.  libdeflate takes
- * whole buffers only: its output bound would have doubled the buffer to
- * 8 MiB, at the peak of a large import. */
+ * commit: 4.4 MB), written by zlib as a stream.  libdeflate takes whole
+ * buffers only: its output bound would have doubled the buffer to 8 MiB,
+ * at the peak of a large import. */
 static int put_large(hashed_file *f, const struct tz_obj *o, uint32_t *crc)
 {
 	z_stream z;
@@ -140,7 +146,7 @@ static int put_large(hashed_file *f, const struct tz_obj *o, uint32_t *crc)
 	memset(&z, 0, sizeof(z));
 	z.zalloc = z_alloc;
 	z.zfree = z_free;
-	if (deflateInit(&z, 1) != Z_OK)
+	if (deflateInit(&z, PACK_LEVEL) != Z_OK)
 		return tz_error_set(TZ_ENOMEM, "cannot start compressing");
 	z.next_in = o->data;
 	while (zr == Z_OK) {
@@ -179,7 +185,7 @@ static int put_object(hashed_file *f, const struct tz_obj *o, pack_entry *e)
 		e->crc = libdeflate_crc32(0, f->out.data + start, f->out.len - start);
 		return put_large(f, o, &e->crc);
 	}
-	if (f->z == NULL && (f->z = libdeflate_alloc_compressor(1)) == NULL)
+	if (f->z == NULL && (f->z = libdeflate_alloc_compressor(PACK_LEVEL)) == NULL)
 		return tz_error_set(TZ_ENOMEM, "cannot start compressing");
 	bound = libdeflate_zlib_compress_bound(f->z, o->len);
 	if ((rc = tz_buf_reserve(&f->out, bound)) < 0)
