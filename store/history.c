@@ -12,6 +12,8 @@
  */
 #include "store/store_int.h"
 
+#include <git2/sys/odb_backend.h>
+
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -144,8 +146,7 @@ int tz_staging__add(tz_store *s, tz_staging *st, tz_oid *oid_out, git_object_t t
 
 	if (git_odb_hash((git_oid *)oid_out->id, data, len, type) < 0)
 		return tz_git__error("cannot hash object");
-	if (tz_staging__find(st, oid_out) ||
-	    git_odb_exists_ext(s->odb, (const git_oid *)oid_out->id, GIT_ODB_LOOKUP_NO_REFRESH))
+	if (tz_staging__find(st, oid_out) || s->packs->exists(s->packs, (const git_oid *)oid_out->id))
 		return TZ_OK;
 	if ((rc = tz_array_grow(&st->objs, &st->cap, st->n, sizeof(*st->objs))) < 0 || (rc = id_room(st)) < 0)
 		return rc;

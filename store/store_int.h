@@ -386,6 +386,7 @@ struct tz_store {
 	sqlite3 *db;
 	git_repository *repo;
 	git_odb *odb;
+	git_odb_backend *packs;   /* odb's pack backend (owned by odb) */
 	tz_keypair kp;
 	tz_progress_cb progress;
 	void *progress_payload;
