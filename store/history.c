@@ -144,9 +144,12 @@ int tz_staging__add(tz_store *s, tz_staging *st, tz_oid *oid_out, git_object_t t
 {
 	int rc;
 
+	if (st == s->pending)   /* a thread is reading it (tz_pack__start) */
+		return tz_error_set(TZ_EINVAL, "internal error: an object added to a staging being written");
 	if (git_odb_hash((git_oid *)oid_out->id, data, len, type) < 0)
 		return tz_git__error("cannot hash object");
-	if (tz_staging__find(st, oid_out) || s->packs->exists(s->packs, (const git_oid *)oid_out->id))
+	if (tz_staging__find(st, oid_out) || (s->pending && tz_staging__find(s->pending, oid_out)) ||
+	    s->packs->exists(s->packs, (const git_oid *)oid_out->id))
 		return TZ_OK;
 	if ((rc = tz_array_grow(&st->objs, &st->cap, st->n, sizeof(*st->objs))) < 0 || (rc = id_room(st)) < 0)
 		return rc;

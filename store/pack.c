@@ -19,6 +19,7 @@
 #include <errno.h>
 #include <fcntl.h>
 #include <limits.h>
+#include <pthread.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -323,17 +324,19 @@ static int write_pack(hashed_file *pf, size_t n, pack_source src, void *ctx, pac
 	for (size_t k = 0; k < n; k++) {
 		if ((rc = src(ctx, k, &o)) < 0 || (rc = put_object(pf, o, &e[k])) < 0)
 			return rc;
-		tz_progress__report(s, "writing objects", k + 1, n);
+		if (s)
+			tz_progress__report(s, "writing objects", k + 1, n);
 	}
 	return hf_finish(pf, sum);
 }
 
-/* One pack of n objects from src, and its index, placed in the object
- * database (fsynced, renamed, refreshed); its name in sum. */
-static int write_objects(tz_store *s, size_t n, pack_source src, void *ctx, uint8_t sum[20])
+/* One pack of n objects from src, and its index, fsynced and renamed into
+ * dir; its name in sum.  Files and memory only, no libgit2: tz_pack__start
+ * runs it on a thread of its own.  progress: whom to tell, or NULL. */
+static int write_files(tz_store *progress, const char *dir, size_t n, pack_source src, void *ctx, uint8_t sum[20])
 {
 	hashed_file pf, xf;
-	tz_buf dir = TZ_BUF_INIT, tpack = TZ_BUF_INIT, tidx = TZ_BUF_INIT;
+	tz_buf tpack = TZ_BUF_INIT, tidx = TZ_BUF_INIT;
 	pack_entry *e = NULL;
 	uint8_t isum[20];
 	bool placed = false;
@@ -344,29 +347,42 @@ static int write_objects(tz_store *s, size_t n, pack_source src, void *ctx, uint
 	memset(&pf, 0, sizeof(pf));
 	memset(&xf, 0, sizeof(xf));
 	pf.fd = xf.fd = -1;
-	tz_buf_printf(&dir, "%sobjects/pack", git_repository_path(s->repo));
-	if ((rc = tz_buf_error(&dir)) < 0)
-		goto done;
 	if ((e = tz_calloc(n, sizeof(*e))) == NULL) {
 		rc = TZ_ENOMEM;
 		goto done;
 	}
-	if ((rc = hf_open(&pf, &tpack, (const char *)dir.data, "pack")) < 0 ||
-	    (rc = write_pack(&pf, n, src, ctx, e, s, sum)) < 0 ||
-	    (rc = hf_open(&xf, &tidx, (const char *)dir.data, "idx")) < 0 ||
-	    (rc = write_index(&xf, e, n, sum, isum)) < 0 ||
-	    (rc = place((const char *)dir.data, &tpack, &tidx, sum)) < 0)
+	if ((rc = hf_open(&pf, &tpack, dir, "pack")) < 0 || (rc = write_pack(&pf, n, src, ctx, e, progress, sum)) < 0 ||
+	    (rc = hf_open(&xf, &tidx, dir, "idx")) < 0 || (rc = write_index(&xf, e, n, sum, isum)) < 0 ||
+	    (rc = place(dir, &tpack, &tidx, sum)) < 0)
 		goto done;
 	placed = true;
-	if (git_odb_refresh(s->odb) < 0)
-		rc = tz_git__error("cannot refresh the object database");
 done:
 	hf_close(&pf, &tpack, !placed);
 	hf_close(&xf, &tidx, !placed);
-	tz_buf_release(&dir);
 	tz_buf_release(&tpack);
 	tz_buf_release(&tidx);
 	tz_free(e);
+	return rc;
+}
+
+/* "<history>/objects/pack" into dir. */
+static int pack_dir(tz_store *s, tz_buf *dir)
+{
+	tz_buf_printf(dir, "%sobjects/pack", git_repository_path(s->repo));
+	return tz_buf_error(dir);
+}
+
+/* One pack of n objects from src, and its index, placed in the object
+ * database (fsynced, renamed, refreshed); its name in sum. */
+static int write_objects(tz_store *s, size_t n, pack_source src, void *ctx, uint8_t sum[20])
+{
+	tz_buf dir = TZ_BUF_INIT;
+	int rc;
+
+	if ((rc = pack_dir(s, &dir)) == TZ_OK && (rc = write_files(s, (const char *)dir.data, n, src, ctx, sum)) == TZ_OK &&
+	    git_odb_refresh(s->odb) < 0)
+		rc = tz_git__error("cannot refresh the object database");
+	tz_buf_release(&dir);
 	return rc;
 }
 
@@ -388,23 +404,35 @@ static int next_staged(void *ctx, size_t k, const struct tz_obj **o)
 	return TZ_OK;
 }
 
+static size_t count_taken(const tz_staging *st, bool spill)
+{
+	size_t n = 0;
+
+	for (size_t i = 0; i < st->n; i++)
+		n += takes(&st->objs[i], spill);
+	return n;
+}
+
+/* Never written twice; the bytes stay until a spill drops them. */
+static void mark_packed(tz_staging *st, bool spill)
+{
+	for (size_t i = 0; i < st->n; i++)
+		if (takes(&st->objs[i], spill))
+			st->objs[i].in_pack = true;
+}
+
 static int write_staged(tz_store *s, tz_staging *st, bool spill)
 {
 	staged_source x = { st, spill, 0 };
 	uint8_t sum[20];
-	size_t n = 0;
+	size_t n = count_taken(st, spill);
 	int rc;
 
-	for (size_t i = 0; i < st->n; i++)
-		n += takes(&st->objs[i], spill);
 	if (n == 0)
 		return TZ_OK;
 	if ((rc = write_objects(s, n, next_staged, &x, sum)) < 0)
 		return rc;
-	/* never written twice; the bytes stay until a spill drops them */
-	for (size_t i = 0; i < st->n; i++)
-		if (takes(&st->objs[i], spill))
-			st->objs[i].in_pack = true;
+	mark_packed(st, spill);
 	return TZ_OK;
 }
 
@@ -445,18 +473,91 @@ int tz_pack__consolidate(tz_store *s, const tz_oid *ids, size_t n, uint8_t sum[2
 	return rc;
 }
 
+/* A staging small enough never to spill keeps its bytes for the reads
+ * that follow (the merge after an import: dropping them cost the
+ * agency-day import +21% instructions).  One that spilled is big, and
+ * most of what it made is read back from packs already: it keeps nothing
+ * (100,000 changed rows: 16 MiB less for the merge). */
+static void after_write(tz_staging *st)
+{
+	if (st->spills > 0)
+		tz_staging__drop_packed(st);
+}
+
 int tz_pack__write(tz_store *s, tz_staging *st)
 {
 	int rc = write_staged(s, st, false);
 
-	/* A staging small enough never to spill keeps its bytes for the reads
-	 * that follow (the merge after an import: dropping them cost the
-	 * agency-day import +21% instructions).  One that spilled is big, and
-	 * most of what it made is read back from packs already: it keeps
-	 * nothing (100,000 changed rows: 16 MiB less for the merge). */
-	if (rc == TZ_OK && st->spills > 0)
-		tz_staging__drop_packed(st);
+	if (rc == TZ_OK)
+		after_write(st);
 	return rc;
+}
+
+/* ---- a pack written on a thread of its own ---- */
+
+static void *job_run(void *arg)
+{
+	tz_pack_job *job = arg;
+	staged_source x = { job->st, false, 0 };
+
+	if ((job->rc = write_files(NULL, (const char *)job->dir.data, job->n, next_staged, &x, job->sum)) < 0)
+		snprintf(job->err, sizeof(job->err), "%s", tz_error_last());
+	return NULL;
+}
+
+int tz_pack__start(tz_store *s, tz_staging *st, tz_pack_job *job)
+{
+	int rc;
+
+	memset(job, 0, sizeof(*job));
+	job->st = st;
+	tz_buf_init(&job->dir, 0);
+	/* under fault injection, every site is met in one order: no thread */
+	if ((job->n = count_taken(st, false)) == 0 || tz_faultsim_armed)
+		return tz_pack__write(s, st);
+	if ((rc = pack_dir(s, &job->dir)) < 0)
+		return rc;
+	if (pthread_create(&job->thread, NULL, job_run, job) != 0) {
+		tz_buf_release(&job->dir);
+		return tz_pack__write(s, st);
+	}
+	job->running = true;
+	s->pending = st;
+	return TZ_OK;
+}
+
+/* Wait for the thread; forget the job.  Its error, if any, in job->rc and
+ * job->err. */
+static void job_join(tz_store *s, tz_pack_job *job)
+{
+	if (job->running) {
+		pthread_join(job->thread, NULL);
+		job->running = false;
+	}
+	tz_buf_release(&job->dir);
+	if (s->pending == job->st)
+		s->pending = NULL;
+}
+
+int tz_pack__finish(tz_store *s, tz_pack_job *job)
+{
+	bool ran = job->running;
+
+	job_join(s, job);
+	if (!ran)
+		return TZ_OK;
+	if (job->rc < 0)
+		return tz_error_set(job->rc, "%s", job->err);
+	if (git_odb_refresh(s->odb) < 0)
+		return tz_git__error("cannot refresh the object database");
+	mark_packed(job->st, false);
+	after_write(job->st);
+	return TZ_OK;
+}
+
+void tz_pack__abandon(tz_store *s, tz_pack_job *job)
+{
+	job_join(s, job);
 }
 
 int tz_pack__spill(tz_store *s, tz_staging *st)

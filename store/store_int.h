@@ -5,6 +5,7 @@
 #ifndef TZ_STORE_INT_H
 #define TZ_STORE_INT_H
 
+#include <pthread.h>
 #include <sqlite3.h>
 #include <git2.h>
 
@@ -212,6 +213,26 @@ int tz_tree__diff(tz_store *s, const tz_staging *st, const tz_oid *a, const tz_o
  * (both fsynced, then renamed into place), and refresh the ODB; with
  * `spill`, only the blobs and trees, whose bytes are then dropped. */
 int tz_pack__write(tz_store *s, tz_staging *st);
+/* tz_pack__write on a thread of its own, for a staging nothing adds to
+ * meanwhile: until tz_pack__finish its objects are s->pending, which
+ * libgit2 reads through a backend of the store (store.c) and
+ * tz_staging__add finds.  Without threads (fault injection armed, or
+ * pthread_create failed) the pack is written at once.  tz_pack__abandon
+ * waits for the thread and keeps the error at hand (a pack it placed is
+ * garbage nothing references). */
+typedef struct tz_pack_job {
+	tz_staging *st;
+	size_t n;
+	tz_buf dir;
+	pthread_t thread;
+	bool running;
+	int rc;
+	uint8_t sum[20];
+	char err[1024];
+} tz_pack_job;
+int tz_pack__start(tz_store *s, tz_staging *st, tz_pack_job *job);
+int tz_pack__finish(tz_store *s, tz_pack_job *job);
+void tz_pack__abandon(tz_store *s, tz_pack_job *job);
 int tz_pack__spill(tz_store *s, tz_staging *st);
 /* Write the objects ids[0..n) of the object database into one new pack
  * (gc.c), placed as above; its name (the pack's SHA-1) in sum. */
@@ -400,6 +421,8 @@ struct tz_store {
 	 * after a merge read through tz_store_touched and the row readers
 	 * (integrity.c): they would inflate them again from its packs */
 	const struct tz_staging *held;
+	/* a staging a thread is writing as a pack (tz_pack__start) */
+	const struct tz_staging *pending;
 	/* tz_tree__lookup's last parsed tree at each level: a merge or a
 	 * rebuild looks rows up in key order, so consecutive lookups share
 	 * their path (history.c) */

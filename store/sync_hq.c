@@ -410,7 +410,8 @@ typedef struct {
 } hq_record;
 
 static int record_hq(tz_store *s, const tz_incoming *in, const tz_rebuilt *b, const tz_apply_state *a,
-		     const tz_oid *line, const tz_oid *received, bool bind, const hq_record *hr, tz_import_result *res)
+		     const tz_oid *line, const tz_oid *received, bool bind, const hq_record *hr, tz_pack_job *job,
+		     tz_import_result *res)
 {
 	sqlite3_stmt *q = NULL;
 	char l[41], r[41], hex[33];
@@ -468,7 +469,9 @@ static int record_hq(tz_store *s, const tz_incoming *in, const tz_rebuilt *b, co
 			goto fail;
 		}
 	}
-	if ((rc = tz_sql__exec(s, "COMMIT")) < 0)
+	/* the merge's objects, written meanwhile, are in a pack before the
+	 * import is recorded */
+	if ((job && (rc = tz_pack__finish(s, job)) < 0) || (rc = tz_sql__exec(s, "COMMIT")) < 0)
 		goto fail;
 	return TZ_OK;
 fail:
@@ -535,9 +538,10 @@ static uint64_t raw_hlc(const uint8_t *raw, size_t n)
 
 /* Integrate one stretch of the branch's history, `from` (exclusive) to
  * `tip`, into x->ours_root: the rows the branch changed, merged with HQ's
- * where both changed.  The stretch's objects are written as a pack, so the
- * next stretch (and libgit2) can read them. */
-static int integrate_segment(integrate_ctx *x, const tz_oid *from, const tz_oid *tip, uint64_t *rows)
+ * where both changed.  Unless it is the last (its objects go with the
+ * merge commit's, tz_sync__import_hq), the stretch's objects are written
+ * as a pack, so the next stretch (and libgit2) can read them. */
+static int integrate_segment(integrate_ctx *x, const tz_oid *from, const tz_oid *tip, bool last, uint64_t *rows)
 {
 	tz_oid from_tree, tip_tree, merged_root;
 	bool empty;
@@ -554,7 +558,7 @@ static int integrate_segment(integrate_ctx *x, const tz_oid *from, const tz_oid 
 		if (x->cl.n > 1)
 			qsort(x->cl.ch, x->cl.n, sizeof(*x->cl.ch), tz_path_change__cmp);
 		if ((rc = tz_tree__apply(x->s, x->mst, &merged_root, &empty, &x->ours_root, 0, x->cl.ch, x->cl.n)) < 0 ||
-		    (rc = tz_pack__write(x->s, x->mst)) < 0)
+		    (!last && (rc = tz_pack__write(x->s, x->mst)) < 0))
 			return rc;
 		x->ours_root = merged_root;
 		*rows += x->cl.n;
@@ -588,11 +592,11 @@ static int integrate_bundle(integrate_ctx *x, const tz_rebuilt *b, size_t start,
 		 * and undo HQ's answer (tests/sim seed 105) */
 		if (memcmp(&par[0], &seg_from, sizeof(tz_oid)) != 0 &&
 		    memcmp(&b->commits[i], &seg_from, sizeof(tz_oid)) != 0)
-			rc = integrate_segment(x, &seg_from, &par[0], rows);
+			rc = integrate_segment(x, &seg_from, &par[0], false, rows);
 		seg_from = b->commits[i];
 	}
 	if (rc == TZ_OK && memcmp(&b->commits[b->n - 1], &seg_from, sizeof(tz_oid)) != 0)
-		rc = integrate_segment(x, &seg_from, &b->commits[b->n - 1], rows);
+		rc = integrate_segment(x, &seg_from, &b->commits[b->n - 1], true, rows);
 	return rc;
 }
 
@@ -658,6 +662,7 @@ done:
 int tz_sync__import_hq(tz_store *s, const tz_incoming *in, tz_buf *payload, tz_merger *m, tz_import_result *res)
 {
 	tz_rebuilt b;
+	tz_pack_job job = { 0 }, mjob = { 0 };
 	integrate_ctx x;
 	stamp_ctx sc;
 	tz_key_info k;
@@ -737,7 +742,7 @@ int tz_sync__import_hq(tz_store *s, const tz_incoming *in, tz_buf *payload, tz_m
 		res->noop = true;
 		res->noop_why = "HQ already has every commit of the bundle";
 		/* a binding on such a bundle is proven all the same */
-		rc = record_hq(s, in, &b, &a, &line, NULL, bind, NULL, res);
+		rc = record_hq(s, in, &b, &a, &line, NULL, bind, NULL, NULL, res);
 		goto done;
 	}
 	tip = b.commits[b.n - 1];
@@ -768,9 +773,10 @@ int tz_sync__import_hq(tz_store *s, const tz_incoming *in, tz_buf *payload, tz_m
 		sc.skew_ms = branch_ms > now ? branch_ms - now : 0;
 	}
 	/* the rebuilt commits are checked and signed: their objects go in now
-	 * (unreferenced until the import is recorded), so that ancestry can be
-	 * asked of libgit2 */
-	if ((rc = check_base(s, &base, &line, in->sender)) < 0 || (rc = tz_pack__write(s, &b.st)) < 0 ||
+	 * (unreferenced until the import is recorded), a thread writing them
+	 * while the merge goes on; libgit2 reads them from memory meanwhile,
+	 * so that ancestry can be asked of it (tz_pack__start) */
+	if ((rc = check_base(s, &base, &line, in->sender)) < 0 || (rc = tz_pack__start(s, &b.st, &job)) < 0 ||
 	    (rc = integrated_prefix(s, &b, &received, has_received, &start)) < 0 ||
 	    (rc = first_from(s, &b, start, &line, in->sender, &received, has_received, &from, &base1)) < 0)
 		goto done;
@@ -821,7 +827,10 @@ int tz_sync__import_hq(tz_store *s, const tz_incoming *in, tz_buf *payload, tz_m
 			goto done;
 		res->rows_merged = rows;
 	}
-	if ((rc = tz_sync__view_tree(s, &mst, &new_root, in->sender, &view_root)) < 0 || (rc = tz_pack__write(s, &mst)) < 0)
+	/* the rebuilt commit's pack is written; the merge's is written while
+	 * store.db is brought to it */
+	if ((rc = tz_sync__view_tree(s, &mst, &new_root, in->sender, &view_root)) < 0 ||
+	    (rc = tz_pack__finish(s, &job)) < 0 || (rc = tz_pack__start(s, &mst, &mjob)) < 0)
 		goto done;
 	hr.merge = merge;
 	a.set_head = !tz_oid_is_zero(&merge) || pc.made;
@@ -848,7 +857,7 @@ int tz_sync__import_hq(tz_store *s, const tz_incoming *in, tz_buf *payload, tz_m
 	a.from_root = &pc.root;
 	a.to_root = &new_root;
 	a.st = &mst;
-	if ((rc = record_hq(s, in, &b, &a, &view, &tip, bind, &hr, res)) < 0)
+	if ((rc = record_hq(s, in, &b, &a, &view, &tip, bind, &hr, &mjob, res)) < 0)
 		goto done;
 	res->line = view;
 	res->head = a.head;
@@ -858,6 +867,8 @@ int tz_sync__import_hq(tz_store *s, const tz_incoming *in, tz_buf *payload, tz_m
 	    tz_ref__set_name(s, msg, &view, "import: view") < 0)
 		tz_error_clear();
 done:
+	tz_pack__abandon(s, &job);
+	tz_pack__abandon(s, &mjob);
 	tz_free(raw);
 	integrate_release(&x);
 	tz_hmap__release(&sc.ours_map);
