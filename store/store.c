@@ -535,6 +535,32 @@ static int pending_exists(git_odb_backend *b, const git_oid *oid)
 	return pending_find(b, oid) != NULL;
 }
 
+/* gc lists every object (git_odb_foreach calls each backend's foreach) */
+static int pending_foreach(git_odb_backend *b, git_odb_foreach_cb cb, void *payload)
+{
+	const tz_staging *st = ((pending_backend *)b)->s->pending;
+	int rc;
+
+	for (size_t i = 0; st != NULL && i < st->n; i++)
+		if (st->objs[i].data != NULL && (rc = cb((const git_oid *)st->objs[i].oid.id, payload)) != 0)
+			return rc;
+	return 0;
+}
+
+/* Short ids are what people type, never an import's objects. */
+static int pending_read_prefix(git_oid *out, void **data, size_t *len, git_object_t *type, git_odb_backend *b,
+			       const git_oid *prefix, size_t n)
+{
+	(void)out, (void)data, (void)len, (void)type, (void)b, (void)prefix, (void)n;
+	return GIT_ENOTFOUND;
+}
+
+static int pending_exists_prefix(git_oid *out, git_odb_backend *b, const git_oid *prefix, size_t n)
+{
+	(void)out, (void)b, (void)prefix, (void)n;
+	return GIT_ENOTFOUND;
+}
+
 static void pending_free(git_odb_backend *b)
 {
 	tz_free(b);
@@ -580,6 +606,9 @@ static int open_odb(tz_store *s)
 	pb->parent.read = pending_read;
 	pb->parent.read_header = pending_read_header;
 	pb->parent.exists = pending_exists;
+	pb->parent.read_prefix = pending_read_prefix;
+	pb->parent.exists_prefix = pending_exists_prefix;
+	pb->parent.foreach = pending_foreach;
 	pb->parent.free = pending_free;
 	if (git_odb_add_backend(s->odb, &pb->parent, 0) < 0) {
 		tz_free(pb);
