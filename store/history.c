@@ -167,14 +167,13 @@ int tz_staging__add(tz_store *s, tz_staging *st, tz_oid *oid_out, git_object_t t
 	return st->spill && st->held > spill_bytes(st) ? tz_pack__spill(s, st) : TZ_OK;
 }
 
-int tz_obj__read(tz_store *s, const tz_staging *st, const tz_oid *oid, git_object_t *type_out,
-		 uint8_t **data_out, size_t *len_out)
+int tz_obj__peek(tz_store *s, const tz_staging *st, const tz_oid *oid, git_object_t *type_out, const uint8_t **data_out,
+		 size_t *len_out, git_odb_object **obj)
 {
 	const struct tz_obj *o = NULL;
-	git_odb_object *obj = NULL;
-	const void *src;
 	char hex[41];
 
+	*obj = NULL;
 	*data_out = NULL;
 	*len_out = 0;
 	/* a spilled object (no bytes) is in the object database now */
@@ -183,29 +182,43 @@ int tz_obj__read(tz_store *s, const tz_staging *st, const tz_oid *oid, git_objec
 			o = NULL;
 	if (o != NULL) {
 		*type_out = o->type;
-		src = o->data;
+		*data_out = o->data;
 		*len_out = o->len;
-	} else {
-		if (git_odb_read(&obj, s->odb, (const git_oid *)oid->id) < 0) {
+		return TZ_OK;
+	}
+	if (git_odb_read(obj, s->odb, (const git_oid *)oid->id) < 0) {
+		tz_oid_fmt(hex, oid);
+		return git_error_last() && git_error_last()->klass == GIT_ERROR_ODB &&
+				       strstr(git_error_last()->message, "not found")
+			       ? tz_error_set(TZ_ENOTFOUND, "object %s is missing", hex)
+			       : tz_error_set(TZ_EVERIFY, "object %s is corrupt: %s", hex,
+					      git_error_last() ? git_error_last()->message : "unreadable");
+	}
+	*type_out = git_odb_object_type(*obj);
+	*data_out = git_odb_object_data(*obj);
+	*len_out = git_odb_object_size(*obj);
+	if (s->check_hashes) {
+		git_oid got;
+		if (git_odb_hash(&got, *data_out, *len_out, *type_out) < 0 || memcmp(got.id, oid->id, 20) != 0) {
+			git_odb_object_free(*obj);
+			*obj = NULL;
 			tz_oid_fmt(hex, oid);
-			return git_error_last() && git_error_last()->klass == GIT_ERROR_ODB &&
-					       strstr(git_error_last()->message, "not found")
-				       ? tz_error_set(TZ_ENOTFOUND, "object %s is missing", hex)
-				       : tz_error_set(TZ_EVERIFY, "object %s is corrupt: %s", hex,
-						      git_error_last() ? git_error_last()->message : "unreadable");
-		}
-		*type_out = git_odb_object_type(obj);
-		src = git_odb_object_data(obj);
-		*len_out = git_odb_object_size(obj);
-		if (s->check_hashes) {
-			git_oid got;
-			if (git_odb_hash(&got, src, *len_out, *type_out) < 0 || memcmp(got.id, oid->id, 20) != 0) {
-				git_odb_object_free(obj);
-				tz_oid_fmt(hex, oid);
-				return tz_error_set(TZ_EVERIFY, "object %s is corrupt: its bytes hash to another id", hex);
-			}
+			return tz_error_set(TZ_EVERIFY, "object %s is corrupt: its bytes hash to another id", hex);
 		}
 	}
+	return TZ_OK;
+}
+
+int tz_obj__read(tz_store *s, const tz_staging *st, const tz_oid *oid, git_object_t *type_out,
+		 uint8_t **data_out, size_t *len_out)
+{
+	git_odb_object *obj;
+	const uint8_t *src;
+	int rc;
+
+	*data_out = NULL;
+	if ((rc = tz_obj__peek(s, st, oid, type_out, &src, len_out, &obj)) < 0)
+		return rc;
 	if ((*data_out = tz_malloc(*len_out)) != NULL)
 		memcpy(*data_out, src, *len_out);
 	git_odb_object_free(obj);
@@ -214,18 +227,19 @@ int tz_obj__read(tz_store *s, const tz_staging *st, const tz_oid *oid, git_objec
 
 int tz_obj__read_row(tz_store *s, const tz_staging *st, const tz_oid *oid, tz_row **out)
 {
+	git_odb_object *obj;
 	git_object_t type;
-	uint8_t *data = NULL;
+	const uint8_t *data;
 	size_t n;
 	int rc;
 
 	*out = NULL;
 	if (tz_oid_is_zero(oid))
 		return TZ_OK;
-	if ((rc = tz_obj__read(s, st, oid, &type, &data, &n)) == TZ_OK)
+	if ((rc = tz_obj__peek(s, st, oid, &type, &data, &n, &obj)) == TZ_OK)
 		rc = type == GIT_OBJECT_BLOB ? tz_row_decode(out, data, n)
 					     : tz_error_set(TZ_ECORRUPT, "a row path holds no blob");
-	tz_free(data);
+	git_odb_object_free(obj);
 	return rc;
 }
 

@@ -113,6 +113,11 @@ int tz_staging__add(tz_store *s, tz_staging *st, tz_oid *oid_out, git_object_t t
  * *data_out is owned by the caller (tz_free). */
 int tz_obj__read(tz_store *s, const tz_staging *st, const tz_oid *oid, git_object_t *type_out,
 		 uint8_t **data_out, size_t *len_out);
+/* The same, not copied: *data_out is the staging's bytes (valid while
+ * nothing is added to it) or those of *obj, which the caller frees with
+ * git_odb_object_free (NULL when the bytes are the staging's). */
+int tz_obj__peek(tz_store *s, const tz_staging *st, const tz_oid *oid, git_object_t *type_out, const uint8_t **data_out,
+		 size_t *len_out, git_odb_object **obj);
 /* Read and decode the row blob `oid` (staging first); a zero oid (no
  * row) gives *out NULL and TZ_OK. */
 int tz_obj__read_row(tz_store *s, const tz_staging *st, const tz_oid *oid, tz_row **out);

@@ -81,7 +81,8 @@ static int row_matches_path(integrate_ctx *x, const tz_table *t, const tz_oid *o
 			    const size_t *len, const char **why)
 {
 	git_object_t type;
-	uint8_t *data = NULL;
+	git_odb_object *obj;
+	const uint8_t *data;
 	size_t n;
 	tz_row *row = NULL;
 	tz_value kv[TZ_KEY_MAX_COLUMNS];
@@ -89,7 +90,7 @@ static int row_matches_path(integrate_ctx *x, const tz_table *t, const tz_oid *o
 	int rc;
 
 	*why = NULL;
-	if ((rc = tz_obj__read(x->s, x->st, oid, &type, &data, &n)) < 0)
+	if ((rc = tz_obj__peek(x->s, x->st, oid, &type, &data, &n, &obj)) < 0)
 		return rc;
 	if (type != GIT_OBJECT_BLOB || (rc = tz_row_decode(&row, data, n)) < 0) {
 		/* out of memory fails the import; only bytes that are no row
@@ -125,7 +126,7 @@ done:
 	tz_buf_release(&key);
 	tz_buf_release(&part);
 	tz_row_free(row);
-	tz_free(data);
+	git_odb_object_free(obj);
 	return rc;
 }
 
