@@ -139,23 +139,36 @@ static size_t spill_bytes(const tz_staging *st)
 	return v < st->spill ? v : st->spill;
 }
 
-int tz_staging__add(tz_store *s, tz_staging *st, tz_oid *oid_out, git_object_t type,
-		    const void *data, size_t len)
+/* tz_staging__add and tz_staging__take: `own`, the buffer to keep (and to
+ * free when the object is not staged), or NULL to copy `data`. */
+static int stage(tz_store *s, tz_staging *st, tz_oid *oid_out, git_object_t type, const void *data, size_t len,
+		 uint8_t *own)
 {
 	int rc;
 
-	if (st == s->pending)   /* a thread is reading it (tz_pack__start) */
+	if (st == s->pending) {   /* a thread is reading it (tz_pack__start) */
+		tz_free(own);
 		return tz_error_set(TZ_EINVAL, "internal error: an object added to a staging being written");
-	if (git_odb_hash((git_oid *)oid_out->id, data, len, type) < 0)
+	}
+	if (git_odb_hash((git_oid *)oid_out->id, data, len, type) < 0) {
+		tz_free(own);
 		return tz_git__error("cannot hash object");
+	}
 	if (tz_staging__find(st, oid_out) || (s->pending && tz_staging__find(s->pending, oid_out)) ||
-	    s->packs->exists(s->packs, (const git_oid *)oid_out->id))
+	    s->packs->exists(s->packs, (const git_oid *)oid_out->id)) {
+		tz_free(own);
 		return TZ_OK;
-	if ((rc = tz_array_grow(&st->objs, &st->cap, st->n, sizeof(*st->objs))) < 0 || (rc = id_room(st)) < 0)
+	}
+	if ((rc = tz_array_grow(&st->objs, &st->cap, st->n, sizeof(*st->objs))) < 0 || (rc = id_room(st)) < 0) {
+		tz_free(own);
 		return rc;
-	if ((st->objs[st->n].data = tz_malloc(len ? len : 1)) == NULL)
-		return TZ_ENOMEM;
-	memcpy(st->objs[st->n].data, data, len);
+	}
+	if (own == NULL) {
+		if ((own = tz_malloc(len ? len : 1)) == NULL)
+			return TZ_ENOMEM;
+		memcpy(own, data, len);
+	}
+	st->objs[st->n].data = own;
 	st->bytes += len;
 	st->objs[st->n].len = len;
 	st->objs[st->n].type = type;
@@ -165,6 +178,16 @@ int tz_staging__add(tz_store *s, tz_staging *st, tz_oid *oid_out, git_object_t t
 	if (type != GIT_OBJECT_COMMIT)
 		st->held += len;
 	return st->spill && st->held > spill_bytes(st) ? tz_pack__spill(s, st) : TZ_OK;
+}
+
+int tz_staging__add(tz_store *s, tz_staging *st, tz_oid *oid_out, git_object_t type, const void *data, size_t len)
+{
+	return stage(s, st, oid_out, type, data, len, NULL);
+}
+
+int tz_staging__take(tz_store *s, tz_staging *st, tz_oid *oid_out, git_object_t type, uint8_t *data, size_t len)
+{
+	return stage(s, st, oid_out, type, data, len, data);
 }
 
 int tz_obj__peek(tz_store *s, const tz_staging *st, const tz_oid *oid, git_object_t *type_out, const uint8_t **data_out,
@@ -379,22 +402,28 @@ const tz_tree_entry *tz_tree__find(const tz_tree *t, const char *name, size_t le
 	return NULL;
 }
 
+/* Serialised at once into a buffer of its exact size, which the staging
+ * keeps (a 17 KB leaf grew by doubling, then was copied). */
 int tz_tree__write(tz_store *s, tz_staging *st, tz_oid *out, tz_tree_entry *e, size_t n)
 {
-	tz_buf b = TZ_BUF_INIT;
-	int rc;
+	size_t len = 0;
+	uint8_t *b, *p;
 
 	tz_tree__sort(e, n);
+	for (size_t i = 0; i < n; i++)
+		len += (e[i].mode == 040000 ? 6 : 7) + e[i].name_len + 1 + 20;
+	if ((p = b = tz_malloc(len ? len : 1)) == NULL)
+		return TZ_ENOMEM;
 	for (size_t i = 0; i < n; i++) {
-		tz_buf_puts(&b, e[i].mode == 040000 ? "40000 " : "100644 ");
-		tz_buf_put(&b, e[i].name, e[i].name_len);
-		tz_buf_putc(&b, 0);
-		tz_buf_put(&b, e[i].oid.id, 20);
+		memcpy(p, e[i].mode == 040000 ? "40000 " : "100644 ", e[i].mode == 040000 ? 6 : 7);
+		p += e[i].mode == 040000 ? 6 : 7;
+		memcpy(p, e[i].name, e[i].name_len);
+		p += e[i].name_len;
+		*p++ = 0;
+		memcpy(p, e[i].oid.id, 20);
+		p += 20;
 	}
-	if ((rc = tz_buf_error(&b)) == TZ_OK)
-		rc = tz_staging__add(s, st, out, GIT_OBJECT_TREE, b.data ? b.data : (uint8_t *)"", b.len);
-	tz_buf_release(&b);
-	return rc;
+	return tz_staging__take(s, st, out, GIT_OBJECT_TREE, b, len);
 }
 
 void tz_fanout__of(char out[2], const char *key, size_t len)

@@ -107,6 +107,9 @@ const struct tz_obj *tz_staging__find(const tz_staging *st, const tz_oid *oid);
  * database or the staging already holds it.  Takes a copy. */
 int tz_staging__add(tz_store *s, tz_staging *st, tz_oid *oid_out, git_object_t type,
 		    const void *data, size_t len);
+/* The same with a buffer of tz_malloc's, which the staging keeps, or
+ * frees (on failure too). */
+int tz_staging__take(tz_store *s, tz_staging *st, tz_oid *oid_out, git_object_t type, uint8_t *data, size_t len);
 
 /* Read an object (staging first, then st->also, then the object database,
  * hash checked).
