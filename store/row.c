@@ -694,6 +694,67 @@ done:
 	return rc;
 }
 
+/* Does `name` need no escape (its line holds it as it is)? */
+static bool plain_name(const char *name, size_t n)
+{
+	return n > 0 && literal_prefix((const uint8_t *)name, n, true) == n;
+}
+
+int tz_row_patch(tz_buf *out, const uint8_t *old, size_t n, const tz_column *set, size_t nset,
+		 const tz_column *rem, size_t nrem)
+{
+	const uint8_t *p = old, *end = old + n;
+	size_t start = out->len, si = 0, ri = 0, ncols = 0;
+
+	for (size_t i = 0; i < nset; i++)
+		if (!plain_name(set[i].name, set[i].name_len) || check_column(&set[i]) < 0 ||
+		    (i > 0 && name_cmp(&set[i - 1], &set[i]) >= 0))
+			goto other;
+	for (size_t i = 0; i < nrem; i++)
+		if (!plain_name(rem[i].name, rem[i].name_len) || (i > 0 && name_cmp(&rem[i - 1], &rem[i]) >= 0))
+			goto other;
+	while (p < end) {
+		const uint8_t *nl = memchr(p, '\n', (size_t)(end - p)), *sp;
+		tz_column line = { NULL, 0, { TZ_VNULL, 0, 0, NULL, 0 } };
+		int c = 1;
+		if (nl == NULL || (sp = memchr(p, ' ', (size_t)(nl - p))) == NULL || memchr(p, '\\', (size_t)(sp - p)))
+			goto other;   /* a name with escapes: compared unescaped, by the decoder */
+		line.name = (const char *)p;
+		line.name_len = (size_t)(sp - p);
+		bool removed;
+		/* the columns set before this line's: new columns */
+		while (si < nset && (c = name_cmp(&set[si], &line)) < 0) {
+			put_line(out, &set[si++]);
+			ncols++;
+		}
+		if (si == nset)
+			c = 1;
+		if (ri < nrem && name_cmp(&rem[ri], &line) < 0)
+			goto other;   /* a column to remove that the row lacks */
+		if ((removed = ri < nrem && name_cmp(&rem[ri], &line) == 0))
+			ri++;
+		if (c == 0) {
+			put_line(out, &set[si++]);   /* its new value */
+			ncols++;
+		} else if (!removed) {
+			tz_buf_put(out, p, (size_t)(nl - p) + 1);   /* as it was */
+			ncols++;
+		}
+		p = nl + 1;
+	}
+	if (ri < nrem)
+		goto other;
+	for (; si < nset; si++, ncols++)
+		put_line(out, &set[si]);
+	if (ncols > TZ_ROW_MAX_COLUMNS || out->len - start > TZ_ROW_MAX_BYTES)
+		goto other;
+	return tz_buf_error(out);
+other:
+	if (out->err == TZ_OK)
+		out->len = start;
+	return out->err != TZ_OK ? out->err : 1;
+}
+
 /* ---- row decoding ---- */
 
 /* State of one decode: the arena is filled front to back; every decoded

@@ -740,6 +740,32 @@ static int get_value(tz_reader *r, tz_value *v)
 /* A row from its shape: the parent's row old_oid (a patch) with columns
  * removed and set, or (NULL: whole) just the columns; re-encoded
  * canonically. */
+/* A patch as text (tz_row_patch): the parent's lines the patch leaves
+ * are copied, not decoded and encoded again.  1: not handled there. */
+static int patch_row(unpack_ctx *u, tz_buf *out, const tz_oid *old_oid, const in_shape *sh, const tz_column *names)
+{
+	tz_column set[64], rem[64];
+	git_odb_object *obj;
+	git_object_t type;
+	const uint8_t *od;
+	size_t ol;
+	int rc;
+
+	if (sh->nset > 64 || sh->nrem > 64)
+		return 1;
+	for (size_t i = 0; i < sh->nset; i++) {
+		set[i] = names[sh->set[i]];
+		set[i].v = sh->vals[i];
+	}
+	for (size_t i = 0; i < sh->nrem; i++)
+		rem[i] = names[sh->rem[i]];
+	if ((rc = tz_obj__peek(u->s, u->st, old_oid, &type, &od, &ol, &obj)) < 0)
+		return rc;
+	rc = type == GIT_OBJECT_BLOB ? tz_row_patch(out, od, ol, set, sh->nset, rem, sh->nrem) : 1;
+	git_odb_object_free(obj);
+	return rc;
+}
+
 static int build_row(unpack_ctx *u, tz_buf *out, const tz_oid *old_oid, const in_shape *sh, const tz_column *names)
 {
 	uint8_t *od = NULL;
@@ -748,6 +774,9 @@ static int build_row(unpack_ctx *u, tz_buf *out, const tz_oid *old_oid, const in
 	tz_column *cols = NULL;
 	int rc = TZ_OK;
 
+	if (old_oid != NULL && (rc = patch_row(u, out, old_oid, sh, names)) <= 0)
+		return rc;
+	rc = TZ_OK;
 	if (old_oid != NULL &&
 	    ((rc = read_blob(u->s, u->st, old_oid, &od, &ol)) < 0 || (rc = tz_row_decode(&old, od, ol)) < 0))
 		goto done;
@@ -1137,9 +1166,11 @@ static int unpack_one(unpack_ctx *u, tz_oid *out)
 			if (rc == TZ_OK)
 				rc = build_row(u, &blob, u->ops[i] == OP_PATCH ? &old[i] : NULL, &sh, names);
 		}
-		if (rc == TZ_OK)
-			rc = tz_staging__add(u->s, u->st, &c->oid, GIT_OBJECT_BLOB, blob.data ? blob.data : (const uint8_t *)"",
-					     blob.len);
+		if (rc == TZ_OK) {
+			size_t bl;
+			uint8_t *bd = tz_buf_detach(&blob, &bl);   /* the staging keeps it */
+			rc = bd ? tz_staging__take(u->s, u->st, &c->oid, GIT_OBJECT_BLOB, bd, bl) : TZ_ENOMEM;
+		}
 		tz_buf_release(&blob);
 		if (rc < 0) {
 			tz_error_wrap(rc, "payload: commit %s, %s", hex, u->paths[i]);

@@ -86,6 +86,17 @@ typedef struct {
  * order, missing final newline, ...) or TZ_ELIMIT or TZ_ENOMEM.
  */
 int tz_row_decode(tz_row **out, const uint8_t *data, size_t len) TZ_MUST_CHECK;
+
+/* Append to out the row blob `old` (n bytes, canonical: as the history
+ * holds it) with the columns named in rem removed and those of set put,
+ * each list sorted by name.  The lines it keeps are copied as they are:
+ * the encoding being canonical, they are what decoding and encoding their
+ * values again would give.  Returns 1, with nothing appended, for what it
+ * leaves to tz_row_decode and tz_row_encode: a name that needs escapes, a
+ * column to remove that old lacks, lists out of order, a value
+ * tz_row_encode refuses, bytes that are no row, a row past the limits. */
+int tz_row_patch(tz_buf *out, const uint8_t *old, size_t n, const tz_column *set, size_t nset,
+		 const tz_column *rem, size_t nrem) TZ_MUST_CHECK;
 void tz_row_free(tz_row *row);
 
 /* The column named `name` in a decoded row, or NULL. */

@@ -1132,6 +1132,139 @@ static void prop_reals(void)
 	      "(%zu differ)", bad);
 }
 
+/* Half the time, names of plain letters (no escapes: the text path),
+ * duplicates dropped.  The names live in the pool rnd_row filled. */
+static size_t plain_names(tz_column *cols, size_t n)
+{
+	size_t keep = 0;
+
+	if (rnd_below(2))
+		return n;
+	for (size_t i = 0; i < n; i++) {
+		bool dup = false;
+		for (size_t k = 0; k < cols[i].name_len; k++)
+			((uint8_t *)(uintptr_t)cols[i].name)[k] = (uint8_t)"abc"[((const uint8_t *)cols[i].name)[k] % 3];
+		for (size_t k = 0; k < keep; k++)
+			dup |= col_cmp(&cols[k], &cols[i]) == 0;
+		if (!dup)
+			cols[keep++] = cols[i];
+	}
+	return keep;
+}
+
+/* tz_row_patch against decoding, changing and encoding again: random
+ * rows and patches whose names collide with the row's often (the small
+ * alphabet of rnd_row), some of which need escapes (tz_row_patch leaves
+ * those to the decoder), and columns to remove that the row lacks. */
+#define PROP_PATCHES 30000
+static void prop_patch(void)
+{
+	static uint8_t pool[GEN_COLS][2][GEN_BYTES], pool2[GEN_COLS][2][GEN_BYTES];
+	tz_column old[GEN_COLS], cand[GEN_COLS], set[GEN_COLS], rem[GEN_COLS], ref[2 * GEN_COLS];
+	tz_buf enc = TZ_BUF_INIT, got = TZ_BUF_INIT, want = TZ_BUF_INIT;
+	size_t fast = 0, other = 0, wrong = 0, appended = 0, lacking = 0, lacking_fast = 0;
+
+	for (size_t r = 0; r < PROP_PATCHES; r++) {
+		size_t n = plain_names(old, rnd_row(old, pool)), m = plain_names(cand, rnd_row(cand, pool2));
+		size_t ns = 0, nr = 0, nref = 0;
+		bool bogus = false;
+		int rc;
+
+		tz_buf_clear(&enc);
+		if (tz_row_encode(&enc, old, n) != TZ_OK)
+			continue;
+		qsort(old, n, sizeof(old[0]), col_cmp);
+		qsort(cand, m, sizeof(cand[0]), col_cmp);
+		for (size_t i = 0; i < m; i++)
+			if (rnd_below(2))
+				set[ns++] = cand[i];
+		for (size_t i = 0; i < n; i++) {
+			bool in_set = false;
+			for (size_t k = 0; k < ns; k++)
+				in_set |= col_cmp(&set[k], &old[i]) == 0;
+			if (!in_set && rnd_below(3) == 0)
+				rem[nr++] = old[i];
+		}
+		/* now and then a column to remove that the row lacks */
+		if (rnd_below(8) == 0 && m > 0) {
+			bool has = false;
+			for (size_t i = 0; i < n; i++)
+				has |= col_cmp(&old[i], &cand[0]) == 0;
+			for (size_t k = 0; k < ns; k++)
+				has |= col_cmp(&set[k], &cand[0]) == 0;
+			if (!has) {
+				rem[nr++] = cand[0];
+				qsort(rem, nr, sizeof(rem[0]), col_cmp);
+				bogus = true;
+				lacking++;
+			}
+		}
+		/* the reference: the row's columns less rem, then set on top */
+		for (size_t i = 0; i < n; i++) {
+			bool gone = false;
+			for (size_t k = 0; k < nr; k++)
+				gone |= col_cmp(&rem[k], &old[i]) == 0;
+			for (size_t k = 0; k < ns; k++)
+				gone |= col_cmp(&set[k], &old[i]) == 0;
+			if (!gone)
+				ref[nref++] = old[i];
+		}
+		for (size_t k = 0; k < ns; k++)
+			ref[nref++] = set[k];
+		tz_buf_clear(&want);
+		tz_buf_clear(&got);
+		tz_buf_puts(&got, "x");   /* appended after what is there */
+		rc = tz_row_patch(&got, enc.data, enc.len, set, ns, rem, nr);
+		if (rc == 1) {
+			other++;
+			appended += got.len != 1;
+			continue;
+		}
+		fast++;
+		lacking_fast += bogus;
+		if (rc != TZ_OK || tz_row_encode(&want, ref, nref) != TZ_OK ||
+		    !same_bytes(got.data + 1, got.len - 1, (const char *)want.data, want.len))
+			wrong++;
+	}
+	tz_buf_release(&enc);
+	tz_buf_release(&got);
+	tz_buf_release(&want);
+	printf("# %d patches: %zu as text, %zu left to decode and encode (%zu removing a column the row lacks)\n",
+	       PROP_PATCHES, fast, other, lacking);
+	CHECK(wrong == 0, "property: a patch as text gives the bytes decoding, changing and encoding give (%zu differ)",
+	      wrong);
+	CHECK(appended == 0, "property: a patch left to the decoder appends nothing (%zu did)", appended);
+	CHECK(lacking_fast == 0 && lacking > 0, "property: removing a column the row lacks is left to the decoder "
+	      "(%zu of %zu were not)", lacking_fast, lacking);
+	CHECK(fast > PROP_PATCHES / 10, "property: many patches are done as text (%zu)", fast);
+}
+
+static void test_patch_examples(void)
+{
+	static const char old[] = "a t x\nb i 1\nd n\n";
+	tz_column set[2] = { { "b", 1, { TZ_VINT, 2, 0, NULL, 0 } }, { "c", 1, { TZ_VTEXT, 0, 0, (const uint8_t *)"y z", 3 } } };
+	tz_column rem[1] = { { "d", 1, { TZ_VNULL, 0, 0, NULL, 0 } } };
+	tz_column esc[1] = { { "b c", 3, { TZ_VINT, 1, 0, NULL, 0 } } };
+	tz_buf b = TZ_BUF_INIT;
+	static const char want[] = "a t x\nb i 2\nc t y z\n";
+
+	CHECK(tz_row_patch(&b, (const uint8_t *)old, sizeof(old) - 1, set, 2, rem, 1) == TZ_OK &&
+	      same_bytes(b.data, b.len, want, sizeof(want) - 1), "a patch as text: a line kept, one replaced, one added, one removed");
+	tz_buf_clear(&b);
+	CHECK(tz_row_patch(&b, (const uint8_t *)old, sizeof(old) - 1, set + 1, 1, set, 1) == TZ_OK &&
+	      same_bytes(b.data, b.len, "a t x\nc t y z\nd n\n", 18), "removing b and adding c");
+	tz_buf_clear(&b);
+	CHECK(tz_row_patch(&b, (const uint8_t *)old, sizeof(old) - 1, esc, 1, NULL, 0) == 1 && b.len == 0,
+	      "a name that needs an escape is left to the decoder");
+	CHECK(tz_row_patch(&b, (const uint8_t *)old, sizeof(old) - 1, NULL, 0, set + 1, 1) == 1 && b.len == 0,
+	      "removing a column the row lacks is left to the decoder");
+	CHECK(tz_row_patch(&b, (const uint8_t *)"a t x", 5, set, 1, NULL, 0) == 1 && b.len == 0,
+	      "bytes that are no row (no newline) are left to the decoder");
+	CHECK(tz_row_patch(&b, (const uint8_t *)old, sizeof(old) - 1, (tz_column[]){ set[1], set[0] }, 2, NULL, 0) == 1 &&
+	      b.len == 0, "columns out of order are left to the encoder");
+	tz_buf_release(&b);
+}
+
 int main(void)
 {
 	const char *env = getenv("TZ_TEST_SEED");
@@ -1161,7 +1294,9 @@ int main(void)
 	test_key_reject();
 	test_key_no_arena();
 	test_alloc_faults();
+	test_patch_examples();
 	prop_rows();
+	prop_patch();
 	prop_keys();
 	prop_reals();
 	return tz_test_done();
