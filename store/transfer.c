@@ -1166,11 +1166,9 @@ static int unpack_one(unpack_ctx *u, tz_oid *out)
 			if (rc == TZ_OK)
 				rc = build_row(u, &blob, u->ops[i] == OP_PATCH ? &old[i] : NULL, &sh, names);
 		}
-		if (rc == TZ_OK) {
-			size_t bl;
-			uint8_t *bd = tz_buf_detach(&blob, &bl);   /* the staging keeps it */
-			rc = bd ? tz_staging__take(u->s, u->st, &c->oid, GIT_OBJECT_BLOB, bd, bl) : TZ_ENOMEM;
-		}
+		if (rc == TZ_OK)
+			rc = tz_staging__add(u->s, u->st, &c->oid, GIT_OBJECT_BLOB, blob.data ? blob.data : (const uint8_t *)"",
+					     blob.len);
 		tz_buf_release(&blob);
 		if (rc < 0) {
 			tz_error_wrap(rc, "payload: commit %s, %s", hex, u->paths[i]);
