@@ -370,24 +370,11 @@ static int apply_one(mat_ctx *m, mat_change *c, int pass)
  * application's own triggers still fire. */
 static int capture_off(tz_store *s, tz_buf *saved)
 {
-	sqlite3_stmt *q = NULL;
 	tz_buf drop = TZ_BUF_INIT;
-	int rc, step;
+	int rc;
 
-	if ((rc = tz_sql__prepare(s, &q, "SELECT name, sql FROM sqlite_master WHERE type = 'trigger'"
-					 " AND name GLOB 'tz_[iudmrk]_[0-9]*' ORDER BY rowid")) < 0)
-		return rc;
-	while ((step = sqlite3_step(q)) == SQLITE_ROW) {
-		tz_buf_puts(&drop, "DROP TRIGGER ");
-		tz_sql__put_ident(&drop, (const char *)sqlite3_column_text(q, 0));
-		tz_buf_puts(&drop, ";\n");
-		tz_buf_puts(saved, (const char *)sqlite3_column_text(q, 1));
-		tz_buf_puts(saved, ";\n");
-	}
-	sqlite3_finalize(q);
-	if (step != SQLITE_DONE)
-		rc = tz_sql__error(s, step, "cannot list the change log's triggers");
-	if (rc == TZ_OK && (rc = tz_buf_error(&drop)) == TZ_OK && (rc = tz_buf_error(saved)) == TZ_OK && drop.len)
+	if ((rc = tz_schema__capture_triggers(s, &drop, saved)) == TZ_OK && (rc = tz_buf_error(&drop)) == TZ_OK &&
+	    drop.len)
 		rc = tz_sql__exec(s, (const char *)drop.data);
 	tz_buf_release(&drop);
 	return rc;

@@ -429,24 +429,35 @@ static const char *const drop_untracked_sql =
 	"DELETE FROM tz_changes WHERE tid NOT IN"
 	" (SELECT d.tid FROM tz_tid d JOIN tz_track t ON t.tbl = d.tbl);";
 
-/* Drop every capture trigger, then create them for the tracked tables. */
-static int install_triggers(tz_store *s, const tz_tables *ts)
+int tz_schema__capture_triggers(tz_store *s, tz_buf *drop, tz_buf *saved)
 {
 	sqlite3_stmt *st = NULL;
-	tz_buf sql = TZ_BUF_INIT;
 	int rc, step;
 
-	if ((rc = tz_sql__prepare(s, &st, "SELECT name FROM sqlite_master WHERE type = 'trigger'"
-					  " AND name GLOB 'tz_[iudmrk]_[0-9]*'")) < 0)
+	if ((rc = tz_sql__prepare(s, &st, "SELECT name, sql FROM sqlite_master WHERE type = 'trigger'"
+					  " AND name GLOB 'tz_[iudmrk]_[0-9]*' ORDER BY rowid")) < 0)
 		return rc;
 	while ((step = sqlite3_step(st)) == SQLITE_ROW) {
-		tz_buf_puts(&sql, "DROP TRIGGER ");
-		tz_sql__put_ident(&sql, (const char *)sqlite3_column_text(st, 0));
-		tz_buf_puts(&sql, ";\n");
+		tz_buf_puts(drop, "DROP TRIGGER ");
+		tz_sql__put_ident(drop, (const char *)sqlite3_column_text(st, 0));
+		tz_buf_puts(drop, ";\n");
+		if (saved) {
+			tz_buf_puts(saved, (const char *)sqlite3_column_text(st, 1));
+			tz_buf_puts(saved, ";\n");
+		}
 	}
 	sqlite3_finalize(st);
 	if (step != SQLITE_DONE)
-		rc = tz_sql__error(s, step, "cannot list triggers");
+		return tz_sql__error(s, step, "cannot list the change log's triggers");
+	return saved ? tz_buf_error(saved) : TZ_OK;
+}
+
+/* Drop every capture trigger, then create them for the tracked tables. */
+static int install_triggers(tz_store *s, const tz_tables *ts)
+{
+	tz_buf sql = TZ_BUF_INIT;
+	int rc = tz_schema__capture_triggers(s, &sql, NULL);
+
 	for (size_t i = 0; i < ts->n; i++)
 		trigger_sql(&sql, &ts->t[i]);
 	if (rc == TZ_OK && (rc = tz_buf_error(&sql)) == TZ_OK && sql.len)

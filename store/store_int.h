@@ -338,6 +338,10 @@ typedef struct {
 	tz_table *t;
 } tz_tables;
 
+/* The change log's triggers (tz_[iudmrk]_N, in the order they were made):
+ * a DROP TRIGGER for each appended to drop, their CREATE statements (sql
+ * and ';') to saved unless NULL. */
+int tz_schema__capture_triggers(tz_store *s, tz_buf *drop, tz_buf *saved);
 /* Load tz_track and each table's columns; the statements are prepared on
  * demand.  Releases what it built on failure. */
 int tz_schema__load(tz_store *s, tz_tables *out);
