@@ -402,6 +402,12 @@ const tz_tree_entry *tz_tree__find(const tz_tree *t, const char *name, size_t le
 	return NULL;
 }
 
+/* An entry's mode as a tree writes it, with its space. */
+static const char *tree_mode(const tz_tree_entry *e)
+{
+	return e->mode == 040000 ? "40000 " : "100644 ";
+}
+
 /* Serialised at once into a buffer of its exact size, which the staging
  * keeps (a 17 KB leaf grew by doubling, then was copied). */
 int tz_tree__write(tz_store *s, tz_staging *st, tz_oid *out, tz_tree_entry *e, size_t n)
@@ -411,12 +417,13 @@ int tz_tree__write(tz_store *s, tz_staging *st, tz_oid *out, tz_tree_entry *e, s
 
 	tz_tree__sort(e, n);
 	for (size_t i = 0; i < n; i++)
-		len += (e[i].mode == 040000 ? 6 : 7) + e[i].name_len + 1 + 20;
+		len += strlen(tree_mode(&e[i])) + e[i].name_len + 1 + 20;
 	if ((p = b = tz_malloc(len ? len : 1)) == NULL)
 		return TZ_ENOMEM;
 	for (size_t i = 0; i < n; i++) {
-		memcpy(p, e[i].mode == 040000 ? "40000 " : "100644 ", e[i].mode == 040000 ? 6 : 7);
-		p += e[i].mode == 040000 ? 6 : 7;
+		const char *mode = tree_mode(&e[i]);
+		memcpy(p, mode, strlen(mode));
+		p += strlen(mode);
 		memcpy(p, e[i].name, e[i].name_len);
 		p += e[i].name_len;
 		*p++ = 0;

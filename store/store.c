@@ -576,7 +576,6 @@ static void pending_free(git_odb_backend *b)
 static int open_odb(tz_store *s)
 {
 	pending_backend *pb;
-
 	char dir[PATH_MAX];
 	git_odb_backend *b = NULL;
 
