@@ -386,7 +386,8 @@ static int apply_all(mat_ctx *m)
 	tz_buf saved = TZ_BUF_INIT;
 	int rc, on;
 
-	qsort(m->ch, m->n, sizeof(*m->ch), by_key);
+	if (m->n > 1)
+		qsort(m->ch, m->n, sizeof(*m->ch), by_key);
 	if ((rc = capture_off(m->s, &saved)) < 0) {
 		tz_buf_release(&saved);
 		return rc;
