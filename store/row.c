@@ -716,12 +716,13 @@ int tz_row_patch(tz_buf *out, const uint8_t *old, size_t n, const tz_column *set
 	while (p < end) {
 		const uint8_t *nl = memchr(p, '\n', (size_t)(end - p)), *sp;
 		tz_column line = { NULL, 0, { TZ_VNULL, 0, 0, NULL, 0 } };
+		bool removed;
 		int c = 1;
+
 		if (nl == NULL || (sp = memchr(p, ' ', (size_t)(nl - p))) == NULL || memchr(p, '\\', (size_t)(sp - p)))
 			goto other;   /* a name with escapes: compared unescaped, by the decoder */
 		line.name = (const char *)p;
 		line.name_len = (size_t)(sp - p);
-		bool removed;
 		/* the columns set before this line's: new columns */
 		while (si < nset && (c = name_cmp(&set[si], &line)) < 0) {
 			put_line(out, &set[si++]);
